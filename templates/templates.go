@@ -1,0 +1,11 @@
+// Package templates holds billflow's html/template and text/template files:
+// documents printed to PDF (docs/) and emails (email/). It only embeds them;
+// the documents and mail packages parse and execute them.
+package templates
+
+import "embed"
+
+// FS is every template file, rooted at this folder (paths "docs/…", "email/…").
+//
+//go:embed all:docs all:email
+var FS embed.FS
