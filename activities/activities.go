@@ -1,0 +1,299 @@
+// Package activities holds the side effects workflows call: charges and
+// refunds, ledger writes, PDF rendering, email. Activities are thin: the work
+// lives in store, payments, documents, pdf and mail, which know nothing of
+// Temporal. Every activity is safe to run twice.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/billflow/billflow/payments"
+	"github.com/billflow/billflow/store"
+)
+
+// Error types raised by activities (the workflows package re-exports them).
+const (
+	ErrTypeGateway      = "GatewayRejected"
+	ErrTypeInvalidState = "InvalidState"
+)
+
+// Activities carries every dependency an activity needs.
+type Activities struct {
+	Store         *store.Store
+	Gateway       payments.Gateway
+	Logger        *slog.Logger
+	PublicBaseURL string
+	Now           func() time.Time
+}
+
+func (a *Activities) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
+}
+
+func (a *Activities) log() *slog.Logger {
+	if a.Logger != nil {
+		return a.Logger
+	}
+	return slog.Default()
+}
+
+func snapshot(inv *store.Invoice) InvoiceSnapshot {
+	return InvoiceSnapshot{Status: string(inv.Status), AmountPaid: inv.AmountPaid, AmountRefunded: inv.AmountRefunded,
+		AmountDue: inv.AmountDue, AmountProcessing: inv.AmountProcessing}
+}
+
+// MethodLabel is how a payment method is shown: "Visa •••• 4242".
+func MethodLabel(typ, brand, last4, bank string) string {
+	if typ == payments.MethodUSBankAccount {
+		name := bank
+		if name == "" {
+			name = "Bank account"
+		}
+		if last4 != "" {
+			return name + " •••• " + last4
+		}
+		return name
+	}
+	if brand == "" {
+		return "Card"
+	}
+	b := strings.ToUpper(brand[:1]) + brand[1:]
+	switch brand {
+	case "amex":
+		b = "American Express"
+	case "mastercard":
+		b = "Mastercard"
+	}
+	if last4 == "" {
+		return b
+	}
+	return b + " •••• " + last4
+}
+
+// gatewayErr turns a gateway failure into what Temporal should do with it.
+func gatewayErr(op string, err error) error {
+	var ge *payments.Error
+	if errors.As(err, &ge) && !payments.IsRetryable(err) {
+		return temporal.NewNonRetryableApplicationError(ge.Message, ErrTypeGateway, nil, ge.Code)
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// ensureCustomer creates the client's processor customer once.
+func (a *Activities) ensureCustomer(ctx context.Context, c *store.Client) (string, error) {
+	if c.StripeCustomerID != "" {
+		return c.StripeCustomerID, nil
+	}
+	id, err := a.Gateway.CreateCustomer(ctx, payments.CustomerRequest{IdempotencyKey: "customer-" + c.ID, ClientID: c.ID,
+		PracticeID: c.PracticeID, Email: c.Email, Name: c.Name})
+	if err != nil {
+		return "", gatewayErr("create customer", err)
+	}
+	return a.Store.SetStripeCustomer(ctx, c.ID, id)
+}
+
+// Charge takes one payment exactly once. The payment ID is the processor's
+// idempotency key; a retry first looks for a recorded payment, then asks the
+// processor for an existing PaymentIntent, and only then charges.
+func (a *Activities) Charge(ctx context.Context, in *ChargeInput) (*ChargeResult, error) {
+	inv, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+	if err != nil {
+		return nil, err
+	}
+	if p, err := a.Store.GetPayment(ctx, in.PaymentID); err == nil {
+		return &ChargeResult{PaymentID: p.ID, IntentID: p.ProcessorIntentID, Status: p.Status,
+			MethodLabel: MethodLabel(p.MethodType, p.Brand, p.Last4, p.BankName), Invoice: snapshot(inv)}, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	client, err := a.Store.GetClient(ctx, inv.PracticeID, inv.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	pmID, offSession := in.PaymentMethodID, in.OffSession
+	var customerID string
+	if in.SavedPaymentMethodID != "" {
+		saved, err := a.Store.GetPaymentMethod(ctx, client.ID, in.SavedPaymentMethodID)
+		if err != nil {
+			return nil, temporal.NewNonRetryableApplicationError("that saved payment method is not available", ErrTypeGateway, err)
+		}
+		pmID, offSession = saved.ProcessorPMID, true
+	}
+	if in.SaveCard || in.SavedPaymentMethodID != "" {
+		if customerID, err = a.ensureCustomer(ctx, client); err != nil {
+			return nil, err
+		}
+	}
+	var res *payments.ChargeResult
+	if activity.GetInfo(ctx).Attempt > 1 {
+		// The last attempt may have charged and then died: ask, never charge twice.
+		if res, err = a.Gateway.FindPaymentIntent(ctx, in.PaymentID); err != nil {
+			return nil, gatewayErr("find payment intent", err)
+		}
+	}
+	if res == nil {
+		res, err = a.Gateway.Charge(ctx, payments.ChargeRequest{
+			IdempotencyKey: in.PaymentID, Amount: in.Amount, Currency: in.Currency, CustomerID: customerID,
+			PaymentMethodID: pmID, OffSession: offSession, SaveCard: in.SaveCard && in.SavedPaymentMethodID == "",
+			PayerName: in.PayerName, BillingZIP: in.BillingZIP, Description: inv.Number, ReturnURL: in.ReturnURL,
+			Metadata: map[string]string{"practice_id": inv.PracticeID, "client_id": inv.ClientID, "invoice_id": inv.ID,
+				"payment_id": in.PaymentID},
+		})
+		if err != nil {
+			return nil, gatewayErr("charge", err)
+		}
+	}
+	out := &ChargeResult{PaymentID: in.PaymentID, IntentID: res.PaymentIntentID, Status: string(res.Status),
+		FailureCode: res.FailureCode, DeclineCode: res.DeclineCode, FailureMessage: res.FailureMessage,
+		NextActionURL: res.NextActionURL,
+		MethodLabel:   MethodLabel(res.Method.Type, res.Method.Brand, res.Method.Last4, res.Method.BankName)}
+	if res.Status == payments.StatusFailed {
+		// A decline changes nothing: no payment row, no ledger entry.
+		a.log().Info("charge declined", "invoice_id", inv.ID, "payment_id", in.PaymentID, "code", res.FailureCode, "decline_code", res.DeclineCode)
+		out.Invoice = snapshot(inv)
+		return out, nil
+	}
+	payerName := in.PayerName
+	if payerName == "" {
+		payerName = res.Method.CardholderName
+	}
+	inv, _, err = a.Store.RecordPayment(ctx, &store.Payment{
+		ID: in.PaymentID, PracticeID: inv.PracticeID, ClientID: inv.ClientID, InvoiceID: inv.ID,
+		BalancePaymentID: in.BalancePaymentID, IdempotencyKey: in.PaymentID, Amount: in.Amount, Currency: in.Currency,
+		Status: string(res.Status), ProcessorIntentID: res.PaymentIntentID, MethodType: res.Method.Type,
+		Brand: res.Method.Brand, Last4: res.Method.Last4, BankName: res.Method.BankName, PayerName: payerName,
+		BillingZIP: in.BillingZIP,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if in.SaveCard && in.SavedPaymentMethodID == "" && res.Method.ID != "" {
+		if _, err := a.Store.SavePaymentMethod(ctx, &store.SavedPaymentMethod{
+			PracticeID: inv.PracticeID, ClientID: inv.ClientID, ProcessorPMID: res.Method.ID, Type: res.Method.Type,
+			Brand: res.Method.Brand, Last4: res.Method.Last4, ExpMonth: int32(res.Method.ExpMonth), ExpYear: int32(res.Method.ExpYear),
+			BankName: res.Method.BankName, CardholderName: firstNonEmpty(in.PayerName, res.Method.CardholderName),
+			BillingZIP: firstNonEmpty(in.BillingZIP, res.Method.BillingZIP),
+		}); err != nil {
+			return nil, err
+		}
+	}
+	a.log().Info("payment recorded", "invoice_id", inv.ID, "payment_id", in.PaymentID, "status", res.Status, "amount", in.Amount)
+	out.Invoice = snapshot(inv)
+	return out, nil
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// SyncPayment asks the processor where a processing or requires_action
+// payment stands and records it (a webhook said it moved).
+func (a *Activities) SyncPayment(ctx context.Context, in *SyncPaymentInput) (*ChargeResult, error) {
+	p, err := a.Store.GetPayment(ctx, in.PaymentID)
+	if err != nil {
+		return nil, err
+	}
+	intentID := firstNonEmpty(in.IntentID, p.ProcessorIntentID)
+	res, err := a.Gateway.GetPaymentIntent(ctx, intentID)
+	if err != nil {
+		return nil, gatewayErr("get payment intent", err)
+	}
+	status := string(res.Status)
+	if status == string(payments.StatusRequiresAction) && p.Status == "requires_action" {
+		inv, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+		if err != nil {
+			return nil, err
+		}
+		return &ChargeResult{PaymentID: p.ID, IntentID: intentID, Status: status, Invoice: snapshot(inv)}, nil
+	}
+	upd := *p
+	upd.Status, upd.FailureCode, upd.DeclineCode, upd.FailureMessage = status, res.FailureCode, res.DeclineCode, res.FailureMessage
+	upd.MethodType, upd.Brand, upd.Last4 = res.Method.Type, res.Method.Brand, res.Method.Last4
+	inv, rec, err := a.Store.RecordPayment(ctx, &upd)
+	if err != nil {
+		return nil, err
+	}
+	return &ChargeResult{PaymentID: rec.ID, IntentID: intentID, Status: rec.Status, FailureCode: rec.FailureCode,
+		DeclineCode: rec.DeclineCode, FailureMessage: rec.FailureMessage,
+		MethodLabel: MethodLabel(rec.MethodType, rec.Brand, rec.Last4, rec.BankName), Invoice: snapshot(inv)}, nil
+}
+
+// Refund returns money from one payment exactly once (the refund ID is the
+// processor's idempotency key) and records it with its ledger entries.
+func (a *Activities) Refund(ctx context.Context, in *RefundInput) (*RefundResult, error) {
+	pay, err := a.Store.GetPayment(ctx, in.PaymentID)
+	if err != nil {
+		return nil, err
+	}
+	refunds, err := a.Store.ListRefunds(ctx, in.InvoiceID)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range refunds {
+		if r.ID == in.RefundID {
+			inv, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+			if err != nil {
+				return nil, err
+			}
+			return &RefundResult{RefundID: r.ID, Status: r.Status, Invoice: snapshot(inv)}, nil
+		}
+	}
+	if left := pay.Amount - pay.AmountRefunded; in.Amount > left {
+		return nil, temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("refund is more than the %d left on the payment", left), ErrTypeGateway, nil)
+	}
+	res, err := a.Gateway.Refund(ctx, payments.RefundRequest{IdempotencyKey: in.RefundID, PaymentIntentID: pay.ProcessorIntentID,
+		Amount: in.Amount, Reason: stripeReason(in.Reason),
+		Metadata: map[string]string{"invoice_id": in.InvoiceID, "payment_id": in.PaymentID, "refund_id": in.RefundID}})
+	if err != nil {
+		return nil, gatewayErr("refund", err)
+	}
+	if res.Status == "failed" || res.Status == "canceled" {
+		return nil, temporal.NewNonRetryableApplicationError("the processor refused the refund", ErrTypeGateway, nil)
+	}
+	inv, rec, err := a.Store.RecordRefund(ctx, &store.Refund{ID: in.RefundID, InvoiceID: in.InvoiceID, PaymentID: in.PaymentID,
+		IdempotencyKey: in.RefundID, Amount: in.Amount, Reason: in.Reason, ProcessorRefundID: res.RefundID})
+	if err != nil {
+		return nil, err
+	}
+	a.log().Info("refund recorded", "invoice_id", in.InvoiceID, "refund_id", in.RefundID, "amount", in.Amount)
+	return &RefundResult{RefundID: rec.ID, Status: rec.Status, Invoice: snapshot(inv)}, nil
+}
+
+// stripeReason keeps the processor's enumerated reasons; free text stays ours.
+func stripeReason(r string) string {
+	switch r {
+	case "duplicate", "fraudulent", "requested_by_customer":
+		return r
+	}
+	return ""
+}
+
+// VoidInvoice voids an unpaid invoice in the read model and kills its links.
+func (a *Activities) VoidInvoice(ctx context.Context, in *InvoiceRef) (*InvoiceSnapshot, error) {
+	inv, err := a.Store.VoidInvoice(ctx, in.InvoiceID)
+	if errors.Is(err, store.ErrConflict) {
+		return nil, temporal.NewNonRetryableApplicationError("only an unpaid invoice can be voided", ErrTypeInvalidState, err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	s := snapshot(inv)
+	return &s, nil
+}

@@ -1,0 +1,70 @@
+package activities
+
+// InvoiceSnapshot is an invoice's status and amounts as Postgres recorded them
+// after a change; the workflow mirrors it into state and search attributes.
+type InvoiceSnapshot struct {
+	Status           string
+	AmountPaid       int64
+	AmountRefunded   int64
+	AmountDue        int64
+	AmountProcessing int64
+}
+
+// ChargeInput asks for one payment on one invoice. PaymentID doubles as the
+// processor idempotency key, so a retried activity never charges twice.
+type ChargeInput struct {
+	InvoiceID            string
+	PaymentID            string
+	Amount               int64
+	Currency             string
+	PaymentMethodID      string
+	SavedPaymentMethodID string
+	SaveCard             bool
+	OffSession           bool
+	PayerName            string
+	BillingZIP           string
+	ReturnURL            string
+	BalancePaymentID     string
+}
+
+// ChargeResult is the processor's answer, recorded.
+type ChargeResult struct {
+	PaymentID      string
+	IntentID       string
+	Status         string // succeeded | processing | requires_action | failed
+	FailureCode    string
+	DeclineCode    string
+	FailureMessage string
+	NextActionURL  string
+	MethodLabel    string
+	Invoice        InvoiceSnapshot
+}
+
+// SyncPaymentInput asks the processor for a payment's current state (after a
+// webhook, or to resolve an unknown outcome) and records it.
+type SyncPaymentInput struct {
+	InvoiceID string
+	PaymentID string
+	IntentID  string
+}
+
+// RefundInput refunds part or all of one payment; RefundID is the idempotency key.
+type RefundInput struct {
+	InvoiceID string
+	PaymentID string
+	RefundID  string
+	Amount    int64
+	Reason    string
+}
+
+// RefundResult is a recorded refund.
+type RefundResult struct {
+	RefundID string
+	Status   string
+	Invoice  InvoiceSnapshot
+}
+
+// InvoiceRef names one invoice for activities that need nothing else.
+type InvoiceRef struct {
+	InvoiceID string
+}

@@ -1,0 +1,575 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/billflow/billflow/money"
+	"github.com/billflow/billflow/store"
+	"github.com/billflow/billflow/workflows"
+)
+
+type itemReq struct {
+	ServiceDate    string   `json:"service_date"`
+	Description    string   `json:"description"`
+	UnitAmount     *int64   `json:"unit_amount"`
+	Units          *int64   `json:"units,omitempty"`
+	CPTCode        string   `json:"cpt_code,omitempty"`
+	Modifiers      []string `json:"modifiers,omitempty"`
+	DiagnosisCodes []string `json:"diagnosis_codes,omitempty"`
+	PlaceOfService string   `json:"place_of_service,omitempty"`
+}
+
+type partialReq struct {
+	Enabled         bool   `json:"enabled"`
+	MinimumAmount   *int64 `json:"minimum_amount,omitempty"`
+	MinimumPercent  *int64 `json:"minimum_percent,omitempty"`
+	MaxInstallments *int64 `json:"max_installments,omitempty"`
+}
+
+type createInvoiceReq struct {
+	ClientID        string      `json:"client_id"`
+	Currency        string      `json:"currency,omitempty"`
+	DueDate         string      `json:"due_date"`
+	Items           []itemReq   `json:"items"`
+	PartialPayments *partialReq `json:"partial_payments,omitempty"`
+	Memo            string      `json:"memo,omitempty"`
+}
+
+// maxAmount bounds any single amount (Stripe's own limit is 99,999,999 minor units).
+const maxAmount = 99_999_999
+
+type fieldErr struct{ param, msg string }
+
+func (h *handlers) validateInvoice(req *createInvoiceReq, practice *store.Practice) (*store.NewInvoice, *fieldErr) {
+	cur := strings.ToLower(strings.TrimSpace(req.Currency))
+	if cur == "" {
+		cur = practice.Currency
+	}
+	if !money.Supported(cur) {
+		return nil, &fieldErr{"currency", fmt.Sprintf("currency %q is not a supported ISO 4217 code", req.Currency)}
+	}
+	due, err := time.Parse(time.DateOnly, req.DueDate)
+	if err != nil {
+		return nil, &fieldErr{"due_date", "due_date is required as YYYY-MM-DD"}
+	}
+	if len(req.Items) == 0 || len(req.Items) > 200 {
+		return nil, &fieldErr{"items", "items must list 1 to 200 services"}
+	}
+	if len(req.Memo) > 2000 {
+		return nil, &fieldErr{"memo", "memo must be at most 2000 characters"}
+	}
+	ni := &store.NewInvoice{Currency: cur, DueDate: due, Memo: req.Memo}
+	var total int64
+	for i, it := range req.Items {
+		p := func(f string) string { return fmt.Sprintf("items[%d].%s", i, f) }
+		sd, err := time.Parse(time.DateOnly, it.ServiceDate)
+		if err != nil {
+			return nil, &fieldErr{p("service_date"), p("service_date") + " is required as YYYY-MM-DD"}
+		}
+		desc := strings.TrimSpace(it.Description)
+		if desc == "" || len(desc) > 500 {
+			return nil, &fieldErr{p("description"), p("description") + " is required (1-500 characters)"}
+		}
+		if it.UnitAmount == nil || *it.UnitAmount < 0 || *it.UnitAmount > maxAmount {
+			return nil, &fieldErr{p("unit_amount"), p("unit_amount") + fmt.Sprintf(" is required: an integer from 0 to %d in the currency's minor unit", maxAmount)}
+		}
+		units := int64(1)
+		if it.Units != nil {
+			units = *it.Units
+		}
+		if units < 1 || units > 1000 {
+			return nil, &fieldErr{p("units"), p("units") + " must be from 1 to 1000"}
+		}
+		if len(it.CPTCode) > 10 || len(it.DiagnosisCodes) > 12 || len(it.PlaceOfService) > 4 || len(it.Modifiers) > 4 {
+			return nil, &fieldErr{p("cpt_code"), p("") + " has a code that is too long or too many codes"}
+		}
+		total += *it.UnitAmount * units
+		if total > maxAmount {
+			return nil, &fieldErr{"items", fmt.Sprintf("the invoice total must be at most %d", maxAmount)}
+		}
+		ni.Items = append(ni.Items, store.Item{ServiceDate: sd, Description: desc, CPTCode: strings.TrimSpace(it.CPTCode),
+			Modifiers: it.Modifiers, Units: units, UnitAmount: *it.UnitAmount, DiagnosisCodes: it.DiagnosisCodes,
+			PlaceOfService: it.PlaceOfService})
+	}
+	if total > 0 && total < money.MinimumCharge(cur) {
+		return nil, &fieldErr{"items", fmt.Sprintf("the invoice total %s is below the smallest charge in %s (%s)",
+			money.Format(total, cur), strings.ToUpper(cur), money.Format(money.MinimumCharge(cur), cur))}
+	}
+	if pp := req.PartialPayments; pp != nil && pp.Enabled {
+		ni.PartialPayments.Enabled = true
+		if pp.MinimumAmount != nil && pp.MinimumPercent != nil {
+			return nil, &fieldErr{"partial_payments", "give minimum_amount or minimum_percent, not both"}
+		}
+		if pp.MinimumAmount != nil {
+			if *pp.MinimumAmount < 1 || *pp.MinimumAmount > total {
+				return nil, &fieldErr{"partial_payments.minimum_amount", "partial_payments.minimum_amount must be from 1 to the invoice total"}
+			}
+			ni.PartialPayments.MinimumAmount = *pp.MinimumAmount
+		}
+		if pp.MinimumPercent != nil {
+			if *pp.MinimumPercent < 1 || *pp.MinimumPercent > 100 {
+				return nil, &fieldErr{"partial_payments.minimum_percent", "partial_payments.minimum_percent must be from 1 to 100"}
+			}
+			ni.PartialPayments.MinimumPercent = int32(*pp.MinimumPercent)
+		}
+		ni.PartialPayments.MaxInstallments = 2
+		if pp.MaxInstallments != nil {
+			if *pp.MaxInstallments < 2 || *pp.MaxInstallments > 12 {
+				return nil, &fieldErr{"partial_payments.max_installments", "partial_payments.max_installments must be from 2 to 12"}
+			}
+			ni.PartialPayments.MaxInstallments = int32(*pp.MaxInstallments)
+		}
+	}
+	return ni, nil
+}
+
+func (h *handlers) createInvoice(c *gin.Context) {
+	var req createInvoiceReq
+	if !bindJSON(c, &req) {
+		return
+	}
+	ctx := c.Request.Context()
+	pr := principalOf(c)
+	practice, err := h.Store.GetPractice(ctx, pr.PracticeID)
+	if err != nil {
+		h.internal(c, "get practice", err)
+		return
+	}
+	if strings.TrimSpace(req.ClientID) == "" {
+		badRequest(c, "parameter_missing", "client_id is required", "client_id")
+		return
+	}
+	cl, err := h.Store.GetClient(ctx, pr.PracticeID, req.ClientID)
+	if errors.Is(err, store.ErrNotFound) {
+		badRequest(c, "resource_missing", "no such client: "+req.ClientID, "client_id")
+		return
+	} else if err != nil {
+		h.internal(c, "get client", err)
+		return
+	}
+	ni, ferr := h.validateInvoice(&req, practice)
+	if ferr != nil {
+		badRequest(c, "parameter_invalid", ferr.msg, ferr.param)
+		return
+	}
+	ni.PracticeID, ni.ClientID = practice.ID, cl.ID
+	loc, err := time.LoadLocation(practice.Timezone)
+	if err != nil {
+		loc = time.UTC
+	}
+	now := h.Now().In(loc)
+	ni.IssueDate = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
+	if ni.DueDate.Before(ni.IssueDate) {
+		badRequest(c, "parameter_invalid", "due_date must not be before today ("+ni.IssueDate.Format(time.DateOnly)+")", "due_date")
+		return
+	}
+	inv, err := h.Store.CreateInvoice(ctx, *ni)
+	if err != nil {
+		h.internal(c, "create invoice", err)
+		return
+	}
+	if err := h.startInvoiceWorkflow(c, practice, cl, inv); err != nil {
+		h.unavailable(c, "start invoice workflow", err)
+		return
+	}
+	h.writeInvoice(c, http.StatusCreated, inv)
+}
+
+// startInvoiceWorkflow starts invoice-<id> with its search attributes and a
+// static summary; a second call for the same invoice is a no-op.
+func (h *handlers) startInvoiceWorkflow(c *gin.Context, practice *store.Practice, cl *store.Client, inv *store.Invoice) error {
+	offsets := make([]int, len(practice.ReminderOffsetsDays))
+	for i, o := range practice.ReminderOffsetsDays {
+		offsets[i] = int(o)
+	}
+	in := &workflows.InvoiceInput{
+		InvoiceID: inv.ID, Number: inv.Number, PracticeID: inv.PracticeID, ClientID: inv.ClientID, Currency: inv.Currency,
+		Total: inv.Total, DueDate: inv.DueDate, ReminderOffsets: offsets,
+		RefundWindow: time.Duration(practice.RefundWindowDays) * 24 * time.Hour,
+		Partial: workflows.PartialTerms{Enabled: inv.PartialPayments.Enabled, MinimumAmount: inv.PartialPayments.MinimumAmount,
+			MinimumPercent: int64(inv.PartialPayments.MinimumPercent), MaxInstallments: int(inv.PartialPayments.MaxInstallments)},
+	}
+	summary := fmt.Sprintf("%s · %s due %s", inv.Number, money.Format(inv.Total, inv.Currency), inv.DueDate.Format(time.DateOnly))
+	if practice.ShowClientNamesInTemporal {
+		summary += " · " + cl.Name
+	}
+	_, err := h.Temporal.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{
+		ID:                       workflows.InvoiceWorkflowID(inv.ID),
+		TaskQueue:                workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		StaticSummary:            summary,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.InvoiceStatusKey.ValueSet(string(inv.Status)),
+			workflows.PracticeIDKey.ValueSet(inv.PracticeID),
+			workflows.ClientIDKey.ValueSet(inv.ClientID),
+			workflows.AmountDueKey.ValueSet(inv.AmountDue),
+			workflows.DueDateKey.ValueSet(inv.DueDate),
+		),
+	}, workflows.InvoiceWorkflow, in)
+	return err
+}
+
+// loadInvoice reads an invoice the caller may see, or answers 404.
+func (h *handlers) loadInvoice(c *gin.Context) (*store.Invoice, bool) {
+	inv, err := h.Store.GetInvoice(c.Request.Context(), c.Param("id"))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !principalOf(c).canSeeInvoice(inv)) {
+		notFound(c, "invoice")
+		return nil, false
+	}
+	if err != nil {
+		h.internal(c, "get invoice", err)
+		return nil, false
+	}
+	return inv, true
+}
+
+type invoiceJSON struct {
+	*store.Invoice
+	Object     string           `json:"object"`
+	IssueDate  string           `json:"issue_date"`
+	DueDate    string           `json:"due_date"`
+	Items      []itemJSON       `json:"items"`
+	Payments   []*store.Payment `json:"payments"`
+	Refunds    []*store.Refund  `json:"refunds"`
+	PayURL     string           `json:"pay_url,omitempty"`
+	WorkflowID string           `json:"workflow_id"`
+}
+
+type itemJSON struct {
+	store.Item
+	ServiceDate string `json:"service_date"`
+}
+
+func (h *handlers) invoiceView(c *gin.Context, inv *store.Invoice) (*invoiceJSON, error) {
+	ctx := c.Request.Context()
+	pays, err := h.Store.ListPayments(ctx, inv.ID)
+	if err != nil {
+		return nil, err
+	}
+	refs, err := h.Store.ListRefunds(ctx, inv.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := &invoiceJSON{Invoice: inv, Object: "invoice", IssueDate: inv.IssueDate.Format(time.DateOnly),
+		DueDate: inv.DueDate.Format(time.DateOnly), Payments: pays, Refunds: refs,
+		WorkflowID: workflows.InvoiceWorkflowID(inv.ID)}
+	if out.Payments == nil {
+		out.Payments = []*store.Payment{}
+	}
+	if out.Refunds == nil {
+		out.Refunds = []*store.Refund{}
+	}
+	for _, it := range inv.Items {
+		out.Items = append(out.Items, itemJSON{Item: it, ServiceDate: it.ServiceDate.Format(time.DateOnly)})
+	}
+	return out, nil
+}
+
+func (h *handlers) writeInvoice(c *gin.Context, status int, inv *store.Invoice) {
+	v, err := h.invoiceView(c, inv)
+	if err != nil {
+		h.internal(c, "invoice view", err)
+		return
+	}
+	c.JSON(status, v)
+}
+
+func (h *handlers) getInvoice(c *gin.Context) {
+	if inv, ok := h.loadInvoice(c); ok {
+		h.writeInvoice(c, http.StatusOK, inv)
+	}
+}
+
+func (h *handlers) listInvoices(c *gin.Context) {
+	pr := principalOf(c)
+	f := store.InvoiceFilter{PracticeID: pr.PracticeID, ClientID: c.Query("client_id"), Status: c.Query("status"),
+		After: c.Query("starting_after")}
+	if pr.ClientID != "" {
+		if f.ClientID != "" && f.ClientID != pr.ClientID {
+			notFound(c, "client")
+			return
+		}
+		f.ClientID = pr.ClientID
+	}
+	if l := c.Query("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 100 {
+			badRequest(c, "parameter_invalid", "limit must be from 1 to 100", "limit")
+			return
+		}
+		f.Limit = n
+	}
+	if f.Limit == 0 {
+		f.Limit = 25
+	}
+	switch f.Status {
+	case "", "open", "processing", "partially_paid", "paid", "partially_refunded", "refunded", "void":
+	default:
+		badRequest(c, "parameter_invalid", "status must be one of open, processing, partially_paid, paid, partially_refunded, refunded, void", "status")
+		return
+	}
+	page, err := h.Store.ListInvoices(c.Request.Context(), store.InvoiceFilter{PracticeID: f.PracticeID, ClientID: f.ClientID,
+		Status: f.Status, After: f.After, Limit: f.Limit + 1})
+	if err != nil {
+		h.internal(c, "list invoices", err)
+		return
+	}
+	more := len(page) > f.Limit
+	if more {
+		page = page[:f.Limit]
+	}
+	data := make([]*invoiceJSON, 0, len(page))
+	for _, inv := range page {
+		data = append(data, &invoiceJSON{Invoice: inv, Object: "invoice", IssueDate: inv.IssueDate.Format(time.DateOnly),
+			DueDate: inv.DueDate.Format(time.DateOnly), WorkflowID: workflows.InvoiceWorkflowID(inv.ID)})
+	}
+	resp := gin.H{"object": "list", "data": data, "has_more": more}
+	if more {
+		resp["next_cursor"] = page[len(page)-1].ID
+	}
+	c.JSON(http.StatusOK, resp)
+}
+
+// ---- pay ----
+
+type payReq struct {
+	Amount               *int64 `json:"amount"`
+	PaymentMethod        string `json:"payment_method,omitempty"`
+	SavedPaymentMethodID string `json:"saved_payment_method_id,omitempty"`
+	SaveCard             bool   `json:"save_card,omitempty"`
+	PayerName            string `json:"payer_name,omitempty"`
+	BillingZIP           string `json:"billing_zip,omitempty"`
+}
+
+func (h *handlers) payInvoice(c *gin.Context) {
+	inv, ok := h.loadInvoice(c)
+	if !ok {
+		return
+	}
+	var req payReq
+	if !bindJSON(c, &req) {
+		return
+	}
+	if req.Amount == nil {
+		badRequest(c, "parameter_missing", "amount is required, in the currency's minor unit", "amount")
+		return
+	}
+	if *req.Amount <= 0 || *req.Amount > maxAmount {
+		badRequest(c, "parameter_invalid", "amount must be a positive integer in the currency's minor unit", "amount")
+		return
+	}
+	if (req.PaymentMethod == "") == (req.SavedPaymentMethodID == "") {
+		badRequest(c, "parameter_invalid", "give exactly one of payment_method or saved_payment_method_id", "payment_method")
+		return
+	}
+	if len(req.PayerName) > 200 || len(req.BillingZIP) > 20 || len(req.PaymentMethod) > 255 {
+		badRequest(c, "parameter_invalid", "payer_name, billing_zip or payment_method is too long", "")
+		return
+	}
+	in := &workflows.PayInput{Amount: *req.Amount, PaymentMethodID: req.PaymentMethod, SavedPaymentMethodID: req.SavedPaymentMethodID,
+		SaveCard: req.SaveCard, PayerName: strings.TrimSpace(req.PayerName), BillingZIP: strings.TrimSpace(req.BillingZIP),
+		ReturnURL: h.Config.PublicBaseURL + "/v1/invoices/" + inv.ID}
+	if req.SavedPaymentMethodID != "" {
+		pm, err := h.Store.GetPaymentMethod(c.Request.Context(), inv.ClientID, req.SavedPaymentMethodID)
+		if errors.Is(err, store.ErrNotFound) {
+			badRequest(c, "resource_missing", "no such saved payment method for this client", "saved_payment_method_id")
+			return
+		} else if err != nil {
+			h.internal(c, "get payment method", err)
+			return
+		}
+		in.PaymentMethodID = pm.ProcessorPMID
+		in.MethodLabel = methodLabel(pm.Type, pm.Brand, pm.Last4, pm.BankName)
+		in.OffSession = true
+	} else {
+		in.MethodLabel = labelForNewMethod(req.PaymentMethod)
+	}
+	var res workflows.PayResult
+	if !h.update(c, inv, workflows.PayUpdate, in, &res) {
+		return
+	}
+	payment := gin.H{"id": res.PaymentID, "amount": res.Amount, "status": res.Status}
+	if res.Status == "failed" {
+		c.AbortWithStatusJSON(http.StatusPaymentRequired, gin.H{"error": errorBody{Type: "card_error", Code: res.FailureCode,
+			DeclineCode: res.DeclineCode, Message: res.FailureMessage}, "payment": gin.H{"id": res.PaymentID, "amount": res.Amount,
+			"status": res.Status, "failure_code": res.FailureCode, "failure_message": res.FailureMessage}})
+		return
+	}
+	if res.NextActionURL != "" {
+		payment["next_action"] = gin.H{"type": "redirect_to_url", "redirect_to_url": gin.H{"url": res.NextActionURL}}
+	}
+	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
+	if err != nil {
+		h.internal(c, "get invoice", err)
+		return
+	}
+	view, err := h.invoiceView(c, fresh)
+	if err != nil {
+		h.internal(c, "invoice view", err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"payment": payment, "invoice": view})
+}
+
+// labelForNewMethod names a card before the processor has told us its brand:
+// Stripe's documented test IDs carry the brand; a tokenized pm_… does not.
+func labelForNewMethod(pm string) string {
+	switch {
+	case strings.HasPrefix(pm, "pm_usBankAccount"):
+		return "bank account"
+	case strings.Contains(pm, "visa"):
+		return "Visa"
+	case strings.Contains(pm, "mastercard"):
+		return "Mastercard"
+	case strings.Contains(pm, "amex"):
+		return "American Express"
+	}
+	return "card"
+}
+
+func methodLabel(typ, brand, last4, bank string) string {
+	if typ == "us_bank_account" {
+		return strings.TrimSpace(firstNonEmpty(bank, "Bank account") + " •••• " + last4)
+	}
+	if brand == "" {
+		brand = "card"
+	}
+	return strings.ToUpper(brand[:1]) + brand[1:] + " •••• " + last4
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// update sends an Update and waits for its result. The Idempotency-Key header
+// is the Update ID, so a retried request gets the first answer, never a second charge.
+func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg any, out any) bool {
+	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
+	if len(key) > 255 {
+		badRequest(c, "parameter_invalid", "Idempotency-Key must be at most 255 characters", "Idempotency-Key")
+		return false
+	}
+	if key == "" {
+		b := make([]byte, 12)
+		_, _ = rand.Read(b)
+		key = hex.EncodeToString(b)
+	}
+	args := []any{}
+	if arg != nil {
+		args = append(args, arg)
+	}
+	handle, err := h.Temporal.UpdateWorkflow(c.Request.Context(), client.UpdateWorkflowOptions{
+		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), UpdateID: name + ":" + key, UpdateName: name,
+		Args: args, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = handle.Get(c.Request.Context(), out)
+	}
+	if err == nil {
+		return true
+	}
+	var appErr *temporal.ApplicationError
+	var nf *serviceerror.NotFound
+	switch {
+	case errors.As(err, &appErr):
+		switch appErr.Type() {
+		case workflows.ErrTypeInvalidState:
+			apiError(c, http.StatusConflict, "invalid_request_error", "invoice_not_payable", appErr.Message(), "")
+		case workflows.ErrTypeInvalidPayment, workflows.ErrTypeInvalidRefund:
+			badRequest(c, "parameter_invalid", appErr.Message(), "amount")
+		default:
+			h.internal(c, "update "+name, err)
+		}
+	case errors.As(err, &nf):
+		apiError(c, http.StatusConflict, "invalid_request_error", "invoice_closed",
+			"this invoice's lifecycle has ended; it can no longer be changed", "")
+	default:
+		h.unavailable(c, "update "+name, err)
+	}
+	return false
+}
+
+// ---- refund & void ----
+
+type refundReq struct {
+	Amount    *int64 `json:"amount"`
+	PaymentID string `json:"payment_id,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+func (h *handlers) refundInvoice(c *gin.Context) {
+	inv, ok := h.loadInvoice(c)
+	if !ok {
+		return
+	}
+	var req refundReq
+	if !bindJSON(c, &req) {
+		return
+	}
+	if req.Amount == nil || *req.Amount <= 0 || *req.Amount > maxAmount {
+		badRequest(c, "parameter_invalid", "amount must be a positive integer in the currency's minor unit", "amount")
+		return
+	}
+	if len(req.Reason) > 500 {
+		badRequest(c, "parameter_invalid", "reason must be at most 500 characters", "reason")
+		return
+	}
+	var res workflows.RefundResult
+	if !h.update(c, inv, workflows.RefundUpdate, &workflows.RefundInput{Amount: *req.Amount, PaymentID: req.PaymentID, Reason: req.Reason}, &res) {
+		return
+	}
+	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
+	if err != nil {
+		h.internal(c, "get invoice", err)
+		return
+	}
+	view, err := h.invoiceView(c, fresh)
+	if err != nil {
+		h.internal(c, "invoice view", err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"refund": gin.H{"id": res.RefundID, "payment_id": res.PaymentID, "amount": res.Amount,
+		"status": res.Status, "reason": req.Reason}, "invoice": view})
+}
+
+func (h *handlers) voidInvoice(c *gin.Context) {
+	inv, ok := h.loadInvoice(c)
+	if !ok {
+		return
+	}
+	if c.Request.ContentLength > 0 {
+		var empty struct{}
+		if !bindJSON(c, &empty) {
+			return
+		}
+	}
+	var snap workflows.InvoiceSnapshot
+	if !h.update(c, inv, workflows.VoidUpdate, nil, &snap) {
+		return
+	}
+	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
+	if err != nil {
+		h.internal(c, "get invoice", err)
+		return
+	}
+	h.writeInvoice(c, http.StatusOK, fresh)
+}

@@ -1,0 +1,247 @@
+// Package api is billflow's Gin HTTP API (JSON under /v1), the only package
+// that imports Gin. It reads from Postgres and drives Temporal; it never
+// imports activities.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.temporal.io/sdk/client"
+
+	"github.com/billflow/billflow/config"
+	"github.com/billflow/billflow/payments"
+	"github.com/billflow/billflow/store"
+)
+
+// Deps are what the handlers need.
+type Deps struct {
+	Store    *store.Store
+	Temporal client.Client
+	Gateway  payments.Gateway
+	Config   *config.Config
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	Now      func() time.Time
+}
+
+type handlers struct {
+	Deps
+	requests *prometheus.HistogramVec
+}
+
+// maxBody bounds every request body.
+const maxBody = 1 << 20
+
+// Router builds the engine apart from the http.Server so tests can wrap it.
+func Router(d Deps) *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	h := &handlers{Deps: d}
+	h.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "billflow_http_request_duration_seconds", Help: "HTTP requests by route and status.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+	}, []string{"method", "route", "status"})
+	if d.Registry != nil {
+		_ = d.Registry.Register(h.requests)
+	}
+	r := gin.New()
+	r.ContextWithFallback = true
+	r.Use(h.requestID, h.logRequests, h.recover)
+	r.NoRoute(func(c *gin.Context) { apiError(c, http.StatusNotFound, "invalid_request_error", "route_not_found", "no such route", "") })
+	r.NoMethod(func(c *gin.Context) {
+		apiError(c, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", "method not allowed", "")
+	})
+	r.HandleMethodNotAllowed = true
+
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", h.readyz)
+	if d.Registry != nil {
+		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
+	}
+
+	v1 := r.Group("/v1")
+	v1.POST("/webhooks/stripe", h.stripeWebhook)
+
+	p := v1.Group("", h.practiceAuth)
+	p.POST("/clients", h.createClient)
+	p.GET("/clients/:id", h.getClient)
+	p.POST("/invoices", h.createInvoice)
+	p.GET("/invoices", h.listInvoices)
+	p.GET("/invoices/:id", h.getInvoice)
+	p.POST("/invoices/:id/payments", h.payInvoice)
+	p.POST("/invoices/:id/refunds", h.refundInvoice)
+	p.POST("/invoices/:id/void", h.voidInvoice)
+	return r
+}
+
+// ---- middleware ----
+
+const ctxRequestID = "request_id"
+
+func (h *handlers) requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-Id")
+	if id == "" || len(id) > 64 {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		id = hex.EncodeToString(b)
+	}
+	c.Set(ctxRequestID, id)
+	c.Header("X-Request-Id", id)
+	c.Next()
+}
+
+// logRequests writes one JSON line per request: method, route, status,
+// latency and request ID. Never bodies, names, emails or card details.
+func (h *handlers) logRequests(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	status := c.Writer.Status()
+	h.requests.WithLabelValues(c.Request.Method, route, fmt.Sprint(status)).Observe(time.Since(start).Seconds())
+	h.Logger.LogAttrs(c.Request.Context(), slog.LevelInfo, "http request",
+		slog.String("request_id", c.GetString(ctxRequestID)), slog.String("method", c.Request.Method),
+		slog.String("route", route), slog.Int("status", status), slog.Duration("latency", time.Since(start)))
+}
+
+func (h *handlers) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.Logger.Error("panic in handler", "request_id", c.GetString(ctxRequestID), "panic", fmt.Sprint(r))
+			apiError(c, http.StatusInternalServerError, "api_error", "internal_error", "internal error", "")
+		}
+	}()
+	c.Next()
+}
+
+// ---- errors ----
+
+type errorBody struct {
+	Type        string `json:"type"`
+	Code        string `json:"code"`
+	Message     string `json:"message"`
+	Param       string `json:"param,omitempty"`
+	DeclineCode string `json:"decline_code,omitempty"`
+}
+
+func apiError(c *gin.Context, status int, typ, code, msg, param string) {
+	c.AbortWithStatusJSON(status, gin.H{"error": errorBody{Type: typ, Code: code, Message: msg, Param: param}})
+}
+
+func badRequest(c *gin.Context, code, msg, param string) {
+	apiError(c, http.StatusBadRequest, "invalid_request_error", code, msg, param)
+}
+
+func notFound(c *gin.Context, what string) {
+	apiError(c, http.StatusNotFound, "invalid_request_error", "resource_missing", "no such "+what, "")
+}
+
+// internal logs the cause and tells the client nothing of it.
+func (h *handlers) internal(c *gin.Context, op string, err error) {
+	h.Logger.Error(op, "request_id", c.GetString(ctxRequestID), "error", err.Error())
+	apiError(c, http.StatusInternalServerError, "api_error", "internal_error", "internal error; try again", "")
+}
+
+func (h *handlers) unavailable(c *gin.Context, op string, err error) {
+	h.Logger.Error(op, "request_id", c.GetString(ctxRequestID), "error", err.Error())
+	apiError(c, http.StatusServiceUnavailable, "api_error", "service_unavailable", "the billing service is busy; try again", "")
+}
+
+// bindJSON decodes a bounded body strictly: unknown fields and trailing data
+// are errors that name the problem.
+func bindJSON(c *gin.Context, dst any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody))
+	if err != nil {
+		apiError(c, http.StatusRequestEntityTooLarge, "invalid_request_error", "body_too_large", "request body is larger than 1 MiB", "")
+		return false
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		msg, param := describeJSONError(err)
+		badRequest(c, "invalid_json", msg, param)
+		return false
+	}
+	if dec.More() {
+		badRequest(c, "invalid_json", "request body has data after the JSON object", "")
+		return false
+	}
+	return true
+}
+
+func describeJSONError(err error) (string, string) {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("malformed JSON at byte %d", syn.Offset), ""
+	case errors.As(err, &typ):
+		return fmt.Sprintf("%s must be %s", typ.Field, jsonKind(typ.Type.Kind().String())), typ.Field
+	case errors.Is(err, io.EOF):
+		return "request body is empty; send a JSON object", ""
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		f := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return fmt.Sprintf("unknown field %q", f), f
+	}
+	return "malformed JSON: " + err.Error(), ""
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "int64", "int", "int32":
+		return "an integer"
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "slice":
+		return "an array"
+	case "struct", "map", "ptr":
+		return "an object"
+	}
+	return "a " + k
+}
+
+func (h *handlers) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	checks := gin.H{}
+	ok := true
+	if err := h.Store.Ping(ctx); err != nil {
+		checks["postgres"] = "unreachable"
+		ok = false
+	} else {
+		checks["postgres"] = "ok"
+	}
+	if _, err := h.Temporal.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+		checks["temporal"] = "unreachable"
+		ok = false
+	} else {
+		checks["temporal"] = "ok"
+	}
+	status := http.StatusOK
+	if !ok {
+		status = http.StatusServiceUnavailable
+	}
+	c.JSON(status, gin.H{"ready": ok, "checks": checks})
+}

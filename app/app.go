@@ -1,0 +1,174 @@
+// Package app wires billflow's processes from a Config: the API server, the
+// worker and the Temporal setup. cmd/billflow, the dev stack and the
+// integration tests all start billflow through it, so they run the same code.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/api"
+	"github.com/billflow/billflow/config"
+	"github.com/billflow/billflow/internal/metrics"
+	"github.com/billflow/billflow/internal/temporalclient"
+	"github.com/billflow/billflow/money"
+	"github.com/billflow/billflow/payments"
+	"github.com/billflow/billflow/store"
+	"github.com/billflow/billflow/worker"
+)
+
+// ValidatePractice checks what `billflow practice create` was given.
+func ValidatePractice(in store.NewPractice) (store.NewPractice, error) {
+	in.Name = strings.TrimSpace(in.Name)
+	in.Currency = strings.ToLower(strings.TrimSpace(in.Currency))
+	if in.Name == "" || len(in.Name) > 200 {
+		return in, errors.New("--name is required (1-200 characters)")
+	}
+	if in.Currency == "" {
+		in.Currency = "usd"
+	}
+	if !money.Supported(in.Currency) {
+		return in, fmt.Errorf("--currency %q is not a currency Stripe supports", in.Currency)
+	}
+	if in.Timezone == "" {
+		in.Timezone = "UTC"
+	}
+	if _, err := time.LoadLocation(in.Timezone); err != nil {
+		return in, fmt.Errorf("--timezone %q is not an IANA time zone such as America/New_York", in.Timezone)
+	}
+	return in, nil
+}
+
+// Gateway builds the Stripe gateway from configuration.
+func Gateway(cfg *config.Config) payments.Gateway {
+	return payments.NewStripe(payments.StripeConfig{SecretKey: cfg.StripeSecretKey, APIBase: cfg.StripeAPIBase})
+}
+
+// Dial connects to Temporal with billflow's converter and metrics.
+func Dial(ctx context.Context, cfg *config.Config, logger *slog.Logger, m *metrics.SDKMetrics) (client.Client, error) {
+	o := temporalclient.Options{Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logger: logger}
+	if m != nil {
+		o.Metrics = m.Handler()
+	}
+	return temporalclient.Dial(ctx, o)
+}
+
+// Activities builds the one Activities value the worker registers.
+func Activities(cfg *config.Config, st *store.Store, gw payments.Gateway, logger *slog.Logger) *activities.Activities {
+	return &activities.Activities{Store: st, Gateway: gw, Logger: logger, PublicBaseURL: cfg.PublicBaseURL}
+}
+
+// APIServer returns the http.Server with read, write and idle timeouts.
+func APIServer(addr string, h http.Handler) *http.Server {
+	return &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+		WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+}
+
+// Serve runs srv until ctx ends, then shuts it down gracefully.
+func Serve(ctx context.Context, srv *http.Server, logger *slog.Logger) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	logger.Info("http listening", "addr", srv.Addr)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("http shutdown: %w", err)
+	}
+	return nil
+}
+
+// RunAPI serves the API until ctx ends.
+func RunAPI(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	logger.Info("starting api", "config", cfg)
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	reg := metrics.NewRegistry()
+	m := metrics.NewSDKMetrics()
+	reg.MustRegister(m)
+	tc, err := Dial(ctx, cfg, logger, m)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	router := api.Router(api.Deps{Store: st, Temporal: tc, Gateway: Gateway(cfg), Config: cfg, Logger: logger, Registry: reg})
+	return Serve(ctx, APIServer(cfg.HTTPAddr, router), logger)
+}
+
+// RunWorker runs the worker until ctx ends.
+func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	logger.Info("starting worker", "config", cfg)
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	reg := metrics.NewRegistry()
+	m := metrics.NewSDKMetrics()
+	reg.MustRegister(m)
+	tc, err := Dial(ctx, cfg, logger, m)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	return worker.Run(ctx, tc, Activities(cfg, st, Gateway(cfg), logger), worker.Options{})
+}
+
+// SearchAttributes are billflow's custom search attributes.
+var SearchAttributes = map[string]enums.IndexedValueType{
+	"InvoiceStatus": enums.INDEXED_VALUE_TYPE_KEYWORD,
+	"PracticeId":    enums.INDEXED_VALUE_TYPE_KEYWORD,
+	"ClientId":      enums.INDEXED_VALUE_TYPE_KEYWORD,
+	"AmountDue":     enums.INDEXED_VALUE_TYPE_INT,
+	"DueDate":       enums.INDEXED_VALUE_TYPE_DATETIME,
+}
+
+// SetupTemporal registers the search attributes on a real cluster, idempotently.
+func SetupTemporal(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	tc, err := Dial(ctx, cfg, logger, nil)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	return RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace)
+}
+
+// RegisterSearchAttributes adds whichever of billflow's attributes are missing.
+func RegisterSearchAttributes(ctx context.Context, tc client.Client, namespace string) error {
+	ops := tc.OperatorService()
+	have, err := ops.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes: %w", err)
+	}
+	missing := map[string]enums.IndexedValueType{}
+	for name, typ := range SearchAttributes {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing[name] = typ
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = ops.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing})
+	if err != nil {
+		return fmt.Errorf("add search attributes: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,205 @@
+// Package config loads billflow's configuration from the environment once, with
+// documented defaults for development and one clear error line for anything
+// missing or malformed in production.
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting billflow reads. Production (BILLFLOW_ENV=production)
+// requires the secrets; development fills in safe local defaults.
+type Config struct {
+	Env                  string // "development" (default) or "production"
+	DatabaseURL          string // DATABASE_URL
+	TemporalAddress      string // TEMPORAL_ADDRESS, default 127.0.0.1:7233
+	TemporalNamespace    string // TEMPORAL_NAMESPACE, default "default"
+	StripeSecretKey      string // STRIPE_SECRET_KEY
+	StripeAPIBase        string // STRIPE_API_BASE, default Stripe's API
+	StripePublishableKey string // STRIPE_PUBLISHABLE_KEY (pay page, production)
+	StripeWebhookSecret  string // STRIPE_WEBHOOK_SECRET
+	SMTPHost             string // SMTP_HOST, default 127.0.0.1
+	SMTPPort             int    // SMTP_PORT, default 1025
+	SMTPUsername         string // SMTP_USERNAME
+	SMTPPassword         string // SMTP_PASSWORD
+	SMTPTLS              string // SMTP_TLS: none|starttls|tls, default none
+	MailFrom             string // MAIL_FROM, default "billflow <billing@billflow.localhost>"
+	PublicBaseURL        string // PUBLIC_BASE_URL, default http://127.0.0.1:8080
+	ChromiumPath         string // CHROMIUM_PATH, default /usr/bin/chromium
+	HTTPAddr             string // HTTP_ADDR, default 127.0.0.1:8080
+	PayLinkSecret        []byte // PAY_LINK_SECRET
+	EncryptionKey        []byte // TEMPORAL_ENCRYPTION_KEY (32 bytes, hex or base64); nil = payloads unencrypted
+	EncryptionKeyID      string // derived from the key so rotated keys are told apart
+	ReminderHour         int    // REMINDER_HOUR (0-23, practice-local cron runs daily at this UTC hour), default 9
+	TemporalUIOrigin     string // TEMPORAL_UI_ORIGIN for the codec endpoint's CORS, default http://127.0.0.1:8233
+}
+
+// Production reports whether secrets are mandatory.
+func (c *Config) Production() bool { return c.Env == "production" }
+
+// devPayLinkSecret is only ever used outside production.
+const devPayLinkSecret = "billflow-dev-pay-link-secret-not-for-production"
+
+// Load reads the environment through getenv (os.Getenv when nil).
+func Load(getenv func(string) string) (*Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	get := func(k, def string) string {
+		if v := strings.TrimSpace(getenv(k)); v != "" {
+			return v
+		}
+		return def
+	}
+	c := &Config{
+		Env:                  get("BILLFLOW_ENV", "development"),
+		DatabaseURL:          get("DATABASE_URL", ""),
+		TemporalAddress:      get("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		TemporalNamespace:    get("TEMPORAL_NAMESPACE", "default"),
+		StripeSecretKey:      get("STRIPE_SECRET_KEY", ""),
+		StripeAPIBase:        get("STRIPE_API_BASE", ""),
+		StripePublishableKey: get("STRIPE_PUBLISHABLE_KEY", ""),
+		StripeWebhookSecret:  get("STRIPE_WEBHOOK_SECRET", ""),
+		SMTPHost:             get("SMTP_HOST", "127.0.0.1"),
+		SMTPUsername:         get("SMTP_USERNAME", ""),
+		SMTPPassword:         get("SMTP_PASSWORD", ""),
+		SMTPTLS:              get("SMTP_TLS", "none"),
+		MailFrom:             get("MAIL_FROM", "billflow <billing@billflow.localhost>"),
+		PublicBaseURL:        strings.TrimRight(get("PUBLIC_BASE_URL", "http://127.0.0.1:8080"), "/"),
+		ChromiumPath:         get("CHROMIUM_PATH", "/usr/bin/chromium"),
+		HTTPAddr:             get("HTTP_ADDR", "127.0.0.1:8080"),
+		TemporalUIOrigin:     get("TEMPORAL_UI_ORIGIN", "http://127.0.0.1:8233"),
+	}
+	var errs []error
+	if c.Env != "development" && c.Env != "production" {
+		errs = append(errs, fmt.Errorf("BILLFLOW_ENV must be development or production, got %q", c.Env))
+	}
+	port, err := strconv.Atoi(get("SMTP_PORT", "1025"))
+	if err != nil || port < 1 || port > 65535 {
+		errs = append(errs, fmt.Errorf("SMTP_PORT must be a port number 1-65535, got %q", getenv("SMTP_PORT")))
+	}
+	c.SMTPPort = port
+	hour, err := strconv.Atoi(get("REMINDER_HOUR", "9"))
+	if err != nil || hour < 0 || hour > 23 {
+		errs = append(errs, fmt.Errorf("REMINDER_HOUR must be 0-23, got %q", getenv("REMINDER_HOUR")))
+	}
+	c.ReminderHour = hour
+	switch c.SMTPTLS {
+	case "none", "starttls", "tls":
+	default:
+		errs = append(errs, fmt.Errorf("SMTP_TLS must be none, starttls or tls, got %q", c.SMTPTLS))
+	}
+	if c.DatabaseURL != "" {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			errs = append(errs, errors.New("DATABASE_URL must be a postgres:// URL"))
+		}
+	}
+	if u, err := url.Parse(c.PublicBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, fmt.Errorf("PUBLIC_BASE_URL must be an http(s) URL, got %q", c.PublicBaseURL))
+	}
+	if c.StripeAPIBase != "" {
+		if u, err := url.Parse(c.StripeAPIBase); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("STRIPE_API_BASE must be an http(s) URL, got %q", c.StripeAPIBase))
+		}
+	}
+	if s := getenv("PAY_LINK_SECRET"); s != "" {
+		if len(s) < 32 {
+			errs = append(errs, errors.New("PAY_LINK_SECRET must be at least 32 characters"))
+		}
+		c.PayLinkSecret = []byte(s)
+	}
+	if k := strings.TrimSpace(getenv("TEMPORAL_ENCRYPTION_KEY")); k != "" {
+		key, err := decodeKey(k)
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			c.EncryptionKey = key
+			sum := sha256.Sum256(key)
+			c.EncryptionKeyID = "k" + hex.EncodeToString(sum[:4])
+		}
+	}
+	if c.Production() {
+		for _, req := range []struct{ name, val string }{
+			{"DATABASE_URL", c.DatabaseURL},
+			{"STRIPE_SECRET_KEY", c.StripeSecretKey},
+			{"STRIPE_WEBHOOK_SECRET", c.StripeWebhookSecret},
+			{"PAY_LINK_SECRET", string(c.PayLinkSecret)},
+			{"TEMPORAL_ENCRYPTION_KEY", string(c.EncryptionKey)},
+			{"PUBLIC_BASE_URL", getenv("PUBLIC_BASE_URL")},
+		} {
+			if req.val == "" {
+				errs = append(errs, fmt.Errorf("%s is required in production", req.name))
+			}
+		}
+	} else if len(c.PayLinkSecret) == 0 {
+		c.PayLinkSecret = []byte(devPayLinkSecret)
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// decodeKey accepts a 32-byte AES-256 key as 64 hex digits or standard base64.
+func decodeKey(s string) ([]byte, error) {
+	if b, err := hex.DecodeString(s); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(s); err == nil && len(b) == 32 {
+		return b, nil
+	}
+	return nil, errors.New("TEMPORAL_ENCRYPTION_KEY must be 32 bytes as 64 hex digits or base64")
+}
+
+// LogValue masks every secret when the configuration is logged.
+func (c *Config) LogValue() slog.Value {
+	mask := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		return "***"
+	}
+	return slog.GroupValue(
+		slog.String("env", c.Env),
+		slog.String("database_url", maskURL(c.DatabaseURL)),
+		slog.String("temporal_address", c.TemporalAddress),
+		slog.String("temporal_namespace", c.TemporalNamespace),
+		slog.String("stripe_secret_key", mask(c.StripeSecretKey)),
+		slog.String("stripe_api_base", c.StripeAPIBase),
+		slog.String("stripe_webhook_secret", mask(c.StripeWebhookSecret)),
+		slog.String("smtp", fmt.Sprintf("%s:%d tls=%s", c.SMTPHost, c.SMTPPort, c.SMTPTLS)),
+		slog.String("smtp_password", mask(c.SMTPPassword)),
+		slog.String("public_base_url", c.PublicBaseURL),
+		slog.String("http_addr", c.HTTPAddr),
+		slog.Bool("payload_encryption", c.EncryptionKey != nil),
+	)
+}
+
+func maskURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "***")
+	}
+	return u.String()
+}
+
+// Ensure Config is loggable without leaking secrets.
+var _ slog.LogValuer = (*Config)(nil)
+
+// Durations shared by API and worker.
+const (
+	DefaultRefundWindow = 180 * 24 * time.Hour
+)

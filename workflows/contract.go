@@ -1,0 +1,182 @@
+// Package workflows holds billflow's deterministic workflow code and owns its
+// contract with the outside: the task queue, workflow IDs, Update/Signal/Query
+// names with their typed payloads, and the search attributes. It does no I/O
+// and never reads the clock except through workflow.Now.
+package workflows
+
+import (
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+)
+
+// TaskQueue is where every billflow workflow and activity runs.
+const TaskQueue = "billing"
+
+// InvoiceWorkflowID is the one workflow per invoice.
+func InvoiceWorkflowID(invoiceID string) string { return "invoice-" + invoiceID }
+
+// InvoiceIDFromWorkflowID inverts InvoiceWorkflowID.
+func InvoiceIDFromWorkflowID(workflowID string) (string, bool) {
+	id, ok := strings.CutPrefix(workflowID, "invoice-")
+	return id, ok && id != ""
+}
+
+// Update, Signal and Query names of the invoice workflow.
+const (
+	PayUpdate          = "pay"
+	RefundUpdate       = "refund"
+	VoidUpdate         = "void"
+	ResendUpdate       = "resend"
+	StateQuery         = "state"
+	PaymentEventSignal = "payment-event"
+	ReminderSignal     = "reminder-due"
+)
+
+// Search attributes shown and filtered in the Temporal UI. They hold IDs,
+// statuses, amounts and dates only (see DESIGN.md "Privacy").
+var (
+	InvoiceStatusKey = temporal.NewSearchAttributeKeyKeyword("InvoiceStatus")
+	PracticeIDKey    = temporal.NewSearchAttributeKeyKeyword("PracticeId")
+	ClientIDKey      = temporal.NewSearchAttributeKeyKeyword("ClientId")
+	AmountDueKey     = temporal.NewSearchAttributeKeyInt64("AmountDue")
+	DueDateKey       = temporal.NewSearchAttributeKeyTime("DueDate")
+)
+
+// Error types of business failures: non-retryable, shown to callers.
+const (
+	ErrTypeInvalidPayment = "InvalidPayment"
+	ErrTypeInvalidRefund  = "InvalidRefund"
+	ErrTypeInvalidState   = "InvalidState"
+	ErrTypeCardDeclined   = "CardDeclined"
+	ErrTypeGateway        = "GatewayRejected"
+)
+
+// PartialTerms are the invoice's installment rules.
+type PartialTerms struct {
+	Enabled         bool
+	MinimumAmount   int64
+	MinimumPercent  int64
+	MaxInstallments int
+}
+
+// InvoiceInput starts (or continues) an invoice workflow. It carries IDs,
+// amounts and dates only: never item descriptions or diagnosis codes.
+type InvoiceInput struct {
+	InvoiceID       string
+	Number          string
+	PracticeID      string
+	ClientID        string
+	Currency        string
+	Total           int64
+	DueDate         time.Time
+	Partial         PartialTerms
+	ReminderOffsets []int // days relative to the due date, e.g. -3, 0, 7, 14
+	RefundWindow    time.Duration
+	// State is set only when the workflow continues as new.
+	State *InvoiceState
+}
+
+// PaymentState is the workflow's view of one payment.
+type PaymentState struct {
+	ID          string
+	Amount      int64
+	Status      string // succeeded | processing | requires_action | failed
+	Refunded    int64
+	IntentID    string
+	MethodLabel string
+	CreatedAt   time.Time
+}
+
+// InvoiceState is what the state Query returns: what the API shows plus what
+// happens next.
+type InvoiceState struct {
+	InvoiceID        string
+	Number           string
+	Status           string
+	Currency         string
+	Total            int64
+	AmountPaid       int64
+	AmountRefunded   int64
+	AmountDue        int64
+	AmountProcessing int64
+	DueDate          time.Time
+	Issued           bool
+	PaymentSeq       int
+	RefundSeq        int
+	Payments         []PaymentState
+	RemindersSent    []int // indexes into ReminderOffsets
+	NextReminderAt   *time.Time
+	NextReminderStep int // 1-based, 0 = none
+	PaidAt           *time.Time
+	ClosesAt         *time.Time
+}
+
+// Installments counts payments that took money or are taking it.
+func (s *InvoiceState) Installments() int {
+	n := 0
+	for _, p := range s.Payments {
+		if p.Status == "succeeded" || p.Status == "processing" {
+			n++
+		}
+	}
+	return n
+}
+
+// PayInput is the pay Update's argument.
+type PayInput struct {
+	Amount                int64
+	PaymentMethodID       string // processor PaymentMethod ID (new card, test ID, or the processor ID of a saved one)
+	SavedPaymentMethodID  string // billflow's saved method ID, when one was chosen
+	SaveCard              bool
+	OffSession            bool
+	PayerName             string
+	BillingZIP            string
+	MethodLabel           string // "Visa •••• 4242", for summaries and receipts
+	ReturnURL             string
+	RequestedByPracticeID string
+}
+
+// PayResult is the pay Update's answer.
+type PayResult struct {
+	PaymentID      string
+	Amount         int64
+	Status         string
+	FailureCode    string
+	DeclineCode    string
+	FailureMessage string
+	NextActionURL  string
+	Invoice        InvoiceSnapshot
+}
+
+// RefundInput is the refund Update's argument (practice only).
+type RefundInput struct {
+	Amount    int64
+	PaymentID string // "" = the most recent payment with enough left
+	Reason    string
+}
+
+// RefundResult is the refund Update's answer.
+type RefundResult struct {
+	RefundID  string
+	PaymentID string
+	Amount    int64
+	Status    string
+	Invoice   InvoiceSnapshot
+}
+
+// PaymentEvent is a processor webhook delivered to the invoice as a signal.
+type PaymentEvent struct {
+	EventID        string
+	Type           string // payment_intent.succeeded | payment_intent.payment_failed | payment_intent.processing | charge.refunded | charge.dispute.created
+	IntentID       string
+	PaymentID      string
+	FailureCode    string
+	FailureMessage string
+}
+
+// ReminderDue is what the daily reminder run signals: "today is this date".
+type ReminderDue struct {
+	Today time.Time
+}

@@ -1,0 +1,414 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/money"
+)
+
+// acts is the typed nil pointer through which workflows name activities, so
+// the compiler checks every call.
+var acts *activities.Activities
+
+// InvoiceSnapshot mirrors activities.InvoiceSnapshot for API callers.
+type InvoiceSnapshot = activities.InvoiceSnapshot
+
+// DefaultRefundWindow keeps a paid invoice's workflow open for refunds.
+const DefaultRefundWindow = 180 * 24 * time.Hour
+
+// maxHistoryEvents bounds one run's history; past it the workflow continues as new.
+const maxHistoryEvents = 2000
+
+type invoiceWF struct {
+	in    *InvoiceInput
+	st    *InvoiceState
+	lock  workflow.Mutex
+	dirty bool // a handler changed the state; run() re-evaluates
+}
+
+// InvoiceWorkflow is one invoice's whole life: issue, payments, reminders,
+// receipt, refunds, void. Read run() top to bottom; it follows DESIGN.md.
+func InvoiceWorkflow(ctx workflow.Context, in *InvoiceInput) error {
+	w := &invoiceWF{in: in, st: in.State}
+	if w.st == nil {
+		w.st = &InvoiceState{
+			InvoiceID: in.InvoiceID, Number: in.Number, Status: "open", Currency: in.Currency,
+			Total: in.Total, AmountDue: in.Total, DueDate: in.DueDate,
+		}
+	}
+	if w.in.RefundWindow <= 0 {
+		w.in.RefundWindow = DefaultRefundWindow
+	}
+	w.in.State = nil
+	if err := w.setup(ctx); err != nil {
+		return err
+	}
+	return w.run(ctx)
+}
+
+func (w *invoiceWF) setup(ctx workflow.Context) error {
+	w.lock = workflow.NewMutex(ctx)
+	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (*InvoiceState, error) { return w.st, nil }); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, PayUpdate, w.pay, workflow.UpdateHandlerOptions{Validator: w.validatePay}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, RefundUpdate, w.refund, workflow.UpdateHandlerOptions{Validator: w.validateRefund}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, VoidUpdate, w.void, workflow.UpdateHandlerOptions{Validator: w.validateVoid}); err != nil {
+		return err
+	}
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		ch := workflow.GetSignalChannel(ctx, PaymentEventSignal)
+		for {
+			var ev PaymentEvent
+			ch.Receive(ctx, &ev)
+			w.onPaymentEvent(ctx, &ev)
+		}
+	})
+	return nil
+}
+
+func (w *invoiceWF) run(ctx workflow.Context) error {
+	logger := workflow.GetLogger(ctx)
+	for {
+		if w.closed(ctx) && workflow.AllHandlersFinished(ctx) {
+			logger.Info("invoice workflow complete", "status", w.st.Status)
+			return nil
+		}
+		if workflow.GetInfo(ctx).GetCurrentHistoryLength() > maxHistoryEvents || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return err
+			}
+			next := *w.in
+			next.State = w.st
+			return workflow.NewContinueAsNewError(ctx, InvoiceWorkflow, &next)
+		}
+		w.dirty = false
+		wake := func() bool { return w.dirty || workflow.GetInfo(ctx).GetContinueAsNewSuggested() }
+		if deadline := w.closesAt(); deadline != nil {
+			wait := deadline.Sub(workflow.Now(ctx))
+			if wait > 0 {
+				if _, err := workflow.AwaitWithOptions(ctx, workflow.AwaitOptions{Timeout: wait,
+					TimerOptions: workflow.TimerOptions{Summary: "Refund window"}}, wake); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err := workflow.Await(ctx, wake); err != nil {
+			return err
+		}
+	}
+}
+
+// closesAt is when the workflow may finish: void invoices at once, settled
+// ones at the end of the refund window.
+func (w *invoiceWF) closesAt() *time.Time {
+	switch w.st.Status {
+	case "void":
+		t := time.Time{}
+		return &t
+	case "paid", "partially_refunded", "refunded":
+		if w.st.PaidAt != nil {
+			t := w.st.PaidAt.Add(w.in.RefundWindow)
+			w.st.ClosesAt = &t
+			return &t
+		}
+	}
+	return nil
+}
+
+func (w *invoiceWF) closed(ctx workflow.Context) bool {
+	t := w.closesAt()
+	if t == nil {
+		return false
+	}
+	return w.st.Status == "void" || !workflow.Now(ctx).Before(*t)
+}
+
+// ---- pay ----
+
+// validatePay rejects bad payments before they reach history.
+func (w *invoiceWF) validatePay(ctx workflow.Context, in *PayInput) error {
+	return w.checkPay(in)
+}
+
+func (w *invoiceWF) checkPay(in *PayInput) error {
+	st := w.st
+	cur := st.Currency
+	switch {
+	case in == nil:
+		return payErr("a payment needs an amount and a payment method")
+	case st.Status == "void":
+		return stateErr("this invoice is void and cannot be paid")
+	case st.Status == "paid" || st.Status == "refunded" || st.Status == "partially_refunded" || (st.AmountDue == 0 && st.AmountProcessing == 0 && st.Total > 0):
+		return stateErr("this invoice is already paid")
+	case st.AmountDue == 0 && st.AmountProcessing > 0:
+		return stateErr("a payment for the rest of this invoice is still processing")
+	case in.Amount <= 0:
+		return payErr("amount must be greater than zero")
+	case in.Amount > st.AmountDue:
+		return payErr(fmt.Sprintf("amount %s is more than the %s due", money.Format(in.Amount, cur), money.Format(st.AmountDue, cur)))
+	case in.PaymentMethodID == "":
+		return payErr("a payment method is required")
+	}
+	if in.Amount < st.AmountDue {
+		p := w.in.Partial
+		if !p.Enabled {
+			return payErr(fmt.Sprintf("partial payments are not enabled for this invoice: pay the full %s", money.Format(st.AmountDue, cur)))
+		}
+		if minimum := w.minimum(); in.Amount < minimum {
+			return payErr(fmt.Sprintf("the minimum payment for this invoice is %s (or the full %s)", money.Format(minimum, cur), money.Format(st.AmountDue, cur)))
+		}
+		maxInst := p.MaxInstallments
+		if maxInst <= 0 {
+			maxInst = 2
+		}
+		if st.Installments()+1 >= maxInst {
+			return payErr(fmt.Sprintf("this invoice allows at most %d payments: this one must pay the remaining %s", maxInst, money.Format(st.AmountDue, cur)))
+		}
+	}
+	if in.Amount < money.MinimumCharge(cur) {
+		return payErr(fmt.Sprintf("the smallest charge in %s is %s", cur, money.Format(money.MinimumCharge(cur), cur)))
+	}
+	return nil
+}
+
+func (w *invoiceWF) minimum() int64 {
+	p := w.in.Partial
+	switch {
+	case p.MinimumAmount > 0:
+		return p.MinimumAmount
+	case p.MinimumPercent > 0:
+		return money.Percent(w.st.Total, p.MinimumPercent)
+	}
+	return 1
+}
+
+func payErr(msg string) error {
+	return temporal.NewNonRetryableApplicationError(msg, ErrTypeInvalidPayment, nil)
+}
+
+func stateErr(msg string) error {
+	return temporal.NewNonRetryableApplicationError(msg, ErrTypeInvalidState, nil)
+}
+
+// pay charges once and records it. Payments on one invoice run one at a time
+// and are re-validated under the lock, so two concurrent payers can never
+// together pay more than is due.
+func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) {
+	if err := w.lock.Lock(ctx); err != nil {
+		return nil, err
+	}
+	defer w.lock.Unlock()
+	if err := w.checkPay(in); err != nil {
+		return nil, err
+	}
+	w.st.PaymentSeq++
+	paymentID := fmt.Sprintf("pay_%s_%d", trimPrefix(w.in.InvoiceID), w.st.PaymentSeq)
+	label := in.MethodLabel
+	if label == "" {
+		label = "card"
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		// Bounded well inside the 24 h Stripe keeps idempotency keys; the
+		// activity asks Stripe for an existing PaymentIntent before creating one.
+		ScheduleToCloseTimeout: 2 * time.Hour,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+			NonRetryableErrorTypes: []string{ErrTypeCardDeclined, ErrTypeGateway}},
+		Summary: fmt.Sprintf("Charge %s to %s", money.Format(in.Amount, w.st.Currency), label),
+	})
+	var res activities.ChargeResult
+	err := workflow.ExecuteActivity(actx, acts.Charge, &activities.ChargeInput{
+		InvoiceID: w.in.InvoiceID, PaymentID: paymentID, Amount: in.Amount, Currency: w.st.Currency,
+		PaymentMethodID: in.PaymentMethodID, SavedPaymentMethodID: in.SavedPaymentMethodID, SaveCard: in.SaveCard,
+		OffSession: in.OffSession, PayerName: in.PayerName, BillingZIP: in.BillingZIP, ReturnURL: in.ReturnURL,
+	}).Get(ctx, &res)
+	if err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == ErrTypeGateway {
+			return nil, temporal.NewNonRetryableApplicationError(appErr.Message(), ErrTypeInvalidPayment, nil)
+		}
+		return nil, err
+	}
+	if res.MethodLabel != "" {
+		label = res.MethodLabel
+	}
+	if res.Status != "failed" {
+		w.st.Payments = append(w.st.Payments, PaymentState{ID: paymentID, Amount: in.Amount, Status: res.Status,
+			IntentID: res.IntentID, MethodLabel: label, CreatedAt: workflow.Now(ctx)})
+	}
+	w.apply(ctx, &res.Invoice)
+	return &PayResult{PaymentID: paymentID, Amount: in.Amount, Status: res.Status, FailureCode: res.FailureCode,
+		DeclineCode: res.DeclineCode, FailureMessage: res.FailureMessage, NextActionURL: res.NextActionURL, Invoice: res.Invoice}, nil
+}
+
+func trimPrefix(id string) string {
+	for i := 0; i < len(id); i++ {
+		if id[i] == '_' {
+			return id[i+1:]
+		}
+	}
+	return id
+}
+
+// onPaymentEvent settles a processing or requires_action payment from a webhook.
+func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
+	idx := slices.IndexFunc(w.st.Payments, func(p PaymentState) bool {
+		return (ev.PaymentID != "" && p.ID == ev.PaymentID) || (ev.IntentID != "" && p.IntentID == ev.IntentID)
+	})
+	if idx < 0 {
+		return
+	}
+	p := &w.st.Payments[idx]
+	if p.Status == "succeeded" || p.Status == "failed" {
+		return
+	}
+	if err := w.lock.Lock(ctx); err != nil {
+		return
+	}
+	defer w.lock.Unlock()
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
+		Summary:             fmt.Sprintf("Confirm payment %s", money.Format(p.Amount, w.st.Currency)),
+	})
+	var res activities.ChargeResult
+	if err := workflow.ExecuteActivity(actx, acts.SyncPayment, &activities.SyncPaymentInput{
+		InvoiceID: w.in.InvoiceID, PaymentID: p.ID, IntentID: p.IntentID}).Get(ctx, &res); err != nil {
+		workflow.GetLogger(ctx).Error("sync payment failed", "payment", p.ID, "error", err)
+		return
+	}
+	p = &w.st.Payments[idx]
+	p.Status = res.Status
+	w.apply(ctx, &res.Invoice)
+}
+
+// ---- refund ----
+
+func (w *invoiceWF) validateRefund(ctx workflow.Context, in *RefundInput) error {
+	_, err := w.refundTarget(in)
+	return err
+}
+
+func (w *invoiceWF) refundTarget(in *RefundInput) (*PaymentState, error) {
+	bad := func(msg string) error { return temporal.NewNonRetryableApplicationError(msg, ErrTypeInvalidRefund, nil) }
+	if in == nil || in.Amount <= 0 {
+		return nil, bad("refund amount must be greater than zero")
+	}
+	cur := w.st.Currency
+	var target *PaymentState
+	for i := len(w.st.Payments) - 1; i >= 0; i-- {
+		p := &w.st.Payments[i]
+		if p.Status != "succeeded" {
+			continue
+		}
+		if in.PaymentID == "" && p.Amount-p.Refunded >= in.Amount || p.ID == in.PaymentID {
+			target = p
+			break
+		}
+	}
+	if target == nil {
+		if in.PaymentID != "" {
+			return nil, bad(fmt.Sprintf("payment %s is not a succeeded payment of this invoice", in.PaymentID))
+		}
+		return nil, bad(fmt.Sprintf("no payment on this invoice has %s left to refund", money.Format(in.Amount, cur)))
+	}
+	if left := target.Amount - target.Refunded; in.Amount > left {
+		return nil, bad(fmt.Sprintf("refund of %s is more than the %s left on payment %s", money.Format(in.Amount, cur), money.Format(left, cur), target.ID))
+	}
+	return target, nil
+}
+
+func (w *invoiceWF) refund(ctx workflow.Context, in *RefundInput) (*RefundResult, error) {
+	if err := w.lock.Lock(ctx); err != nil {
+		return nil, err
+	}
+	defer w.lock.Unlock()
+	target, err := w.refundTarget(in)
+	if err != nil {
+		return nil, err
+	}
+	w.st.RefundSeq++
+	refundID := fmt.Sprintf("ref_%s_%d", trimPrefix(w.in.InvoiceID), w.st.RefundSeq)
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 2 * time.Hour,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+			NonRetryableErrorTypes: []string{ErrTypeGateway, ErrTypeInvalidRefund}},
+		Summary: fmt.Sprintf("Refund %s to %s", money.Format(in.Amount, w.st.Currency), target.MethodLabel),
+	})
+	var res activities.RefundResult
+	if err := workflow.ExecuteActivity(actx, acts.Refund, &activities.RefundInput{InvoiceID: w.in.InvoiceID,
+		PaymentID: target.ID, RefundID: refundID, Amount: in.Amount, Reason: in.Reason}).Get(ctx, &res); err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			return nil, temporal.NewNonRetryableApplicationError(appErr.Message(), ErrTypeInvalidRefund, nil)
+		}
+		return nil, err
+	}
+	target.Refunded += in.Amount
+	w.apply(ctx, &res.Invoice)
+	return &RefundResult{RefundID: refundID, PaymentID: target.ID, Amount: in.Amount, Status: res.Status, Invoice: res.Invoice}, nil
+}
+
+// ---- void ----
+
+func (w *invoiceWF) validateVoid(ctx workflow.Context) error {
+	if w.st.Status == "void" {
+		return nil
+	}
+	if w.st.AmountPaid > 0 || w.st.AmountProcessing > 0 {
+		return stateErr("only an unpaid invoice can be voided; refund its payments instead")
+	}
+	return nil
+}
+
+func (w *invoiceWF) void(ctx workflow.Context) (*InvoiceSnapshot, error) {
+	if err := w.lock.Lock(ctx); err != nil {
+		return nil, err
+	}
+	defer w.lock.Unlock()
+	if err := w.validateVoid(ctx); err != nil {
+		return nil, err
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		Summary:             "Void invoice " + w.st.Number,
+	})
+	var snap InvoiceSnapshot
+	if err := workflow.ExecuteActivity(actx, acts.VoidInvoice, &activities.InvoiceRef{InvoiceID: w.in.InvoiceID}).Get(ctx, &snap); err != nil {
+		return nil, err
+	}
+	w.apply(ctx, &snap)
+	return &snap, nil
+}
+
+// apply mirrors the recorded invoice into state and the search attributes.
+func (w *invoiceWF) apply(ctx workflow.Context, snap *InvoiceSnapshot) {
+	st := w.st
+	changed := st.Status != snap.Status || st.AmountDue != snap.AmountDue
+	st.Status, st.AmountPaid, st.AmountRefunded = snap.Status, snap.AmountPaid, snap.AmountRefunded
+	st.AmountDue, st.AmountProcessing = snap.AmountDue, snap.AmountProcessing
+	if st.PaidAt == nil && (st.Status == "paid" || st.Status == "refunded" || st.Status == "partially_refunded") {
+		now := workflow.Now(ctx)
+		st.PaidAt = &now
+	}
+	w.dirty = true
+	if changed {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, InvoiceStatusKey.ValueSet(st.Status), AmountDueKey.ValueSet(st.AmountDue)); err != nil {
+			workflow.GetLogger(ctx).Error("upsert search attributes", "error", err)
+		}
+	}
+}
