@@ -1,0 +1,32 @@
+# billflow: `make dev` brings up the whole dev stack; `make test` runs every test.
+SHELL := /bin/bash
+GO ?= go
+export GOTOOLCHAIN := local
+
+.PHONY: dev test setup build vet fmt bench load clean
+
+setup:
+	@./scripts/setup.sh
+
+build:
+	$(GO) build -o bin/ ./cmd/...
+
+dev: setup
+	$(GO) build -o bin/billflow-dev ./cmd/billflow-dev
+	./bin/billflow-dev
+
+# Every test against real parts: Postgres, an in-process Temporal server,
+# Chromium, an SMTP server, stripe-mock and the Stripe sandbox.
+test: setup
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 12m ./...
+
+bench: setup
+	$(GO) test -run '^$$' -bench . -benchtime 40x ./pdf/
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin
