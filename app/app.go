@@ -51,7 +51,7 @@ func ValidatePractice(in store.NewPractice) (store.NewPractice, error) {
 
 // Gateway builds the Stripe gateway from configuration.
 func Gateway(cfg *config.Config) payments.Gateway {
-	return payments.NewStripe(payments.StripeConfig{SecretKey: cfg.StripeSecretKey, APIBase: cfg.StripeAPIBase})
+	return payments.NewStripe(payments.StripeConfig{SecretKey: cfg.StripeSecretKey, APIBase: cfg.StripeAPIBase, Timeout: cfg.StripeTimeout})
 }
 
 // Dial connects to Temporal with billflow's converter and metrics.

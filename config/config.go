@@ -20,28 +20,29 @@ import (
 // Config is every setting billflow reads. Production (BILLFLOW_ENV=production)
 // requires the secrets; development fills in safe local defaults.
 type Config struct {
-	Env                  string // "development" (default) or "production"
-	DatabaseURL          string // DATABASE_URL
-	TemporalAddress      string // TEMPORAL_ADDRESS, default 127.0.0.1:7233
-	TemporalNamespace    string // TEMPORAL_NAMESPACE, default "default"
-	StripeSecretKey      string // STRIPE_SECRET_KEY
-	StripeAPIBase        string // STRIPE_API_BASE, default Stripe's API
-	StripePublishableKey string // STRIPE_PUBLISHABLE_KEY (pay page, production)
-	StripeWebhookSecret  string // STRIPE_WEBHOOK_SECRET
-	SMTPHost             string // SMTP_HOST, default 127.0.0.1
-	SMTPPort             int    // SMTP_PORT, default 1025
-	SMTPUsername         string // SMTP_USERNAME
-	SMTPPassword         string // SMTP_PASSWORD
-	SMTPTLS              string // SMTP_TLS: none|starttls|tls, default none
-	MailFrom             string // MAIL_FROM, default "billflow <billing@billflow.localhost>"
-	PublicBaseURL        string // PUBLIC_BASE_URL, default http://127.0.0.1:8080
-	ChromiumPath         string // CHROMIUM_PATH, default /usr/bin/chromium
-	HTTPAddr             string // HTTP_ADDR, default 127.0.0.1:8080
-	PayLinkSecret        []byte // PAY_LINK_SECRET
-	EncryptionKey        []byte // TEMPORAL_ENCRYPTION_KEY (32 bytes, hex or base64); nil = payloads unencrypted
-	EncryptionKeyID      string // derived from the key so rotated keys are told apart
-	ReminderHour         int    // REMINDER_HOUR (0-23, practice-local cron runs daily at this UTC hour), default 9
-	TemporalUIOrigin     string // TEMPORAL_UI_ORIGIN for the codec endpoint's CORS, default http://127.0.0.1:8233
+	Env                  string        // "development" (default) or "production"
+	DatabaseURL          string        // DATABASE_URL
+	TemporalAddress      string        // TEMPORAL_ADDRESS, default 127.0.0.1:7233
+	TemporalNamespace    string        // TEMPORAL_NAMESPACE, default "default"
+	StripeSecretKey      string        // STRIPE_SECRET_KEY
+	StripeAPIBase        string        // STRIPE_API_BASE, default Stripe's API
+	StripePublishableKey string        // STRIPE_PUBLISHABLE_KEY (pay page, production)
+	StripeWebhookSecret  string        // STRIPE_WEBHOOK_SECRET
+	StripeTimeout        time.Duration // STRIPE_TIMEOUT per request, default 30s; an expired request's outcome is resolved by asking Stripe
+	SMTPHost             string        // SMTP_HOST, default 127.0.0.1
+	SMTPPort             int           // SMTP_PORT, default 1025
+	SMTPUsername         string        // SMTP_USERNAME
+	SMTPPassword         string        // SMTP_PASSWORD
+	SMTPTLS              string        // SMTP_TLS: none|starttls|tls, default none
+	MailFrom             string        // MAIL_FROM, default "billflow <billing@billflow.localhost>"
+	PublicBaseURL        string        // PUBLIC_BASE_URL, default http://127.0.0.1:8080
+	ChromiumPath         string        // CHROMIUM_PATH, default /usr/bin/chromium
+	HTTPAddr             string        // HTTP_ADDR, default 127.0.0.1:8080
+	PayLinkSecret        []byte        // PAY_LINK_SECRET
+	EncryptionKey        []byte        // TEMPORAL_ENCRYPTION_KEY (32 bytes, hex or base64); nil = payloads unencrypted
+	EncryptionKeyID      string        // derived from the key so rotated keys are told apart
+	ReminderHour         int           // REMINDER_HOUR (0-23, practice-local cron runs daily at this UTC hour), default 9
+	TemporalUIOrigin     string        // TEMPORAL_UI_ORIGIN for the codec endpoint's CORS, default http://127.0.0.1:8233
 }
 
 // Production reports whether secrets are mandatory.
@@ -89,6 +90,10 @@ func Load(getenv func(string) string) (*Config, error) {
 		errs = append(errs, fmt.Errorf("SMTP_PORT must be a port number 1-65535, got %q", getenv("SMTP_PORT")))
 	}
 	c.SMTPPort = port
+	c.StripeTimeout, err = time.ParseDuration(get("STRIPE_TIMEOUT", "30s"))
+	if err != nil || c.StripeTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("STRIPE_TIMEOUT must be a positive duration such as 30s, got %q", getenv("STRIPE_TIMEOUT")))
+	}
 	hour, err := strconv.Atoi(get("REMINDER_HOUR", "9"))
 	if err != nil || hour < 0 || hour > 23 {
 		errs = append(errs, fmt.Errorf("REMINDER_HOUR must be 0-23, got %q", getenv("REMINDER_HOUR")))

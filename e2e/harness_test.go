@@ -100,7 +100,7 @@ func startStack() (*stack, error) {
 		return nil, err
 	}
 	env := map[string]string{"DATABASE_URL": dbURL, "TEMPORAL_ADDRESS": temporal.FrontendAddress(), "STRIPE_SECRET_KEY": "sk_test_e2e",
-		"STRIPE_API_BASE": sbURL, "STRIPE_WEBHOOK_SECRET": webhookSecret, "PUBLIC_BASE_URL": s.API.URL}
+		"STRIPE_API_BASE": sbURL, "STRIPE_WEBHOOK_SECRET": webhookSecret, "PUBLIC_BASE_URL": s.API.URL, "STRIPE_TIMEOUT": "2s"}
 	s.Config, err = config.Load(func(k string) string { return env[k] })
 	if err != nil {
 		return nil, err

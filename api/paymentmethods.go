@@ -1,0 +1,141 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/billflow/billflow/payments"
+	"github.com/billflow/billflow/store"
+)
+
+func (h *handlers) listPaymentMethods(c *gin.Context) {
+	cl, ok := h.loadClient(c)
+	if !ok {
+		return
+	}
+	pms, err := h.Store.ListPaymentMethods(c.Request.Context(), cl.ID)
+	if err != nil {
+		h.internal(c, "list payment methods", err)
+		return
+	}
+	if pms == nil {
+		pms = []*store.SavedPaymentMethod{}
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": pms, "has_more": false})
+}
+
+type attachReq struct {
+	PaymentMethod  string `json:"payment_method"`
+	CardholderName string `json:"cardholder_name,omitempty"`
+	BillingZIP     string `json:"billing_zip,omitempty"`
+}
+
+// attachPaymentMethod saves a tokenized card (or bank account) for a client
+// without charging it: the processor customer is created on first use.
+func (h *handlers) attachPaymentMethod(c *gin.Context) {
+	cl, ok := h.loadClient(c)
+	if !ok {
+		return
+	}
+	var req attachReq
+	if !bindJSON(c, &req) {
+		return
+	}
+	req.PaymentMethod = strings.TrimSpace(req.PaymentMethod)
+	if !strings.HasPrefix(req.PaymentMethod, "pm_") || len(req.PaymentMethod) > 255 {
+		badRequest(c, "parameter_invalid", "payment_method must be a PaymentMethod ID (pm_…)", "payment_method")
+		return
+	}
+	ctx := c.Request.Context()
+	customerID := cl.StripeCustomerID
+	if customerID == "" {
+		id, err := h.Gateway.CreateCustomer(ctx, payments.CustomerRequest{IdempotencyKey: "customer-" + cl.ID, ClientID: cl.ID,
+			PracticeID: cl.PracticeID, Email: cl.Email, Name: cl.Name})
+		if err != nil {
+			h.gatewayError(c, "create customer", err)
+			return
+		}
+		if customerID, err = h.Store.SetStripeCustomer(ctx, cl.ID, id); err != nil {
+			h.internal(c, "set customer", err)
+			return
+		}
+	}
+	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
+	if key == "" {
+		key = store.NewID("attach")
+	}
+	m, err := h.Gateway.AttachPaymentMethod(ctx, req.PaymentMethod, customerID, "attach-"+cl.ID+"-"+key)
+	if err != nil {
+		h.gatewayError(c, "attach payment method", err)
+		return
+	}
+	saved, err := h.Store.SavePaymentMethod(ctx, &store.SavedPaymentMethod{PracticeID: cl.PracticeID, ClientID: cl.ID,
+		ProcessorPMID: m.ID, Type: m.Type, Brand: m.Brand, Last4: m.Last4, ExpMonth: int32(m.ExpMonth), ExpYear: int32(m.ExpYear),
+		BankName: m.BankName, CardholderName: firstNonEmpty(strings.TrimSpace(req.CardholderName), m.CardholderName),
+		BillingZIP: firstNonEmpty(strings.TrimSpace(req.BillingZIP), m.BillingZIP)})
+	if err != nil {
+		h.internal(c, "save payment method", err)
+		return
+	}
+	c.JSON(http.StatusCreated, saved)
+}
+
+// detachPaymentMethod removes a saved method. A practice key always may; a
+// client only where the practice allows it (allow_client_card_removal).
+func (h *handlers) detachPaymentMethod(c *gin.Context) {
+	cl, ok := h.loadClient(c)
+	if !ok {
+		return
+	}
+	ctx := c.Request.Context()
+	if principalOf(c).ClientID != "" {
+		p, err := h.Store.GetPractice(ctx, cl.PracticeID)
+		if err != nil {
+			h.internal(c, "get practice", err)
+			return
+		}
+		if !p.AllowClientCardRemoval {
+			apiError(c, http.StatusForbidden, "invalid_request_error", "card_removal_not_allowed",
+				"your practice does not allow removing saved cards here; contact your practitioner", "")
+			return
+		}
+	}
+	pm, err := h.Store.GetPaymentMethod(ctx, cl.ID, c.Param("pm"))
+	if errors.Is(err, store.ErrNotFound) {
+		notFound(c, "payment method")
+		return
+	} else if err != nil {
+		h.internal(c, "get payment method", err)
+		return
+	}
+	if err := h.Gateway.DetachPaymentMethod(ctx, pm.ProcessorPMID); err != nil && !payments.IsNotFound(err) {
+		h.gatewayError(c, "detach payment method", err)
+		return
+	}
+	if err := h.Store.DetachPaymentMethod(ctx, cl.ID, pm.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		h.internal(c, "detach payment method", err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"id": pm.ID, "object": "payment_method", "deleted": true})
+}
+
+// gatewayError answers a processor failure: a decline is 402 with the code,
+// an invalid request 400, anything else 503.
+func (h *handlers) gatewayError(c *gin.Context, op string, err error) {
+	var ge *payments.Error
+	if errors.As(err, &ge) {
+		switch ge.Kind {
+		case payments.KindDeclined:
+			c.AbortWithStatusJSON(http.StatusPaymentRequired, gin.H{"error": errorBody{Type: "card_error", Code: ge.Code,
+				DeclineCode: ge.DeclineCode, Message: ge.Message}})
+			return
+		case payments.KindInvalid:
+			badRequest(c, firstNonEmpty(ge.Code, "invalid_request"), ge.Message, ge.Param)
+			return
+		}
+	}
+	h.unavailable(c, op, err)
+}

@@ -1,0 +1,237 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"github.com/stripe/stripe-go/v76/webhook"
+
+	"github.com/billflow/billflow/internal/stripesandbox"
+)
+
+// intentsFor lists the sandbox PaymentIntents made for one invoice.
+func (s *stack) intentsFor(invoiceID string) []stripesandbox.PaymentIntent {
+	var out []stripesandbox.PaymentIntent
+	for _, pi := range s.Sandbox.PaymentIntents() {
+		if pi.Metadata["invoice_id"] == invoiceID {
+			out = append(out, pi)
+		}
+	}
+	return out
+}
+
+func (s *stack) waitStatus(t *testing.T, invoiceID, want string) *resp {
+	t.Helper()
+	var last *resp
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		last = s.do(t, "GET", "/v1/invoices/"+invoiceID, s.Key, nil)
+		assert.Equal(c, want, last.str("status"))
+	}, 20*time.Second, 100*time.Millisecond)
+	return last
+}
+
+func TestBankDebitProcessingThenPaidByWebhook(t *testing.T) {
+	s := getStack(t)
+	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 12000, nil).str("id")
+	r := s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 12000, "payment_method": "pm_usBankAccount"})
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	assert.Equal(t, "processing", r.Body["payment"].(map[string]any)["status"])
+	assert.Equal(t, "processing", r.Body["invoice"].(map[string]any)["status"])
+	got := s.waitStatus(t, id, "paid")
+	assert.Equal(t, int64(0), got.num("amount_due"))
+	assert.Equal(t, int64(12000), got.num("amount_paid"))
+}
+
+func TestBankDebitFailureReopensAmount(t *testing.T) {
+	s := getStack(t)
+	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 12000, nil).str("id")
+	r := s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 12000, "payment_method": "pm_usBankAccount_insufficientFunds"})
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	assert.Equal(t, "processing", r.Body["invoice"].(map[string]any)["status"])
+	got := s.waitStatus(t, id, "open")
+	assert.Equal(t, int64(12000), got.num("amount_due"))
+	pays := got.Body["payments"].([]any)
+	require.Len(t, pays, 1)
+	assert.Equal(t, "failed", pays[0].(map[string]any)["status"])
+}
+
+func TestSaveCardThenPayWithSavedCard(t *testing.T) {
+	s := getStack(t)
+	cl := s.newClient(t, s.Key)
+	first := s.newInvoice(t, s.Key, cl, 9000, nil).str("id")
+	r := s.do(t, "POST", "/v1/invoices/"+first+"/payments", s.Key, map[string]any{"amount": 9000, "payment_method": "pm_card_visa",
+		"save_card": true, "payer_name": "Ada Lovelace", "billing_zip": "10001"})
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	list := s.do(t, "GET", "/v1/clients/"+cl+"/payment-methods", s.Key, nil)
+	require.Equal(t, 200, list.Status)
+	data := list.Body["data"].([]any)
+	require.Len(t, data, 1)
+	pm := data[0].(map[string]any)
+	assert.Equal(t, "visa", pm["brand"])
+	assert.Equal(t, "4242", pm["last4"])
+	assert.Equal(t, "Ada Lovelace", pm["cardholder_name"])
+	assert.Equal(t, "10001", pm["billing_zip"])
+	assert.NotContains(t, string(list.Raw), "4242424242424242")
+
+	second := s.newInvoice(t, s.Key, cl, 9000, nil).str("id")
+	r = s.do(t, "POST", "/v1/invoices/"+second+"/payments", s.Key, map[string]any{"amount": 9000, "saved_payment_method_id": pm["id"]})
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	assert.Equal(t, "paid", r.Body["invoice"].(map[string]any)["status"])
+	pis := s.intentsFor(second)
+	require.Len(t, pis, 1)
+	assert.NotEmpty(t, pis[0].Customer, "a saved card is charged on the client's customer")
+
+	// Another client's saved card is not usable.
+	other := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 9000, nil).str("id")
+	r = s.do(t, "POST", "/v1/invoices/"+other+"/payments", s.Key, map[string]any{"amount": 9000, "saved_payment_method_id": pm["id"]})
+	assert.Equal(t, 400, r.Status)
+
+	// Remove it (a practice key always may).
+	del := s.do(t, "DELETE", "/v1/clients/"+cl+"/payment-methods/"+pm["id"].(string), s.Key, nil)
+	require.Equal(t, 200, del.Status, string(del.Raw))
+	assert.Empty(t, s.do(t, "GET", "/v1/clients/"+cl+"/payment-methods", s.Key, nil).Body["data"])
+}
+
+func TestThreeDSecureRequiresActionThenPaid(t *testing.T) {
+	s := getStack(t)
+	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 15000, nil).str("id")
+	r := s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 15000, "payment_method": "pm_card_authenticationRequired"})
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	p := r.Body["payment"].(map[string]any)
+	assert.Equal(t, "requires_action", p["status"])
+	next := p["next_action"].(map[string]any)["redirect_to_url"].(map[string]any)["url"].(string)
+	assert.Contains(t, next, "/sandbox/3ds/")
+	assert.Equal(t, "open", s.do(t, "GET", "/v1/invoices/"+id, s.Key, nil).str("status"))
+	pis := s.intentsFor(id)
+	require.Len(t, pis, 1)
+	// The payer completes the challenge (what the 3-D Secure page does).
+	require.NoError(t, s.Sandbox.CompleteAction(pis[0].ID, true))
+	s.waitStatus(t, id, "paid")
+}
+
+func TestRefundsPartialAndTooLarge(t *testing.T) {
+	s := getStack(t)
+	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 20000, nil).str("id")
+	r := s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 20000, "payment_method": "pm_card_mastercard"})
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	pid := r.Body["payment"].(map[string]any)["id"].(string)
+
+	ref := s.do(t, "POST", "/v1/invoices/"+id+"/refunds", s.Key, map[string]any{"amount": 5000, "payment_id": pid, "reason": "requested_by_customer"})
+	require.Equal(t, 200, ref.Status, string(ref.Raw))
+	assert.Equal(t, "partially_refunded", ref.Body["invoice"].(map[string]any)["status"])
+	assert.Equal(t, float64(5000), ref.Body["invoice"].(map[string]any)["amount_refunded"])
+
+	big := s.do(t, "POST", "/v1/invoices/"+id+"/refunds", s.Key, map[string]any{"amount": 15001, "payment_id": pid})
+	require.Equal(t, 400, big.Status, string(big.Raw))
+	assert.Contains(t, big.Body["error"].(map[string]any)["message"], "left")
+
+	rest := s.do(t, "POST", "/v1/invoices/"+id+"/refunds", s.Key, map[string]any{"amount": 15000})
+	require.Equal(t, 200, rest.Status, string(rest.Raw))
+	assert.Equal(t, "refunded", rest.Body["invoice"].(map[string]any)["status"])
+	assert.Equal(t, float64(0), rest.Body["invoice"].(map[string]any)["amount_due"])
+	bal, err := s.Store.LedgerBalance(context.Background(), id)
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), bal)
+}
+
+// The charge's HTTP call reaches the processor, which charges and then never
+// answers: the activity fails after the Stripe call and before the ledger
+// write, and is retried. One PaymentIntent, one payment row.
+func TestChargeRunsTwiceChargesOnce(t *testing.T) {
+	s := getStack(t)
+	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 18000, nil).str("id")
+	s.Sandbox.FailNext(1, stripesandbox.FaultTimeoutAfter)
+	r := s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 18000, "payment_method": "pm_card_visa"})
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	assert.Equal(t, "paid", r.Body["invoice"].(map[string]any)["status"])
+	assert.Len(t, s.intentsFor(id), 1)
+	assert.Equal(t, 1, s.countPayments(t, id))
+	bal, err := s.Store.LedgerBalance(context.Background(), id)
+	require.NoError(t, err)
+	assert.Equal(t, int64(0), bal)
+}
+
+func TestRefundRunsTwiceRefundsOnce(t *testing.T) {
+	s := getStack(t)
+	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 18000, nil).str("id")
+	r := s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 18000, "payment_method": "pm_card_visa"})
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	s.Sandbox.FailNext(1, stripesandbox.FaultTimeoutAfter)
+	ref := s.do(t, "POST", "/v1/invoices/"+id+"/refunds", s.Key, map[string]any{"amount": 3000})
+	require.Equal(t, 200, ref.Status, string(ref.Raw))
+	pi := s.intentsFor(id)[0].ID
+	n := 0
+	for _, rf := range s.Sandbox.Refunds() {
+		if rf.PaymentIntent == pi {
+			n++
+		}
+	}
+	assert.Equal(t, 1, n, "one refund at the processor")
+	var rows int
+	require.NoError(t, s.Store.Pool.QueryRow(context.Background(), `SELECT count(*) FROM refunds WHERE invoice_id=$1`, id).Scan(&rows))
+	assert.Equal(t, 1, rows)
+	assert.Equal(t, int64(3000), s.do(t, "GET", "/v1/invoices/"+id, s.Key, nil).num("amount_refunded"))
+}
+
+func (s *stack) postWebhook(t *testing.T, payload []byte, sig string) *resp {
+	req, err := http.NewRequest("POST", s.API.URL+"/v1/webhooks/stripe", bytes.NewReader(payload))
+	require.NoError(t, err)
+	if sig != "" {
+		req.Header.Set("Stripe-Signature", sig)
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	return &resp{Status: res.StatusCode}
+}
+
+func TestWebhookSignatureAndDedup(t *testing.T) {
+	s := getStack(t)
+	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 7000, nil).str("id")
+	r := s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 7000, "payment_method": "pm_card_visa"})
+	require.Equal(t, 200, r.Status)
+	pi := s.intentsFor(id)[0].ID
+	payload := []byte(fmt.Sprintf(`{"id":"evt_dup_%s","object":"event","api_version":"2023-10-16","created":%d,"type":"payment_intent.succeeded",
+"data":{"object":{"id":%q,"object":"payment_intent","amount":7000,"currency":"usd","status":"succeeded","metadata":{"invoice_id":%q}}}}`,
+		id, time.Now().Unix(), pi, id))
+	signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: webhookSecret})
+	assert.Equal(t, 200, s.postWebhook(t, payload, signed.Header).Status)
+	var seen int
+	require.NoError(t, s.Store.Pool.QueryRow(context.Background(), `SELECT count(*) FROM webhook_events WHERE id=$1`, "evt_dup_"+id).Scan(&seen))
+	assert.Equal(t, 1, seen)
+	// Delivered twice: applied once (the second is acknowledged as a duplicate).
+	again := s.postWebhook(t, payload, webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: webhookSecret}).Header)
+	assert.Equal(t, 200, again.Status)
+	assert.Equal(t, 1, s.countPayments(t, id))
+	assert.Equal(t, int64(7000), s.do(t, "GET", "/v1/invoices/"+id, s.Key, nil).num("amount_paid"))
+
+	// Unsigned, forged and stale signatures are refused and change nothing.
+	forged := []byte(`{"id":"evt_forged","object":"event","type":"payment_intent.succeeded","data":{"object":{"id":"pi_x"}}}`)
+	assert.Equal(t, 400, s.postWebhook(t, forged, "").Status)
+	assert.Equal(t, 400, s.postWebhook(t, forged, webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: forged, Secret: "whsec_wrong"}).Header).Status)
+	stale := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: forged, Secret: webhookSecret, Timestamp: time.Now().Add(-time.Hour)})
+	assert.Equal(t, 400, s.postWebhook(t, forged, stale.Header).Status)
+	require.NoError(t, s.Store.Pool.QueryRow(context.Background(), `SELECT count(*) FROM webhook_events WHERE id='evt_forged'`).Scan(&seen))
+	assert.Equal(t, 0, seen)
+}
+
+func TestZeroDecimalCurrency(t *testing.T) {
+	s := getStack(t)
+	cl := s.newClient(t, s.Key)
+	r := s.do(t, "POST", "/v1/invoices", s.Key, map[string]any{"client_id": cl, "currency": "jpy", "due_date": time.Now().AddDate(0, 0, 7).Format(time.DateOnly),
+		"items": []map[string]any{{"service_date": time.Now().Format(time.DateOnly), "description": "Consultation", "unit_amount": 12000}}})
+	require.Equal(t, 201, r.Status, string(r.Raw))
+	id := r.str("id")
+	pay := s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 12000, "payment_method": "pm_card_visa"})
+	require.Equal(t, 200, pay.Status, string(pay.Raw))
+	pis := s.intentsFor(id)
+	require.Len(t, pis, 1)
+	assert.Equal(t, int64(12000), pis[0].Amount)
+	assert.Equal(t, "jpy", pis[0].Currency)
+}
