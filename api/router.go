@@ -65,7 +65,9 @@ func Router(d Deps) *gin.Engine {
 	r := gin.New()
 	r.ContextWithFallback = true
 	r.Use(h.requestID, h.logRequests, h.recover)
-	r.NoRoute(func(c *gin.Context) { apiError(c, http.StatusNotFound, "invalid_request_error", "route_not_found", "no such route", "") })
+	r.NoRoute(func(c *gin.Context) {
+		apiError(c, http.StatusNotFound, "invalid_request_error", "route_not_found", "no such route", "")
+	})
 	r.NoMethod(func(c *gin.Context) {
 		apiError(c, http.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", "method not allowed", "")
 	})
