@@ -44,7 +44,7 @@ type DevInfo struct {
 
 const (
 	devWebhookSecret = "whsec_billflow_dev_sandbox"
-	devEncryptionKey = "b11f10wdev0000000000000000000000b11f10wdev0000000000000000000000"
+	devEncryptionKey = "b111f10ad0000000000000000000000000000000000000000000000000000de5"
 )
 
 func main() {
