@@ -15,7 +15,9 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/mail"
 	"github.com/billflow/billflow/payments"
+	"github.com/billflow/billflow/pdf"
 	"github.com/billflow/billflow/store"
 )
 
@@ -31,6 +33,10 @@ type Activities struct {
 	Gateway       payments.Gateway
 	Logger        *slog.Logger
 	PublicBaseURL string
+	PayLinkSecret []byte
+	Renderer      *pdf.Renderer
+	Mailer        *mail.Mailer
+	MailDomain    string // right side of Message-IDs
 	Now           func() time.Time
 }
 

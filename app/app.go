@@ -21,8 +21,10 @@ import (
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/internal/metrics"
 	"github.com/billflow/billflow/internal/temporalclient"
+	"github.com/billflow/billflow/mail"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/payments"
+	"github.com/billflow/billflow/pdf"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/worker"
 )
@@ -63,9 +65,20 @@ func Dial(ctx context.Context, cfg *config.Config, logger *slog.Logger, m *metri
 	return temporalclient.Dial(ctx, o)
 }
 
-// Activities builds the one Activities value the worker registers.
-func Activities(cfg *config.Config, st *store.Store, gw payments.Gateway, logger *slog.Logger) *activities.Activities {
-	return &activities.Activities{Store: st, Gateway: gw, Logger: logger, PublicBaseURL: cfg.PublicBaseURL}
+// Activities builds the one Activities value the worker registers, with a
+// long-lived Chromium for PDFs and the SMTP mailer. close releases Chromium.
+func Activities(ctx context.Context, cfg *config.Config, st *store.Store, gw payments.Gateway, logger *slog.Logger) (acts *activities.Activities, close func(), err error) {
+	mailer, err := mail.New(mail.Config{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Username: cfg.SMTPUsername, Password: cfg.SMTPPassword,
+		TLS: cfg.SMTPTLS, From: cfg.MailFrom})
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: mail: %w", err)
+	}
+	renderer, err := pdf.New(ctx, pdf.Options{ChromiumPath: cfg.ChromiumPath, Logger: logger})
+	if err != nil {
+		return nil, nil, fmt.Errorf("start chromium at %s (CHROMIUM_PATH): %w", cfg.ChromiumPath, err)
+	}
+	return &activities.Activities{Store: st, Gateway: gw, Logger: logger, PublicBaseURL: cfg.PublicBaseURL,
+		PayLinkSecret: cfg.PayLinkSecret, Renderer: renderer, Mailer: mailer, MailDomain: "billflow"}, func() { _ = renderer.Close() }, nil
 }
 
 // APIServer returns the http.Server with read, write and idle timeouts.
@@ -128,7 +141,12 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 		return err
 	}
 	defer tc.Close()
-	return worker.Run(ctx, tc, Activities(cfg, st, Gateway(cfg), logger), worker.Options{})
+	acts, closeActs, err := Activities(ctx, cfg, st, Gateway(cfg), logger)
+	if err != nil {
+		return err
+	}
+	defer closeActs()
+	return worker.Run(ctx, tc, acts, worker.Options{})
 }
 
 // SearchAttributes are billflow's custom search attributes.

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"github.com/billflow/billflow/app"
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/internal/devtemporal"
+	"github.com/billflow/billflow/internal/mailcatcher"
 	"github.com/billflow/billflow/internal/metrics"
 	"github.com/billflow/billflow/internal/pgtest"
 	"github.com/billflow/billflow/internal/stripesandbox"
@@ -41,6 +43,7 @@ type stack struct {
 	Sandbox  *stripesandbox.Sandbox
 	API      *httptest.Server
 	Worker   sdkworker.Worker
+	Mail     *mailcatcher.Catcher
 	Config   *config.Config
 	Key      string // the demo practice's API key
 	Practice string
@@ -99,7 +102,11 @@ func startStack() (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := map[string]string{"DATABASE_URL": dbURL, "TEMPORAL_ADDRESS": temporal.FrontendAddress(), "STRIPE_SECRET_KEY": "sk_test_e2e",
+	s.Mail, err = mailcatcher.Start("127.0.0.1:0", "")
+	if err != nil {
+		return nil, err
+	}
+	env := map[string]string{"SMTP_PORT": portOf(s.Mail.SMTPAddr()), "DATABASE_URL": dbURL, "TEMPORAL_ADDRESS": temporal.FrontendAddress(), "STRIPE_SECRET_KEY": "sk_test_e2e",
 		"STRIPE_API_BASE": sbURL, "STRIPE_WEBHOOK_SECRET": webhookSecret, "PUBLIC_BASE_URL": s.API.URL, "STRIPE_TIMEOUT": "2s"}
 	s.Config, err = config.Load(func(k string) string { return env[k] })
 	if err != nil {
@@ -113,7 +120,11 @@ func startStack() (*stack, error) {
 		return nil, err
 	}
 	gw := app.Gateway(s.Config)
-	s.Worker = worker.New(s.Temporal, app.Activities(s.Config, s.Store, gw, logger), worker.Options{})
+	acts, _, err := app.Activities(context.Background(), s.Config, s.Store, gw, logger)
+	if err != nil {
+		return nil, err
+	}
+	s.Worker = worker.New(s.Temporal, acts, worker.Options{})
 	if err := s.Worker.Start(); err != nil {
 		return nil, err
 	}
@@ -199,4 +210,28 @@ func (s *stack) newInvoice(t *testing.T, key, clientID string, amount int64, ext
 	r := s.do(t, "POST", "/v1/invoices", key, body)
 	require.Equal(t, 201, r.Status, string(r.Raw))
 	return r
+}
+
+func portOf(addr string) string {
+	_, p, _ := strings.Cut(addr, ":")
+	return p
+}
+
+// mailsFor returns the caught emails whose subject names the invoice number, oldest first.
+func (s *stack) mailsFor(number string) []mailcatcher.Stored {
+	var out []mailcatcher.Stored
+	msgs := s.Mail.Messages()
+	for i := len(msgs) - 1; i >= 0; i-- {
+		if strings.Contains(msgs[i].Subject, number) {
+			out = append(out, msgs[i])
+		}
+	}
+	return out
+}
+
+func kindOf(m mailcatcher.Stored) string {
+	if v := m.Headers["X-Billflow-Kind"]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }

@@ -63,6 +63,25 @@ func TestPayInFullWithVisa(t *testing.T) {
 		assert.Len(c, res.Executions, 1)
 	}, 20*time.Second, 200*time.Millisecond)
 
+	// The client got the invoice email with its Pay Invoice link and PDF, then the receipt.
+	number := inv.str("number")
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		msgs := s.mailsFor(number)
+		if !assert.Len(c, msgs, 2) {
+			return
+		}
+		assert.Equal(c, "invoice_issued", kindOf(msgs[0]))
+		assert.Contains(c, msgs[0].Text, s.API.URL+"/pay/")
+		assert.Contains(c, msgs[0].HTML, "Pay Invoice")
+		if assert.Len(c, msgs[0].Attachments, 1) {
+			assert.Equal(c, "application/pdf", msgs[0].Attachments[0].ContentType)
+		}
+		assert.Equal(c, "payment_received", kindOf(msgs[1]))
+		if assert.Len(c, msgs[1].Attachments, 1) {
+			assert.Contains(c, msgs[1].Attachments[0].Filename, "Receipt")
+		}
+	}, 30*time.Second, 200*time.Millisecond)
+
 	// The state Query agrees.
 	v, err := s.Temporal.QueryWorkflow(context.Background(), workflows.InvoiceWorkflowID(id), "", workflows.StateQuery)
 	require.NoError(t, err)

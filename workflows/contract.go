@@ -111,6 +111,19 @@ type InvoiceState struct {
 	NextReminderStep int // 1-based, 0 = none
 	PaidAt           *time.Time
 	ClosesAt         *time.Time
+	// Pending are emails (and the receipt) still to go out, in order; they
+	// live in state so a continue-as-new carries them over.
+	Pending  []Notice
+	Disputed bool
+}
+
+// Notice is one client notification the workflow owes.
+type Notice struct {
+	Kind      string // "payment" | "refund"
+	PaymentID string
+	RefundID  string
+	Amount    int64
+	Final     bool // the payment settled the invoice: render and attach the receipt
 }
 
 // Installments counts payments that took money or are taking it.

@@ -81,6 +81,13 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 func (w *invoiceWF) run(ctx workflow.Context) error {
 	logger := workflow.GetLogger(ctx)
 	for {
+		if !w.st.Issued && w.st.Status != "void" {
+			w.issue(ctx)
+		}
+		for len(w.st.Pending) > 0 {
+			w.notify(ctx, w.st.Pending[0])
+			w.st.Pending = w.st.Pending[1:]
+		}
 		if w.closed(ctx) && workflow.AllHandlersFinished(ctx) {
 			logger.Info("invoice workflow complete", "status", w.st.Status)
 			return nil
@@ -94,7 +101,9 @@ func (w *invoiceWF) run(ctx workflow.Context) error {
 			return workflow.NewContinueAsNewError(ctx, InvoiceWorkflow, &next)
 		}
 		w.dirty = false
-		wake := func() bool { return w.dirty || workflow.GetInfo(ctx).GetContinueAsNewSuggested() }
+		wake := func() bool {
+			return w.dirty || len(w.st.Pending) > 0 || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+		}
 		if deadline := w.closesAt(); deadline != nil {
 			wait := deadline.Sub(workflow.Now(ctx))
 			if wait > 0 {
@@ -108,6 +117,47 @@ func (w *invoiceWF) run(ctx workflow.Context) error {
 		if err := workflow.Await(ctx, wake); err != nil {
 			return err
 		}
+	}
+}
+
+// notifyOptions are for emails and documents: SMTP or Chromium being down
+// is waited out with backoff, and the activity sends each email once.
+func notifyOptions(ctx workflow.Context, summary string) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
+		Summary:             summary,
+	})
+}
+
+// issue renders the invoice and emails the client the Pay Invoice link.
+func (w *invoiceWF) issue(ctx workflow.Context) {
+	actx := notifyOptions(ctx, "Render invoice and email pay link")
+	var res activities.NotifyResult
+	if err := workflow.ExecuteActivity(actx, acts.IssueInvoice, &activities.InvoiceRef{InvoiceID: w.in.InvoiceID}).Get(ctx, &res); err != nil {
+		workflow.GetLogger(ctx).Error("issue invoice failed", "error", err)
+	}
+	w.st.Issued = true
+}
+
+// notify sends one owed notification.
+func (w *invoiceWF) notify(ctx workflow.Context, n Notice) {
+	var err error
+	var res activities.NotifyResult
+	switch n.Kind {
+	case "payment":
+		summary := "Email payment confirmation"
+		if n.Final {
+			summary = "Render receipt and email it"
+		}
+		err = workflow.ExecuteActivity(notifyOptions(ctx, summary), acts.NotifyPayment,
+			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, PaymentID: n.PaymentID}).Get(ctx, &res)
+	case "refund":
+		err = workflow.ExecuteActivity(notifyOptions(ctx, "Email refund notice "+money.Format(n.Amount, w.st.Currency)), acts.NotifyRefund,
+			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, RefundID: n.RefundID}).Get(ctx, &res)
+	}
+	if err != nil {
+		workflow.GetLogger(ctx).Error("notification failed", "kind", n.Kind, "error", err)
 	}
 }
 
@@ -250,6 +300,9 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 			IntentID: res.IntentID, MethodLabel: label, CreatedAt: workflow.Now(ctx)})
 	}
 	w.apply(ctx, &res.Invoice)
+	if res.Status == "succeeded" {
+		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: paymentID, Amount: in.Amount, Final: res.Invoice.AmountDue == 0})
+	}
 	return &PayResult{PaymentID: paymentID, Amount: in.Amount, Status: res.Status, FailureCode: res.FailureCode,
 		DeclineCode: res.DeclineCode, FailureMessage: res.FailureMessage, NextActionURL: res.NextActionURL, Invoice: res.Invoice}, nil
 }
@@ -269,6 +322,11 @@ func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
 		return (ev.PaymentID != "" && p.ID == ev.PaymentID) || (ev.IntentID != "" && p.IntentID == ev.IntentID)
 	})
 	if idx < 0 {
+		return
+	}
+	if ev.Type == "charge.dispute.created" {
+		w.st.Disputed = true
+		workflow.GetLogger(ctx).Warn("payment disputed", "payment", w.st.Payments[idx].ID)
 		return
 	}
 	p := &w.st.Payments[idx]
@@ -293,6 +351,9 @@ func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
 	p = &w.st.Payments[idx]
 	p.Status = res.Status
 	w.apply(ctx, &res.Invoice)
+	if res.Status == "succeeded" {
+		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: p.ID, Amount: p.Amount, Final: res.Invoice.AmountDue == 0})
+	}
 }
 
 // ---- refund ----
@@ -303,7 +364,9 @@ func (w *invoiceWF) validateRefund(ctx workflow.Context, in *RefundInput) error 
 }
 
 func (w *invoiceWF) refundTarget(in *RefundInput) (*PaymentState, error) {
-	bad := func(msg string) error { return temporal.NewNonRetryableApplicationError(msg, ErrTypeInvalidRefund, nil) }
+	bad := func(msg string) error {
+		return temporal.NewNonRetryableApplicationError(msg, ErrTypeInvalidRefund, nil)
+	}
 	if in == nil || in.Amount <= 0 {
 		return nil, bad("refund amount must be greater than zero")
 	}
@@ -360,6 +423,7 @@ func (w *invoiceWF) refund(ctx workflow.Context, in *RefundInput) (*RefundResult
 	}
 	target.Refunded += in.Amount
 	w.apply(ctx, &res.Invoice)
+	w.st.Pending = append(w.st.Pending, Notice{Kind: "refund", RefundID: refundID, Amount: in.Amount})
 	return &RefundResult{RefundID: refundID, PaymentID: target.ID, Amount: in.Amount, Status: res.Status, Invoice: res.Invoice}, nil
 }
 

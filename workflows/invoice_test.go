@@ -29,6 +29,9 @@ func (s *invoiceSuite) SetupTest() {
 	s.env = s.NewTestWorkflowEnvironment()
 	s.env.RegisterWorkflow(workflows.InvoiceWorkflow)
 	s.env.RegisterActivity(acts)
+	s.env.OnActivity(acts.IssueInvoice, mock.Anything, mock.Anything).Return(&activities.NotifyResult{DocumentID: "doc_1", Emailed: true}, nil).Maybe()
+	s.env.OnActivity(acts.NotifyPayment, mock.Anything, mock.Anything).Return(&activities.NotifyResult{Emailed: true}, nil).Maybe()
+	s.env.OnActivity(acts.NotifyRefund, mock.Anything, mock.Anything).Return(&activities.NotifyResult{Emailed: true}, nil).Maybe()
 }
 
 func (s *invoiceSuite) TearDownTest() { s.env.AssertExpectations(s.T()) }
