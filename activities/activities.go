@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/billflow/billflow/mail"
@@ -36,7 +37,8 @@ type Activities struct {
 	PayLinkSecret []byte
 	Renderer      *pdf.Renderer
 	Mailer        *mail.Mailer
-	MailDomain    string // right side of Message-IDs
+	MailDomain    string        // right side of Message-IDs
+	Temporal      client.Client // for activities that signal workflows (the reminder run)
 	Now           func() time.Time
 }
 

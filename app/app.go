@@ -146,6 +146,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 		return err
 	}
 	defer closeActs()
+	acts.Temporal = tc
 	return worker.Run(ctx, tc, acts, worker.Options{})
 }
 

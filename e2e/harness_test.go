@@ -124,6 +124,7 @@ func startStack() (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
+	acts.Temporal = s.Temporal
 	s.Worker = worker.New(s.Temporal, acts, worker.Options{})
 	if err := s.Worker.Start(); err != nil {
 		return nil, err

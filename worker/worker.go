@@ -35,6 +35,7 @@ func Register(r interface {
 	RegisterActivity(any)
 }, acts *activities.Activities) {
 	r.RegisterWorkflow(workflows.InvoiceWorkflow)
+	r.RegisterWorkflow(workflows.ReminderRunWorkflow)
 	r.RegisterActivity(acts)
 }
 

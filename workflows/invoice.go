@@ -43,6 +43,9 @@ func InvoiceWorkflow(ctx workflow.Context, in *InvoiceInput) error {
 			Total: in.Total, AmountDue: in.Total, DueDate: in.DueDate,
 		}
 	}
+	if w.st.NextReminderStep == 0 && len(w.st.RemindersSent) == 0 {
+		w.planNextReminder(workflow.Now(ctx))
+	}
 	if w.in.RefundWindow <= 0 {
 		w.in.RefundWindow = DefaultRefundWindow
 	}
@@ -73,6 +76,20 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 			var ev PaymentEvent
 			ch.Receive(ctx, &ev)
 			w.onPaymentEvent(ctx, &ev)
+		}
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		ch := workflow.GetSignalChannel(ctx, ReminderSignal)
+		for {
+			var r ReminderDue
+			ch.Receive(ctx, &r)
+			// Reminders share the payment lock: never a reminder mid-payment.
+			if err := w.lock.Lock(ctx); err != nil {
+				return
+			}
+			w.onReminderDue(ctx, &r)
+			w.lock.Unlock()
+			w.dirty = true
 		}
 	})
 	return nil
@@ -470,6 +487,7 @@ func (w *invoiceWF) apply(ctx workflow.Context, snap *InvoiceSnapshot) {
 		st.PaidAt = &now
 	}
 	w.dirty = true
+	w.planNextReminder(workflow.Now(ctx))
 	if changed {
 		if err := workflow.UpsertTypedSearchAttributes(ctx, InvoiceStatusKey.ValueSet(st.Status), AmountDueKey.ValueSet(st.AmountDue)); err != nil {
 			workflow.GetLogger(ctx).Error("upsert search attributes", "error", err)
