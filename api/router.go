@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/payments"
@@ -35,6 +36,7 @@ type Deps struct {
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 	Now      func() time.Time
+	Codec    converter.PayloadCodec // nil: payloads are not encrypted and /codec is not served
 }
 
 type handlers struct {
@@ -78,6 +80,8 @@ func Router(d Deps) *gin.Engine {
 	if d.Registry != nil {
 		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
 	}
+
+	h.codecRoutes(r)
 
 	v1 := r.Group("/v1")
 	v1.POST("/webhooks/stripe", h.stripeWebhook)

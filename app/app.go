@@ -19,6 +19,7 @@ import (
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/config"
+	"github.com/billflow/billflow/internal/codec"
 	"github.com/billflow/billflow/internal/metrics"
 	"github.com/billflow/billflow/internal/temporalclient"
 	"github.com/billflow/billflow/mail"
@@ -59,10 +60,23 @@ func Gateway(cfg *config.Config) payments.Gateway {
 // Dial connects to Temporal with billflow's converter and metrics.
 func Dial(ctx context.Context, cfg *config.Config, logger *slog.Logger, m *metrics.SDKMetrics) (client.Client, error) {
 	o := temporalclient.Options{Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logger: logger}
+	if c, err := PayloadCodec(cfg); err != nil {
+		return nil, err
+	} else if c != nil {
+		o.DataConverter = c.DataConverter()
+	}
 	if m != nil {
 		o.Metrics = m.Handler()
 	}
 	return temporalclient.Dial(ctx, o)
+}
+
+// PayloadCodec is the AES-256-GCM codec when TEMPORAL_ENCRYPTION_KEY is set, else nil.
+func PayloadCodec(cfg *config.Config) (*codec.Codec, error) {
+	if cfg.EncryptionKey == nil {
+		return nil, nil
+	}
+	return codec.New(cfg.EncryptionKey, cfg.EncryptionOldKeys...)
 }
 
 // Activities builds the one Activities value the worker registers, with a
@@ -121,7 +135,11 @@ func RunAPI(ctx context.Context, cfg *config.Config, logger *slog.Logger) error 
 		return err
 	}
 	defer tc.Close()
-	router := api.Router(api.Deps{Store: st, Temporal: tc, Gateway: Gateway(cfg), Config: cfg, Logger: logger, Registry: reg})
+	pc, err := PayloadCodec(cfg)
+	if err != nil {
+		return err
+	}
+	router := api.Router(api.Deps{Store: st, Temporal: tc, Gateway: Gateway(cfg), Config: cfg, Logger: logger, Registry: reg, Codec: pc})
 	return Serve(ctx, APIServer(cfg.HTTPAddr, router), logger)
 }
 

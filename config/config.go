@@ -41,6 +41,7 @@ type Config struct {
 	PayLinkSecret        []byte        // PAY_LINK_SECRET
 	EncryptionKey        []byte        // TEMPORAL_ENCRYPTION_KEY (32 bytes, hex or base64); nil = payloads unencrypted
 	EncryptionKeyID      string        // derived from the key so rotated keys are told apart
+	EncryptionOldKeys    [][]byte      // TEMPORAL_ENCRYPTION_OLD_KEYS, comma-separated: still decrypt, never encrypt
 	ReminderHour         int           // REMINDER_HOUR (0-23, practice-local cron runs daily at this UTC hour), default 9
 	TemporalUIOrigin     string        // TEMPORAL_UI_ORIGIN for the codec endpoint's CORS, default http://127.0.0.1:8233
 }
@@ -132,6 +133,17 @@ func Load(getenv func(string) string) (*Config, error) {
 			sum := sha256.Sum256(key)
 			c.EncryptionKeyID = "k" + hex.EncodeToString(sum[:4])
 		}
+	}
+	for _, k := range strings.Split(getenv("TEMPORAL_ENCRYPTION_OLD_KEYS"), ",") {
+		if k = strings.TrimSpace(k); k == "" {
+			continue
+		}
+		key, err := decodeKey(k)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TEMPORAL_ENCRYPTION_OLD_KEYS: %w", err))
+			continue
+		}
+		c.EncryptionOldKeys = append(c.EncryptionOldKeys, key)
 	}
 	if c.Production() {
 		for _, req := range []struct{ name, val string }{

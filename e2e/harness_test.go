@@ -107,7 +107,8 @@ func startStack() (*stack, error) {
 		return nil, err
 	}
 	env := map[string]string{"SMTP_PORT": portOf(s.Mail.SMTPAddr()), "DATABASE_URL": dbURL, "TEMPORAL_ADDRESS": temporal.FrontendAddress(), "STRIPE_SECRET_KEY": "sk_test_e2e",
-		"STRIPE_API_BASE": sbURL, "STRIPE_WEBHOOK_SECRET": webhookSecret, "PUBLIC_BASE_URL": s.API.URL, "STRIPE_TIMEOUT": "2s"}
+		"STRIPE_API_BASE": sbURL, "STRIPE_WEBHOOK_SECRET": webhookSecret, "PUBLIC_BASE_URL": s.API.URL, "STRIPE_TIMEOUT": "2s",
+		"TEMPORAL_ENCRYPTION_KEY": "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"}
 	s.Config, err = config.Load(func(k string) string { return env[k] })
 	if err != nil {
 		return nil, err
@@ -131,7 +132,11 @@ func startStack() (*stack, error) {
 	}
 	reg := metrics.NewRegistry()
 	reg.MustRegister(m)
-	router = api.Router(api.Deps{Store: s.Store, Temporal: s.Temporal, Gateway: gw, Config: s.Config, Logger: logger, Registry: reg})
+	pc, err := app.PayloadCodec(s.Config)
+	if err != nil {
+		return nil, err
+	}
+	router = api.Router(api.Deps{Store: s.Store, Temporal: s.Temporal, Gateway: gw, Config: s.Config, Logger: logger, Registry: reg, Codec: pc})
 	p, key, err := s.Store.CreatePractice(ctx, store.NewPractice{Name: "Calm Minds Therapy", Currency: "usd", Timezone: "America/New_York"})
 	if err != nil {
 		return nil, err
