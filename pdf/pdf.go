@@ -89,7 +89,7 @@ type Renderer struct {
 	opts  Options
 	log   *slog.Logger
 	slots chan struct{} // one token per tab; holding one entitles a caller to a tab
-	csp   string        // Content-Security-Policy of every document; tests may clear it
+	csp   string        // Content-Security-Policy of the shell page
 
 	mu     sync.Mutex
 	cur    *instance
@@ -113,6 +113,12 @@ const csp = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-
 // New starts the browser and opens the tab pool. ctx bounds only the start-up;
 // the browser lives until Close.
 func New(ctx context.Context, opts Options) (*Renderer, error) {
+	return newRenderer(ctx, opts, csp)
+}
+
+// newRenderer is New with the shell page's Content-Security-Policy; tests
+// clear it to exercise the interception layer alone.
+func newRenderer(ctx context.Context, opts Options, policy string) (*Renderer, error) {
 	if opts.ChromiumPath == "" {
 		opts.ChromiumPath = os.Getenv("CHROMIUM_PATH")
 	}
@@ -137,7 +143,7 @@ func New(ctx context.Context, opts Options) (*Renderer, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	r := &Renderer{opts: opts, log: opts.Logger.With("component", "pdf"), slots: make(chan struct{}, opts.Tabs), csp: csp}
+	r := &Renderer{opts: opts, log: opts.Logger.With("component", "pdf"), slots: make(chan struct{}, opts.Tabs), csp: policy}
 	for range opts.Tabs {
 		r.slots <- struct{}{}
 	}
@@ -383,9 +389,6 @@ func (r *Renderer) renderOn(ctx context.Context, inst *instance, w io.Writer, do
 			return fmt.Errorf("pdf: wait for the document to load: %w", timeoutErr(dctx, err, r.opts.DocTimeout))
 		}
 		break
-	}
-	if t.dirty.Load() {
-		return errors.New("pdf: the document tried to navigate away")
 	}
 	if _, err := chromedp.Run(dctx, printTo(w, params)); err != nil {
 		return fmt.Errorf("pdf: print: %w", timeoutErr(dctx, err, r.opts.DocTimeout))
@@ -675,12 +678,16 @@ func (t *tab) intercept(r *Renderer, paused iter.Seq2[fetch.EventRequestPaused, 
 				RequestID: ev.RequestID, ResponseCode: 200, ResponseHeaders: headers, Body: []byte(shellHTML),
 			})
 		} else {
-			if isDoc && t.shellServed.Load() {
+			reason := network.ErrorReasonBlockedByClient
+			if isDoc {
+				// An aborted navigation leaves the page as it is, where a
+				// blocked one would replace it with an error page mid-print.
+				reason = network.ErrorReasonAborted
 				t.dirty.Store(true)
 			}
 			r.blocked.Add(1)
 			_, cerr = chromedp.Call(t.ctx, fetch.FailRequest, fetch.FailRequestParams{
-				RequestID: ev.RequestID, ErrorReason: network.ErrorReasonBlockedByClient,
+				RequestID: ev.RequestID, ErrorReason: reason,
 			})
 		}
 		if cerr != nil && t.ctx.Err() != nil {

@@ -235,17 +235,19 @@ func TestNavigationAwayIsBlocked(t *testing.T) {
 		t.Errorf("tab state leaked between documents:\n%s", text)
 	}
 	p.check(t)
+	if shared.Stats().Blocked == 0 {
+		t.Error("the redirect never reached the interception layer")
+	}
 }
 
 // TestInterceptionAloneBlocks turns the document's CSP off, so the page's
 // requests reach the Fetch interception layer, which alone must stop them.
 func TestInterceptionAloneBlocks(t *testing.T) {
-	r, err := New(context.Background(), Options{Tabs: 1})
+	r, err := newRenderer(context.Background(), Options{Tabs: 1}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	r.csp = ""
 	p := newNetProbe(t)
 	out := render(t, r, hostileHTML(p.srv.URL), PageOptions{})
 	if !strings.Contains(pdfText(t, out, 0), "raw html document") {
