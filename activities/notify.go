@@ -25,6 +25,9 @@ type NotifyInput struct {
 	InvoiceID string
 	PaymentID string // payment received
 	RefundID  string // refund notice
+	// ReceiptOnly renders the receipt of a paid invoice without emailing:
+	// a balance payment sends one receipt email for all its invoices.
+	ReceiptOnly bool
 }
 
 // NotifyResult says what went out.
@@ -264,6 +267,16 @@ func (a *Activities) NotifyPayment(ctx context.Context, in *NotifyInput) (*Notif
 		ClientName: b.client.Name, InvoiceNumber: b.inv.Number, Amount: pay.Amount, AmountDue: b.inv.AmountDue, Currency: b.inv.Currency,
 		MethodLabel: MethodLabel(pay.MethodType, pay.Brand, pay.Last4, pay.BankName), PayerName: pay.PayerName, PaidAt: pay.CreatedAt}
 	res := &NotifyResult{}
+	if in.ReceiptOnly {
+		if b.inv.AmountDue == 0 {
+			doc, _, err := a.renderInvoiceDoc(ctx, b, "receipt", "")
+			if err != nil {
+				return nil, err
+			}
+			res.DocumentID = doc.ID
+		}
+		return res, nil
+	}
 	var att []mail.Attachment
 	if b.inv.AmountDue > 0 {
 		data.Partial = true

@@ -2,6 +2,7 @@ package api
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -572,4 +573,12 @@ func (h *handlers) voidInvoice(c *gin.Context) {
 		return
 	}
 	h.writeInvoice(c, http.StatusOK, fresh)
+}
+
+func formatMoney(amount int64, currency string) string { return money.Format(amount, currency) }
+
+// hashKey shortens a caller's Idempotency-Key into an ID-safe token.
+func hashKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:8])
 }

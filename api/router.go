@@ -95,6 +95,7 @@ func Router(d Deps) *gin.Engine {
 	p.POST("/invoices/:id/payments", h.payInvoice)
 	p.POST("/invoices/:id/refunds", h.refundInvoice)
 	p.POST("/invoices/:id/void", h.voidInvoice)
+	p.POST("/clients/:id/balance-payments", h.payBalance)
 	p.GET("/clients/:id/payment-methods", h.listPaymentMethods)
 	p.POST("/clients/:id/payment-methods", h.attachPaymentMethod)
 	p.DELETE("/clients/:id/payment-methods/:pm", h.detachPaymentMethod)

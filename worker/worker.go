@@ -36,6 +36,7 @@ func Register(r interface {
 }, acts *activities.Activities) {
 	r.RegisterWorkflow(workflows.InvoiceWorkflow)
 	r.RegisterWorkflow(workflows.ReminderRunWorkflow)
+	r.RegisterWorkflow(workflows.BalancePaymentWorkflow)
 	r.RegisterActivity(acts)
 }
 

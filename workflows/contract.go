@@ -25,13 +25,14 @@ func InvoiceIDFromWorkflowID(workflowID string) (string, bool) {
 
 // Update, Signal and Query names of the invoice workflow.
 const (
-	PayUpdate          = "pay"
-	RefundUpdate       = "refund"
-	VoidUpdate         = "void"
-	ResendUpdate       = "resend"
-	StateQuery         = "state"
-	PaymentEventSignal = "payment-event"
-	ReminderSignal     = "reminder-due"
+	PayUpdate            = "pay"
+	RefundUpdate         = "refund"
+	VoidUpdate           = "void"
+	ResendUpdate         = "resend"
+	StateQuery           = "state"
+	PaymentEventSignal   = "payment-event"
+	ReminderSignal       = "reminder-due"
+	PaymentAppliedSignal = "payment-applied"
 )
 
 // Search attributes shown and filtered in the Temporal UI. They hold IDs,
@@ -124,6 +125,17 @@ type Notice struct {
 	RefundID  string
 	Amount    int64
 	Final     bool // the payment settled the invoice: render and attach the receipt
+	Silent    bool // part of a balance payment: receipt document only, one email elsewhere
+}
+
+// PaymentApplied tells an invoice workflow that a balance payment recorded a
+// payment on it.
+type PaymentApplied struct {
+	PaymentID   string
+	IntentID    string
+	Amount      int64
+	Status      string
+	MethodLabel string
 }
 
 // Installments counts payments that took money or are taking it.

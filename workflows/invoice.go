@@ -79,6 +79,14 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 		}
 	})
 	workflow.Go(ctx, func(ctx workflow.Context) {
+		ch := workflow.GetSignalChannel(ctx, PaymentAppliedSignal)
+		for {
+			var pa PaymentApplied
+			ch.Receive(ctx, &pa)
+			w.onPaymentApplied(ctx, &pa)
+		}
+	})
+	workflow.Go(ctx, func(ctx workflow.Context) {
 		ch := workflow.GetSignalChannel(ctx, ReminderSignal)
 		for {
 			var r ReminderDue
@@ -167,8 +175,11 @@ func (w *invoiceWF) notify(ctx workflow.Context, n Notice) {
 		if n.Final {
 			summary = "Render receipt and email it"
 		}
+		if n.Silent {
+			summary = "Render receipt"
+		}
 		err = workflow.ExecuteActivity(notifyOptions(ctx, summary), acts.NotifyPayment,
-			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, PaymentID: n.PaymentID}).Get(ctx, &res)
+			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, PaymentID: n.PaymentID, ReceiptOnly: n.Silent}).Get(ctx, &res)
 	case "refund":
 		err = workflow.ExecuteActivity(notifyOptions(ctx, "Email refund notice "+money.Format(n.Amount, w.st.Currency)), acts.NotifyRefund,
 			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, RefundID: n.RefundID}).Get(ctx, &res)
@@ -370,6 +381,30 @@ func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
 	w.apply(ctx, &res.Invoice)
 	if res.Status == "succeeded" {
 		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: p.ID, Amount: p.Amount, Final: res.Invoice.AmountDue == 0})
+	}
+}
+
+// onPaymentApplied takes in a payment a balance payment recorded on this invoice.
+func (w *invoiceWF) onPaymentApplied(ctx workflow.Context, pa *PaymentApplied) {
+	if slices.ContainsFunc(w.st.Payments, func(p PaymentState) bool { return p.ID == pa.PaymentID }) {
+		return
+	}
+	if err := w.lock.Lock(ctx); err != nil {
+		return
+	}
+	defer w.lock.Unlock()
+	w.st.Payments = append(w.st.Payments, PaymentState{ID: pa.PaymentID, Amount: pa.Amount, Status: pa.Status,
+		IntentID: pa.IntentID, MethodLabel: pa.MethodLabel, CreatedAt: workflow.Now(ctx)})
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second,
+		Summary: "Apply balance payment " + money.Format(pa.Amount, w.st.Currency)})
+	var snap InvoiceSnapshot
+	if err := workflow.ExecuteActivity(actx, acts.RefreshInvoice, &activities.InvoiceRef{InvoiceID: w.in.InvoiceID}).Get(ctx, &snap); err != nil {
+		workflow.GetLogger(ctx).Error("refresh after balance payment", "error", err)
+		return
+	}
+	w.apply(ctx, &snap)
+	if pa.Status == "succeeded" && snap.AmountDue == 0 {
+		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: pa.PaymentID, Amount: pa.Amount, Final: true, Silent: true})
 	}
 }
 

@@ -116,9 +116,11 @@ func (t timer) Record(d time.Duration) {
 	t.m.mu.Unlock()
 }
 
-func (h handler) Counter(name string) client.MetricsCounter { return counter{h.m, h.get(kCounter, name)} }
-func (h handler) Gauge(name string) client.MetricsGauge     { return gauge{h.m, h.get(kGauge, name)} }
-func (h handler) Timer(name string) client.MetricsTimer     { return timer{h.m, h.get(kTimer, name)} }
+func (h handler) Counter(name string) client.MetricsCounter {
+	return counter{h.m, h.get(kCounter, name)}
+}
+func (h handler) Gauge(name string) client.MetricsGauge { return gauge{h.m, h.get(kGauge, name)} }
+func (h handler) Timer(name string) client.MetricsTimer { return timer{h.m, h.get(kTimer, name)} }
 
 func sanitize(name string) string {
 	return strings.Map(func(r rune) rune {

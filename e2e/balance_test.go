@@ -1,0 +1,70 @@
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Pay Now next to the balance: one charge, applied oldest invoice first, one receipt.
+func TestBalancePaymentAcrossThreeInvoices(t *testing.T) {
+	s := getStack(t)
+	cl := s.newClient(t, s.Key)
+	var ids, numbers []string
+	for _, amt := range []int64{10000, 12000, 8000} {
+		inv := s.newInvoice(t, s.Key, cl, amt, map[string]any{"partial_payments": map[string]any{"enabled": true}})
+		ids = append(ids, inv.str("id"))
+		numbers = append(numbers, inv.str("number"))
+	}
+	// The first invoice is already partly paid.
+	r := s.do(t, "POST", "/v1/invoices/"+ids[0]+"/payments", s.Key, map[string]any{"amount": 4000, "payment_method": "pm_card_visa"})
+	require.Equal(t, 200, r.Status, string(r.Raw))
+
+	wrong := s.do(t, "POST", "/v1/clients/"+cl+"/balance-payments", s.Key, map[string]any{"amount": 100, "payment_method": "pm_card_visa"})
+	assert.Equal(t, 400, wrong.Status)
+	assert.Equal(t, "amount_mismatch", wrong.errCode())
+
+	before := s.Sandbox.CountPaymentIntents()
+	bp := s.do(t, "POST", "/v1/clients/"+cl+"/balance-payments", s.Key, map[string]any{"amount": 26000, "payment_method": "pm_card_mastercard"},
+		"Idempotency-Key", "balance-"+cl)
+	require.Equal(t, 200, bp.Status, string(bp.Raw))
+	assert.Equal(t, "succeeded", bp.str("status"))
+	assert.Equal(t, before+1, s.Sandbox.CountPaymentIntents(), "one charge for the whole balance")
+	allocs := bp.Body["allocations"].([]any)
+	require.Len(t, allocs, 3)
+	assert.Equal(t, ids[0], allocs[0].(map[string]any)["invoice_id"])
+	assert.Equal(t, float64(6000), allocs[0].(map[string]any)["amount"])
+
+	// Retried with the same key: the same answer, no second charge.
+	again := s.do(t, "POST", "/v1/clients/"+cl+"/balance-payments", s.Key, map[string]any{"amount": 26000, "payment_method": "pm_card_mastercard"},
+		"Idempotency-Key", "balance-"+cl)
+	require.Equal(t, 200, again.Status, string(again.Raw))
+	assert.Equal(t, bp.str("id"), again.str("id"))
+	assert.Equal(t, before+1, s.Sandbox.CountPaymentIntents())
+
+	for _, id := range ids {
+		got := s.waitStatus(t, id, "paid")
+		assert.Equal(t, int64(0), got.num("amount_due"))
+	}
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		n := 0
+		for _, m := range s.Mail.Messages() {
+			if kindOf(m) == "balance_payment_receipt" && m.To[0] == "ada@example.com" {
+				ok := true
+				for _, num := range numbers {
+					ok = ok && assert.Contains(c, m.Text, num)
+				}
+				if ok {
+					n++
+				}
+			}
+		}
+		assert.Equal(c, 1, n, "one receipt listing the invoices")
+	}, 30*time.Second, 200*time.Millisecond)
+
+	none := s.do(t, "POST", "/v1/clients/"+cl+"/balance-payments", s.Key, map[string]any{"payment_method": "pm_card_visa"})
+	assert.Equal(t, 400, none.Status)
+	assert.Equal(t, "no_balance", none.errCode())
+}

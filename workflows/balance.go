@@ -1,0 +1,99 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/money"
+)
+
+// BalancePaymentWorkflowID is one balance payment's workflow.
+func BalancePaymentWorkflowID(clientID, key string) string { return "balance-" + clientID + "-" + key }
+
+// BalancePaymentInput pays a client's entire balance in one charge.
+type BalancePaymentInput struct {
+	BalancePaymentID     string
+	PracticeID           string
+	ClientID             string
+	Currency             string
+	Total                int64
+	InvoiceIDs           []string
+	PaymentMethodID      string
+	SavedPaymentMethodID string
+	SaveCard             bool
+	PayerName            string
+	BillingZIP           string
+	MethodLabel          string
+}
+
+// BalancePaymentResult is the charge and where it went.
+type BalancePaymentResult struct {
+	BalancePaymentID string
+	Status           string
+	Amount           int64
+	Currency         string
+	FailureCode      string
+	DeclineCode      string
+	FailureMessage   string
+	NextActionURL    string
+	Allocations      []activities.Allocation
+}
+
+// ErrTypeBalanceChanged is raised when the balance moved since it was shown.
+const ErrTypeBalanceChanged = activities.ErrTypeBalanceChanged
+
+// BalancePaymentWorkflow charges once, applies the money oldest invoice first
+// through each invoice's own workflow, and sends one receipt.
+func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*BalancePaymentResult, error) {
+	label := in.MethodLabel
+	if label == "" {
+		label = "card"
+	}
+	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: 2 * time.Hour,
+		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+			NonRetryableErrorTypes: []string{ErrTypeGateway, ErrTypeBalanceChanged}},
+		Summary: fmt.Sprintf("Charge balance %s to %s", money.Format(in.Total, in.Currency), label),
+	})
+	var res activities.ChargeBalanceResult
+	if err := workflow.ExecuteActivity(actx, acts.ChargeBalance, &activities.ChargeBalanceInput{
+		BalancePaymentID: in.BalancePaymentID, PracticeID: in.PracticeID, ClientID: in.ClientID, Currency: in.Currency,
+		Total: in.Total, InvoiceIDs: in.InvoiceIDs, PaymentMethodID: in.PaymentMethodID, SavedPaymentMethodID: in.SavedPaymentMethodID,
+		SaveCard: in.SaveCard, PayerName: in.PayerName, BillingZIP: in.BillingZIP,
+	}).Get(ctx, &res); err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			return nil, temporal.NewNonRetryableApplicationError(appErr.Message(), appErr.Type(), nil)
+		}
+		return nil, err
+	}
+	out := &BalancePaymentResult{BalancePaymentID: in.BalancePaymentID, Status: res.Status, Amount: in.Total, Currency: in.Currency,
+		FailureCode: res.FailureCode, DeclineCode: res.DeclineCode, FailureMessage: res.FailureMessage,
+		NextActionURL: res.NextActionURL, Allocations: res.Allocations}
+	if res.Status == "failed" {
+		return out, nil
+	}
+	for _, al := range res.Allocations {
+		err := workflow.SignalExternalWorkflow(ctx, InvoiceWorkflowID(al.InvoiceID), "", PaymentAppliedSignal, &PaymentApplied{
+			PaymentID: al.PaymentID, IntentID: res.IntentID, Amount: al.Amount, Status: res.Status, MethodLabel: res.MethodLabel,
+		}).Get(ctx, nil)
+		if err != nil {
+			// The invoice workflow has closed: the payment is recorded in Postgres all the same.
+			workflow.GetLogger(ctx).Warn("could not tell invoice workflow", "invoice", al.InvoiceID, "error", err)
+		}
+	}
+	if res.Status == "succeeded" {
+		nctx := notifyOptions(ctx, fmt.Sprintf("Email one receipt for %d invoices", len(res.Allocations)))
+		if err := workflow.ExecuteActivity(nctx, acts.SendBalanceReceipt, &activities.BalanceReceiptInput{
+			BalancePaymentID: in.BalancePaymentID, PracticeID: in.PracticeID, ClientID: in.ClientID}).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("balance receipt failed", "error", err)
+		}
+	}
+	return out, nil
+}
