@@ -1,0 +1,92 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/billflow/billflow/workflows"
+)
+
+// history fetches a workflow's events as the Temporal UI and replayer see them.
+func (s *stack) history(t *testing.T, workflowID string) *historypb.History {
+	h := &historypb.History{}
+	it := s.Temporal.GetWorkflowHistory(context.Background(), workflowID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		require.NoError(t, err)
+		h.Events = append(h.Events, ev)
+	}
+	return h
+}
+
+func countTasks(h *historypb.History) int {
+	n := 0
+	for _, e := range h.Events {
+		if e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+			n++
+		}
+	}
+	return n
+}
+
+// waitIdle waits until the workflow owes nothing (every email and receipt done).
+func (s *stack) waitIdle(t *testing.T, invoiceID string, wantPayments int) {
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		v, err := s.Temporal.QueryWorkflow(context.Background(), workflows.InvoiceWorkflowID(invoiceID), "", workflows.StateQuery)
+		if !assert.NoError(c, err) {
+			return
+		}
+		var st workflows.InvoiceState
+		assert.NoError(c, v.Get(&st))
+		assert.True(c, st.Issued)
+		assert.Empty(c, st.Pending)
+		assert.Len(c, st.Payments, wantPayments)
+	}, 30*time.Second, 100*time.Millisecond)
+	time.Sleep(300 * time.Millisecond) // let the last workflow task complete
+}
+
+// TestLifecycleHistories runs the two reference lifecycles, reports their
+// event and workflow-task counts, and (with BILLFLOW_RECORD_HISTORIES=1)
+// records them into workflows/testdata for the replay tests.
+func TestLifecycleHistories(t *testing.T) {
+	s := getStack(t)
+	cl := s.newClient(t, s.Key)
+
+	full := s.newInvoice(t, s.Key, cl, 18000, nil).str("id")
+	require.Equal(t, 200, s.do(t, "POST", "/v1/invoices/"+full+"/payments", s.Key, map[string]any{"amount": 18000, "payment_method": "pm_card_visa"}).Status)
+	s.waitIdle(t, full, 1)
+
+	two := s.newInvoice(t, s.Key, cl, 20000, map[string]any{"partial_payments": map[string]any{"enabled": true, "minimum_percent": 25}}).str("id")
+	require.Equal(t, 200, s.do(t, "POST", "/v1/invoices/"+two+"/payments", s.Key, map[string]any{"amount": 8000, "payment_method": "pm_card_visa"}).Status)
+	s.waitIdle(t, two, 1)
+	require.Equal(t, 200, s.do(t, "POST", "/v1/invoices/"+two+"/payments", s.Key, map[string]any{"amount": 12000, "payment_method": "pm_card_mastercard"}).Status)
+	s.waitIdle(t, two, 2)
+
+	// Budgets: a bare lifecycle of six plain activities and one signal makes
+	// 42 events; these do more (render, email, charge, search attributes,
+	// receipt) in fewer. They guard against regressions.
+	for name, tc := range map[string]struct {
+		id     string
+		budget int
+	}{"full_payment": {full, 32}, "two_installments": {two, 50}} {
+		h := s.history(t, workflows.InvoiceWorkflowID(tc.id))
+		t.Logf("%s lifecycle: %d history events, %d workflow tasks", name, len(h.Events), countTasks(h))
+		assert.LessOrEqual(t, len(h.Events), tc.budget, name)
+		if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
+			raw, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+			require.NoError(t, err)
+			var pretty json.RawMessage = raw
+			require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "testdata", name+".json"), pretty, 0o644))
+		}
+	}
+}
