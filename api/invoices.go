@@ -199,7 +199,8 @@ func (h *handlers) startInvoiceWorkflow(c *gin.Context, practice *store.Practice
 	in := &workflows.InvoiceInput{
 		InvoiceID: inv.ID, Number: inv.Number, PracticeID: inv.PracticeID, ClientID: inv.ClientID, Currency: inv.Currency,
 		Total: inv.Total, DueDate: inv.DueDate, ReminderOffsets: offsets,
-		RefundWindow: time.Duration(practice.RefundWindowDays) * 24 * time.Hour,
+		// A zero-day window closes the lifecycle right after payment (zero itself means "default").
+		RefundWindow: max(time.Duration(practice.RefundWindowDays)*24*time.Hour, time.Second),
 		Partial: workflows.PartialTerms{Enabled: inv.PartialPayments.Enabled, MinimumAmount: inv.PartialPayments.MinimumAmount,
 			MinimumPercent: int64(inv.PartialPayments.MinimumPercent), MaxInstallments: int(inv.PartialPayments.MaxInstallments)},
 	}
@@ -535,7 +536,13 @@ func (h *handlers) refundInvoice(c *gin.Context) {
 		return
 	}
 	var res workflows.RefundResult
-	if !h.update(c, inv, workflows.RefundUpdate, &workflows.RefundInput{Amount: *req.Amount, PaymentID: req.PaymentID, Reason: req.Reason}, &res) {
+	if desc, err := h.Temporal.DescribeWorkflowExecution(c.Request.Context(), workflows.InvoiceWorkflowID(inv.ID), ""); err == nil &&
+		desc.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		// The lifecycle has ended (refund window over): refunds still work, in a workflow of their own.
+		if !h.refundAfterClose(c, inv, &req, &res) {
+			return
+		}
+	} else if !h.update(c, inv, workflows.RefundUpdate, &workflows.RefundInput{Amount: *req.Amount, PaymentID: req.PaymentID, Reason: req.Reason}, &res) {
 		return
 	}
 	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
@@ -581,4 +588,66 @@ func formatMoney(amount int64, currency string) string { return money.Format(amo
 func hashKey(key string) string {
 	sum := sha256.Sum256([]byte(key))
 	return hex.EncodeToString(sum[:8])
+}
+
+// refundAfterClose refunds a payment of an invoice whose workflow has ended.
+func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *refundReq, out *workflows.RefundResult) bool {
+	ctx := c.Request.Context()
+	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
+	if key == "" {
+		key = store.NewID("k")
+	}
+	refundID := "ref_" + strings.TrimPrefix(inv.ID, "inv_") + "_c" + hashKey(key)
+	if _, err := h.Temporal.DescribeWorkflowExecution(ctx, "refund-"+refundID, ""); err == nil {
+		// A retried request: answer with the first one's result.
+		return h.refundResult(c, h.Temporal.GetWorkflow(ctx, "refund-"+refundID, ""), out)
+	}
+	pays, err := h.Store.ListPayments(ctx, inv.ID)
+	if err != nil {
+		h.internal(c, "list payments", err)
+		return false
+	}
+	var target *store.Payment
+	for i := len(pays) - 1; i >= 0; i-- {
+		p := pays[i]
+		if p.Status == "succeeded" && (p.ID == req.PaymentID || req.PaymentID == "" && p.Amount-p.AmountRefunded >= *req.Amount) {
+			target = p
+			break
+		}
+	}
+	if target == nil {
+		badRequest(c, "parameter_invalid", "no succeeded payment on this invoice has that much left to refund", "amount")
+		return false
+	}
+	if left := target.Amount - target.AmountRefunded; *req.Amount > left {
+		badRequest(c, "parameter_invalid", "refund of "+formatMoney(*req.Amount, inv.Currency)+" is more than the "+
+			formatMoney(left, inv.Currency)+" left on payment "+target.ID, "amount")
+		return false
+	}
+	run, err := h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: "refund-" + refundID, TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		StaticSummary:            inv.Number + " · refund " + formatMoney(*req.Amount, inv.Currency),
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.PracticeIDKey.ValueSet(inv.PracticeID),
+			workflows.ClientIDKey.ValueSet(inv.ClientID)),
+	}, workflows.RefundAfterCloseWorkflow, &workflows.RefundAfterCloseInput{InvoiceID: inv.ID, PaymentID: target.ID,
+		RefundID: refundID, Amount: *req.Amount, Currency: inv.Currency, Reason: req.Reason})
+	if err != nil {
+		h.unavailable(c, "start refund", err)
+		return false
+	}
+	return h.refundResult(c, run, out)
+}
+
+func (h *handlers) refundResult(c *gin.Context, run client.WorkflowRun, out *workflows.RefundResult) bool {
+	if err := run.Get(c.Request.Context(), out); err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			badRequest(c, "parameter_invalid", appErr.Message(), "amount")
+			return false
+		}
+		h.unavailable(c, "refund", err)
+		return false
+	}
+	return true
 }

@@ -223,12 +223,13 @@ func portOf(addr string) string {
 	return p
 }
 
-// mailsFor returns the caught emails whose subject names the invoice number, oldest first.
-func (s *stack) mailsFor(number string) []mailcatcher.Stored {
+// mailsFor returns the caught emails about one invoice (its ID starts their
+// stable Message-ID), oldest first.
+func (s *stack) mailsFor(invoiceID string) []mailcatcher.Stored {
 	var out []mailcatcher.Stored
 	msgs := s.Mail.Messages()
 	for i := len(msgs) - 1; i >= 0; i-- {
-		if strings.Contains(msgs[i].Subject, number) {
+		if strings.HasPrefix(msgs[i].MessageID, "<"+invoiceID+".") {
 			out = append(out, msgs[i])
 		}
 	}

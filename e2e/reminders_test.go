@@ -29,7 +29,7 @@ func (s *stack) runReminders(t *testing.T, today time.Time) *workflows.ReminderR
 func TestRemainingBalanceReminderOnce(t *testing.T) {
 	s := getStack(t)
 	inv := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 20000, map[string]any{"partial_payments": map[string]any{"enabled": true, "minimum_amount": 5000}})
-	id, number := inv.str("id"), inv.str("number")
+	id := inv.str("id")
 	due, err := time.Parse(time.DateOnly, inv.str("due_date"))
 	require.NoError(t, err)
 	r := s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 8000, "payment_method": "pm_card_visa"})
@@ -38,7 +38,7 @@ func TestRemainingBalanceReminderOnce(t *testing.T) {
 
 	countReminders := func() int {
 		n := 0
-		for _, m := range s.mailsFor(number) {
+		for _, m := range s.mailsFor(id) {
 			if kindOf(m) == "reminder" {
 				n++
 			}
@@ -52,7 +52,7 @@ func TestRemainingBalanceReminderOnce(t *testing.T) {
 	assert.GreaterOrEqual(t, res.Signalled, 1)
 	require.EventuallyWithT(t, func(c *assert.CollectT) { assert.Equal(c, 1, countReminders()) }, 30*time.Second, 200*time.Millisecond)
 	var reminder string
-	for _, m := range s.mailsFor(number) {
+	for _, m := range s.mailsFor(id) {
 		if kindOf(m) == "reminder" {
 			reminder = m.Text
 		}
@@ -89,7 +89,7 @@ func TestNoReminderForPaidOrVoidInvoices(t *testing.T) {
 	s.runReminders(t, due.AddDate(0, 0, 7))
 	time.Sleep(time.Second)
 	for _, inv := range []*resp{paid, void} {
-		for _, m := range s.mailsFor(inv.str("number")) {
+		for _, m := range s.mailsFor(inv.str("id")) {
 			assert.NotEqual(t, "reminder", kindOf(m), inv.str("status"))
 		}
 	}

@@ -64,9 +64,8 @@ func TestPayInFullWithVisa(t *testing.T) {
 	}, 20*time.Second, 200*time.Millisecond)
 
 	// The client got the invoice email with its Pay Invoice link and PDF, then the receipt.
-	number := inv.str("number")
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		msgs := s.mailsFor(number)
+		msgs := s.mailsFor(id)
 		if !assert.Len(c, msgs, 2) {
 			return
 		}

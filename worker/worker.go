@@ -37,6 +37,7 @@ func Register(r interface {
 	r.RegisterWorkflow(workflows.InvoiceWorkflow)
 	r.RegisterWorkflow(workflows.ReminderRunWorkflow)
 	r.RegisterWorkflow(workflows.BalancePaymentWorkflow)
+	r.RegisterWorkflow(workflows.RefundAfterCloseWorkflow)
 	r.RegisterActivity(acts)
 }
 

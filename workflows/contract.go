@@ -75,6 +75,9 @@ type InvoiceInput struct {
 	Partial         PartialTerms
 	ReminderOffsets []int // days relative to the due date, e.g. -3, 0, 7, 14
 	RefundWindow    time.Duration
+	// MaxHistoryEvents bounds one run's history before it continues as new;
+	// 0 means the default (2,000).
+	MaxHistoryEvents int
 	// State is set only when the workflow continues as new.
 	State *InvoiceState
 }

@@ -117,7 +117,11 @@ func (w *invoiceWF) run(ctx workflow.Context) error {
 			logger.Info("invoice workflow complete", "status", w.st.Status)
 			return nil
 		}
-		if workflow.GetInfo(ctx).GetCurrentHistoryLength() > maxHistoryEvents || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+		limit := w.in.MaxHistoryEvents
+		if limit <= 0 {
+			limit = maxHistoryEvents
+		}
+		if workflow.GetInfo(ctx).GetCurrentHistoryLength() > limit || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 				return err
 			}
@@ -127,7 +131,8 @@ func (w *invoiceWF) run(ctx workflow.Context) error {
 		}
 		w.dirty = false
 		wake := func() bool {
-			return w.dirty || len(w.st.Pending) > 0 || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+			return w.dirty || len(w.st.Pending) > 0 || workflow.GetInfo(ctx).GetContinueAsNewSuggested() ||
+				workflow.GetInfo(ctx).GetCurrentHistoryLength() > limit
 		}
 		if deadline := w.closesAt(); deadline != nil {
 			wait := deadline.Sub(workflow.Now(ctx))
@@ -520,6 +525,8 @@ func (w *invoiceWF) apply(ctx workflow.Context, snap *InvoiceSnapshot) {
 	if st.PaidAt == nil && (st.Status == "paid" || st.Status == "refunded" || st.Status == "partially_refunded") {
 		now := workflow.Now(ctx)
 		st.PaidAt = &now
+		closes := now.Add(w.in.RefundWindow)
+		st.ClosesAt = &closes
 	}
 	w.dirty = true
 	w.planNextReminder(workflow.Now(ctx))

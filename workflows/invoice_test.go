@@ -8,8 +8,10 @@ import (
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
 	"github.com/stretchr/testify/suite"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/workflows"
@@ -222,4 +224,30 @@ func TestWorkflowIDRoundTrip(t *testing.T) {
 	require.Equal(t, "inv_x1", id)
 	_, ok = workflows.InvoiceIDFromWorkflowID("statement-run")
 	require.False(t, ok)
+}
+
+func (s *invoiceSuite) TestContinueAsNewCarriesState() {
+	in := input(true)
+	in.MaxHistoryEvents = 20
+	s.env.OnActivity(acts.Charge, mock.Anything, mock.Anything).Return(&activities.ChargeResult{Status: "succeeded",
+		Invoice: activities.InvoiceSnapshot{Status: "partially_paid", AmountPaid: 6000, AmountDue: 12000}}, nil).Once()
+	s.sendUpdate(time.Minute, workflows.PayUpdate, "k1", &workflows.PayInput{Amount: 6000, PaymentMethodID: "pm_card_visa"}, nil)
+	// The history grows past the run's limit; the next wake-up continues as new.
+	s.env.RegisterDelayedCallback(func() { s.env.SetCurrentHistoryLength(25) }, 2*time.Minute)
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(workflows.ReminderSignal, &workflows.ReminderDue{Today: day("2026-11-01")})
+	}, 3*time.Minute)
+	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, in)
+	s.True(s.env.IsWorkflowCompleted())
+	err := s.env.GetWorkflowError()
+	var can *workflow.ContinueAsNewError
+	s.Require().ErrorAs(err, &can)
+	var next workflows.InvoiceInput
+	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	s.Require().NotNil(next.State, "state travels into the next run")
+	s.Equal("partially_paid", next.State.Status)
+	s.Equal(int64(12000), next.State.AmountDue)
+	s.Len(next.State.Payments, 1)
+	s.Equal(1, next.State.PaymentSeq, "payment IDs keep counting: no idempotency key is reused")
+	s.True(next.State.Issued)
 }
