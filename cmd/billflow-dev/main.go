@@ -22,6 +22,7 @@ import (
 
 	"github.com/billflow/billflow/app"
 	"github.com/billflow/billflow/config"
+	"github.com/billflow/billflow/internal/devkeys"
 	"github.com/billflow/billflow/internal/devpg"
 	"github.com/billflow/billflow/internal/devtemporal"
 	"github.com/billflow/billflow/internal/mailcatcher"
@@ -43,8 +44,8 @@ type DevInfo struct {
 }
 
 const (
-	devWebhookSecret = "whsec_billflow_dev_sandbox"
-	devEncryptionKey = "b111f10ad0000000000000000000000000000000000000000000000000000de5"
+	devWebhookSecret = devkeys.WebhookSecret
+	devEncryptionKey = devkeys.EncryptionKeyHex
 )
 
 func main() {

@@ -1,0 +1,404 @@
+// Command billflow-load drives a running billflow (the dev stack by default,
+// read from .data/dev.json) and reports numbers: requests per second and
+// p50/p99 latency per route, lifecycles per second, and the reminder run's
+// duration over many open invoices. It only talks to the addresses in
+// dev.json (loopback in the dev stack) and every loop is bounded.
+//
+//	billflow-load scale -invoices 10000     open invoices, run reminder-run, sample reads meanwhile
+//	billflow-load reads -rates 250,500,1000 -duration 10s
+//	billflow-load pay -payers 20 -count 200
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/billflow/billflow/app"
+	"github.com/billflow/billflow/config"
+	"github.com/billflow/billflow/internal/devkeys"
+	"github.com/billflow/billflow/workflows"
+)
+
+type devInfo struct {
+	APIURL            string `json:"api_url"`
+	APIKey            string `json:"api_key"`
+	TemporalAddress   string `json:"temporal_address"`
+	TemporalNamespace string `json:"temporal_namespace"`
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: billflow-load scale|reads|pay [flags]")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := run(ctx, os.Args[1], os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, "billflow-load:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, mode string, args []string) error {
+	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
+	devJSON := fs.String("dev", ".data/dev.json", "the dev stack's dev.json")
+	invoices := fs.Int("invoices", 10000, "scale: invoices to open")
+	conc := fs.Int("concurrency", 16, "scale: concurrent creators")
+	rates := fs.String("rates", "250,500,1000", "reads: requests per second to try, in order")
+	duration := fs.Duration("duration", 10*time.Second, "reads: time at each rate")
+	payers := fs.Int("payers", 20, "pay: concurrent payers")
+	count := fs.Int("count", 200, "pay: invoices to pay")
+	pid := fs.Int("pid", 0, "scale: PID whose peak memory (VmHWM) to report, e.g. billflow-dev's")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	raw, err := os.ReadFile(*devJSON)
+	if err != nil {
+		return fmt.Errorf("read %s (start `make dev` first): %w", *devJSON, err)
+	}
+	var d devInfo
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return err
+	}
+	l := &loader{d: d, hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+	switch mode {
+	case "scale":
+		return l.scale(ctx, *invoices, *conc, *pid)
+	case "reads":
+		return l.reads(ctx, *rates, *duration)
+	case "pay":
+		return l.pay(ctx, *payers, *count)
+	}
+	return fmt.Errorf("unknown mode %q", mode)
+}
+
+type loader struct {
+	d  devInfo
+	hc *http.Client
+}
+
+func (l *loader) call(ctx context.Context, method, path string, body any) (map[string]any, int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, l.d.APIURL+path, rd)
+	if err != nil {
+		return nil, 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+l.d.APIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := l.hc.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return out, resp.StatusCode, nil
+}
+
+func (l *loader) newClient(ctx context.Context, i int) (string, error) {
+	out, code, err := l.call(ctx, "POST", "/v1/clients", map[string]any{"name": fmt.Sprintf("Load Client %d", i), "email": fmt.Sprintf("load%d@example.com", i)})
+	if err != nil || code != 201 {
+		return "", fmt.Errorf("create client: %d %v %v", code, err, out)
+	}
+	return out["id"].(string), nil
+}
+
+func (l *loader) newInvoice(ctx context.Context, clientID string, due time.Time, partial bool) (string, error) {
+	body := map[string]any{"client_id": clientID, "due_date": due.Format(time.DateOnly),
+		"items": []map[string]any{{"service_date": time.Now().Format(time.DateOnly), "description": "Session", "unit_amount": 12000}}}
+	if partial {
+		body["partial_payments"] = map[string]any{"enabled": true}
+	}
+	out, code, err := l.call(ctx, "POST", "/v1/invoices", body)
+	if err != nil || code != 201 {
+		return "", fmt.Errorf("create invoice: %d %v %v", code, err, out)
+	}
+	return out["id"].(string), nil
+}
+
+// stats collects latencies.
+type stats struct {
+	mu   sync.Mutex
+	lat  []time.Duration
+	errs int
+}
+
+func (s *stats) add(d time.Duration, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !ok {
+		s.errs++
+		return
+	}
+	s.lat = append(s.lat, d)
+}
+
+func (s *stats) pct(p float64) time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.lat) == 0 {
+		return 0
+	}
+	l := slices.Clone(s.lat)
+	sort.Slice(l, func(i, j int) bool { return l[i] < l[j] })
+	return l[min(len(l)-1, int(float64(len(l))*p))]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+// scale opens n invoices due today, then runs reminder-run over them while
+// sampling read latency, and reports the run's duration and peak memory.
+func (l *loader) scale(ctx context.Context, n, conc, pid int) error {
+	start := time.Now()
+	due := time.Now().UTC()
+	var made atomic.Int64
+	ids := make([]string, n)
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	clients := max(1, n/10)
+	clientIDs := make([]string, clients)
+	for i := range clientIDs {
+		id, err := l.newClient(ctx, i)
+		if err != nil {
+			return err
+		}
+		clientIDs[i] = id
+	}
+	work := make(chan int)
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				id, err := l.newInvoice(ctx, clientIDs[i%clients], due, false)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				ids[i] = id
+				if c := made.Add(1); c%1000 == 0 {
+					fmt.Printf("  %d invoices opened (%.0f/s)\n", c, float64(c)/time.Since(start).Seconds())
+				}
+			}
+		}()
+	}
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		fmt.Println("  first error:", e)
+	}
+	opened := time.Since(start)
+	fmt.Printf("opened %d invoices (each an invoice workflow: PDF, email) in %s: %.1f lifecycles started/s\n", made.Load(), opened.Round(time.Second), float64(made.Load())/opened.Seconds())
+
+	cfg, err := config.Load(func(k string) string {
+		switch k {
+		case "TEMPORAL_ADDRESS":
+			return l.d.TemporalAddress
+		case "TEMPORAL_NAMESPACE":
+			return l.d.TemporalNamespace
+		case "TEMPORAL_ENCRYPTION_KEY":
+			return os.Getenv("TEMPORAL_ENCRYPTION_KEY")
+		}
+		return ""
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.EncryptionKey == nil {
+		cfg.EncryptionKey = devKey()
+	}
+	tc, err := app.Dial(ctx, cfg, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+
+	// Read latency while the run goes.
+	reads := &stats{}
+	stopReads := make(chan struct{})
+	var rwg sync.WaitGroup
+	rwg.Add(1)
+	go func() {
+		defer rwg.Done()
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-stopReads:
+				return
+			case <-t.C:
+			}
+			id := ids[i%len(ids)]
+			if id == "" {
+				continue
+			}
+			t0 := time.Now()
+			_, code, err := l.call(ctx, "GET", "/v1/invoices/"+id, nil)
+			reads.add(time.Since(t0), err == nil && code == 200)
+		}
+	}()
+	runStart := time.Now()
+	wr, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reminder-run-load-" + strconv.FormatInt(time.Now().Unix(), 10),
+		TaskQueue: workflows.TaskQueue}, workflows.ReminderRunWorkflow, &workflows.ReminderRunInput{Today: due})
+	if err != nil {
+		return err
+	}
+	var res workflows.ReminderRunResult
+	if err := wr.Get(ctx, &res); err != nil {
+		return err
+	}
+	signalled := time.Since(runStart)
+	fmt.Printf("reminder-run signalled %d invoice workflows in %s\n", res.Signalled, signalled.Round(time.Millisecond))
+	// Wait for the reminders themselves (one email each) to be recorded.
+	for ctx.Err() == nil {
+		_, code, err := l.call(ctx, "GET", "/healthz", nil)
+		if err != nil || code != 200 {
+			break
+		}
+		v, qerr := tc.QueryWorkflow(ctx, workflows.InvoiceWorkflowID(ids[len(ids)-1]), "", workflows.StateQuery)
+		if qerr == nil {
+			var st workflows.InvoiceState
+			if v.Get(&st) == nil && len(st.RemindersSent) > 0 {
+				break
+			}
+		}
+		if time.Since(runStart) > 15*time.Minute {
+			fmt.Println("  gave up waiting for the last reminder after 15 minutes")
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	close(stopReads)
+	rwg.Wait()
+	fmt.Printf("reminder-run over %d invoices: signalled in %s, last reminder recorded after %s\n", n, signalled.Round(time.Millisecond), time.Since(runStart).Round(time.Second))
+	fmt.Printf("API GET /v1/invoices/{id} during the run: %d requests, p50 %s, p99 %s, %d errors\n", len(reads.lat), ms(reads.pct(.5)), ms(reads.pct(.99)), reads.errs)
+	if pid > 0 {
+		fmt.Printf("peak memory (VmHWM) of pid %d: %s\n", pid, vmHWM(pid))
+	}
+	return nil
+}
+
+func vmHWM(pid int) string {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return err.Error()
+	}
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			return strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:"))
+		}
+	}
+	return "unknown"
+}
+
+// devKey is the dev stack's payload key.
+func devKey() []byte {
+	k, _ := hex.DecodeString(devkeys.EncryptionKeyHex)
+	return k
+}
+
+// reads holds each rate for a while with an open-loop generator.
+func (l *loader) reads(ctx context.Context, rates string, d time.Duration) error {
+	cl, err := l.newClient(ctx, 0)
+	if err != nil {
+		return err
+	}
+	inv, err := l.newInvoice(ctx, cl, time.Now().AddDate(0, 0, 14), false)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%-32s %8s %10s %10s %10s %7s\n", "route", "rate", "achieved", "p50", "p99", "errors")
+	for _, rs := range strings.Split(rates, ",") {
+		rate, err := strconv.Atoi(strings.TrimSpace(rs))
+		if err != nil || rate <= 0 {
+			return fmt.Errorf("bad rate %q", rs)
+		}
+		for _, route := range []struct{ name, path string }{
+			{"GET /v1/invoices/{id}", "/v1/invoices/" + inv},
+			{"GET /v1/clients/{id}", "/v1/clients/" + cl},
+		} {
+			st := &stats{}
+			var wg sync.WaitGroup
+			interval := time.Second / time.Duration(rate)
+			t0 := time.Now()
+			next := t0
+			for time.Since(t0) < d && ctx.Err() == nil {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s := time.Now()
+					_, code, err := l.call(ctx, "GET", route.path, nil)
+					st.add(time.Since(s), err == nil && code == 200)
+				}()
+				next = next.Add(interval)
+				time.Sleep(time.Until(next))
+			}
+			wg.Wait()
+			el := time.Since(t0).Seconds()
+			fmt.Printf("%-32s %8d %10.0f %10s %10s %7d\n", route.name, rate, float64(len(st.lat))/el, ms(st.pct(.5)), ms(st.pct(.99)), st.errs)
+		}
+	}
+	return nil
+}
+
+// pay pays count invoices with payers concurrent payers.
+func (l *loader) pay(ctx context.Context, payers, count int) error {
+	cl, err := l.newClient(ctx, 0)
+	if err != nil {
+		return err
+	}
+	ids := make([]string, count)
+	for i := range ids {
+		if ids[i], err = l.newInvoice(ctx, cl, time.Now().AddDate(0, 0, 14), false); err != nil {
+			return err
+		}
+	}
+	st := &stats{}
+	work := make(chan string)
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for p := 0; p < payers; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				s := time.Now()
+				_, code, err := l.call(ctx, "POST", "/v1/invoices/"+id+"/payments", map[string]any{"amount": 12000, "payment_method": "pm_card_visa"})
+				st.add(time.Since(s), err == nil && code == 200)
+			}
+		}()
+	}
+	for _, id := range ids {
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	el := time.Since(t0).Seconds()
+	fmt.Printf("POST /v1/invoices/{id}/payments with %d concurrent payers: %d paid in %.1fs (%.1f payments/s), p50 %s, p99 %s, %d errors\n",
+		payers, len(st.lat), el, float64(len(st.lat))/el, ms(st.pct(.5)), ms(st.pct(.99)), st.errs)
+	return nil
+}
