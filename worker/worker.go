@@ -24,6 +24,11 @@ func New(c client.Client, acts *activities.Activities, o Options) sdkworker.Work
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
 		MaxConcurrentActivityExecutionSize:     o.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: o.MaxConcurrentWorkflows,
+		// More pollers than the SDK's default 2: a payment is an Update, a
+		// workflow task and an activity task, and payers should not queue
+		// behind each other's polls.
+		MaxConcurrentWorkflowTaskPollers: 8,
+		MaxConcurrentActivityTaskPollers: 8,
 	})
 	Register(w, acts)
 	return w
