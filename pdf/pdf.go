@@ -24,7 +24,9 @@ import (
 	"iter"
 	"log/slog"
 	"os"
+	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,6 +66,9 @@ type Options struct {
 	RecycleAfter int
 	// StartTimeout bounds starting the browser and opening its tabs; default 30s.
 	StartTimeout time.Duration
+	// Nice is the CPU niceness Chromium runs at (via nice(1)), so renders
+	// yield to request handling; default 10, negative disables.
+	Nice int
 	// Logger receives restarts and recycles (never document content); default slog.Default().
 	Logger *slog.Logger
 }
@@ -139,6 +144,9 @@ func newRenderer(ctx context.Context, opts Options, policy string) (*Renderer, e
 	}
 	if opts.StartTimeout <= 0 {
 		opts.StartTimeout = 30 * time.Second
+	}
+	if opts.Nice == 0 {
+		opts.Nice = 10
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -485,6 +493,15 @@ func (r *Renderer) start(ctx context.Context) (*instance, error) {
 		// avoids it because containers often give /dev/shm only 64 MB.
 		chromedp.Flag("disable-dev-shm-usage", !roomyDevShm()),
 	)
+	if nicePath, err := exec.LookPath("nice"); err == nil && r.opts.Nice > 0 {
+		// Rendering is background work: at a lower CPU priority, Chromium
+		// (and every renderer process it forks) never slows a payment.
+		nice := strconv.Itoa(r.opts.Nice)
+		flags = append(flags, chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
+			cmd.Args = append([]string{nicePath, "-n", nice, cmd.Path}, cmd.Args[1:]...)
+			cmd.Path = nicePath
+		}))
+	}
 	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), flags...)
 	bctx, bcancel := chromedp.NewContext(allocCtx)
 	inst := &instance{r: r, alloc: allocCancel, ctx: bctx, cancel: bcancel, idle: make(chan *tab, r.opts.Tabs)}
