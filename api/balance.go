@@ -38,6 +38,9 @@ func (h *handlers) payBalance(c *gin.Context) {
 		badRequest(c, "parameter_invalid", "give exactly one of payment_method or saved_payment_method_id", "payment_method")
 		return
 	}
+	if !h.allowPayment(c, "", cl.ID) {
+		return
+	}
 	ctx := c.Request.Context()
 	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
 	if len(key) > 255 {

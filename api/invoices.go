@@ -366,6 +366,9 @@ func (h *handlers) payInvoice(c *gin.Context) {
 	if !bindJSON(c, &req) {
 		return
 	}
+	if !h.allowPayment(c, inv.ID, inv.ClientID) {
+		return
+	}
 	if req.Amount == nil {
 		badRequest(c, "parameter_missing", "amount is required, in the currency's minor unit", "amount")
 		return

@@ -37,11 +37,13 @@ type Deps struct {
 	Registry *prometheus.Registry
 	Now      func() time.Time
 	Codec    converter.PayloadCodec // nil: payloads are not encrypted and /codec is not served
+	Limits   RateLimits             // payment-attempt limits (card-testing defence)
 }
 
 type handlers struct {
 	Deps
 	requests *prometheus.HistogramVec
+	limits   *paymentLimits
 }
 
 // maxBody bounds every request body.
@@ -56,7 +58,7 @@ func Router(d Deps) *gin.Engine {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	h := &handlers{Deps: d}
+	h := &handlers{Deps: d, limits: newPaymentLimits(d.Limits)}
 	h.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "billflow_http_request_duration_seconds", Help: "HTTP requests by route and status.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
