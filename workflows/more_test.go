@@ -1,0 +1,50 @@
+package workflows_test
+
+import (
+	"time"
+
+	"github.com/stretchr/testify/mock"
+
+	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/workflows"
+)
+
+func (s *invoiceSuite) TestProcessingThenWebhookFailsReopens() {
+	s.env.OnActivity(acts.Charge, mock.Anything, mock.Anything).Return(&activities.ChargeResult{PaymentID: "pay_abc_1", IntentID: "pi_f",
+		Status: "processing", Invoice: activities.InvoiceSnapshot{Status: "processing", AmountProcessing: 18000}}, nil).Once()
+	s.env.OnActivity(acts.SyncPayment, mock.Anything, mock.Anything).Return(&activities.ChargeResult{PaymentID: "pay_abc_1",
+		Status: "failed", FailureCode: "insufficient_funds", Invoice: activities.InvoiceSnapshot{Status: "open", AmountDue: 18000}}, nil).Once()
+	s.sendUpdate(time.Minute, workflows.PayUpdate, "k1", &workflows.PayInput{Amount: 18000, PaymentMethodID: "pm_usBankAccount_insufficientFunds"}, nil)
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(workflows.PaymentEventSignal, &workflows.PaymentEvent{EventID: "evt_f", Type: "payment_intent.payment_failed", IntentID: "pi_f"})
+	}, time.Hour)
+	// The amount is open again: a card payment now goes through.
+	retry := s.sendUpdate(2*time.Hour, workflows.PayUpdate, "k2", &workflows.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
+	s.env.OnActivity(acts.Charge, mock.Anything, mock.MatchedBy(func(in *activities.ChargeInput) bool { return in.PaymentID == "pay_abc_2" })).
+		Return(&activities.ChargeResult{PaymentID: "pay_abc_2", Status: "succeeded", Invoice: activities.InvoiceSnapshot{Status: "paid", AmountPaid: 18000}}, nil).Once()
+	var st workflows.InvoiceState
+	s.stateAt(90*time.Minute, &st)
+	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
+	s.Equal("open", st.Status)
+	s.Equal(int64(18000), st.AmountDue)
+	s.Require().Len(st.Payments, 1)
+	s.Equal("failed", st.Payments[0].Status)
+	s.NoError(retry.rejected)
+	s.NoError(retry.err)
+}
+
+func (s *invoiceSuite) TestRefundAfterCloseWorkflow() {
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(workflows.RefundAfterCloseWorkflow)
+	env.RegisterActivity(acts)
+	env.OnActivity(acts.Refund, mock.Anything, &activities.RefundInput{InvoiceID: "inv_1", PaymentID: "pay_1", RefundID: "ref_1_cx", Amount: 500, Reason: "duplicate"}).
+		Return(&activities.RefundResult{RefundID: "ref_1_cx", Status: "succeeded", Invoice: activities.InvoiceSnapshot{Status: "partially_refunded"}}, nil).Once()
+	env.OnActivity(acts.NotifyRefund, mock.Anything, &activities.NotifyInput{InvoiceID: "inv_1", RefundID: "ref_1_cx"}).
+		Return(&activities.NotifyResult{Emailed: true}, nil).Once()
+	env.ExecuteWorkflow(workflows.RefundAfterCloseWorkflow, &workflows.RefundAfterCloseInput{InvoiceID: "inv_1", PaymentID: "pay_1",
+		RefundID: "ref_1_cx", Amount: 500, Currency: "usd", Reason: "duplicate"})
+	var res workflows.RefundResult
+	s.NoError(env.GetWorkflowResult(&res))
+	s.Equal("partially_refunded", res.Invoice.Status)
+	env.AssertExpectations(s.T())
+}
