@@ -13,6 +13,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -132,7 +133,6 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		if err := checkPortFree(opts.IP, opts.UIPort); err != nil {
 			return nil, fmt.Errorf("temporal UI port %d: %w", opts.UIPort, err)
 		}
-		s.ui = newUI(opts, s.frontendAddr)
 		s.uiURL = "http://" + hostPort(opts.IP, opts.UIPort)
 	}
 
@@ -164,7 +164,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := s.server.Start(); err != nil {
 		return nil, fmt.Errorf("start temporal server: %w", err)
 	}
-	if s.ui != nil {
+	if s.uiURL != "" {
+		// Built only now: the UI dials the frontend as it is created, and a
+		// refused first attempt leaves its connection in backoff, failing
+		// the UI's first requests.
+		s.ui = newUI(opts, s.frontendAddr)
 		s.uiDone = make(chan struct{})
 		go func() {
 			defer close(s.uiDone)
@@ -208,7 +212,7 @@ func (s *Server) Stop() error {
 
 // waitReady dials the frontend as a client would, waits for the namespace and
 // registers the search attributes (a no-op when the namespace was created with
-// them), then waits for the UI to listen.
+// them), then waits until the UI answers API calls through to the frontend.
 func (s *Server) waitReady(ctx context.Context) error {
 	// A server that is not up in this long is stuck; without a bound a
 	// caller passing context.Background() would hang forever.
@@ -236,7 +240,9 @@ func (s *Server) waitReady(ctx context.Context) error {
 	}
 	if s.ui != nil {
 		err = poll(ctx, func() error {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.uiURL+"/healthz", nil)
+			// The UI's API proxies to the frontend, so success here means
+			// the UI is wired to it, not just listening.
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.uiURL+"/api/v1/namespaces/"+url.PathEscape(s.namespace), nil)
 			if err != nil {
 				return err
 			}

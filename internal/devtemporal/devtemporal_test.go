@@ -221,7 +221,7 @@ func TestInMemory(t *testing.T) {
 	began := time.Now()
 	srv, err := devtemporal.Start(ctx, devtemporal.Options{UIPort: uiPort, UICodecEndpoint: codec, Logger: serverLogger()})
 	require.NoError(t, err)
-	t.Logf("in-memory Start with UI took %v", time.Since(began).Round(time.Millisecond))
+	t.Logf("in-memory Start with UI took %v (frontend %s)", time.Since(began).Round(time.Millisecond), srv.FrontendAddress())
 	t.Cleanup(func() {
 		began := time.Now()
 		require.NoError(t, srv.Stop())
