@@ -413,6 +413,9 @@ func dynamicConfig() dynamicconfig.StaticClient {
 		dynamicconfig.FrontendEnableUpdateWorkflowExecutionAsyncAccepted.Key(): true,
 		// A search attribute added while the server runs is usable at once.
 		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
+		// An activity scheduled by a workflow task goes straight back to the
+		// worker that completed it (the charge right after a pay Update).
+		dynamicconfig.EnableActivityEagerExecution.Key(): true,
 	}
 }
 
