@@ -26,17 +26,42 @@ func principalOf(c *gin.Context) principal {
 	return pr
 }
 
-// practiceAuth accepts `Authorization: Bearer <practice API key>`.
-func (h *handlers) practiceAuth(c *gin.Context) {
+// practiceAuth accepts `Authorization: Bearer <practice API key>` only.
+func (h *handlers) practiceAuth(c *gin.Context) { h.authenticate(c, false) }
+
+// practiceOrClientAuth also accepts a client portal token, which narrows the
+// caller to that one client's data.
+func (h *handlers) practiceOrClientAuth(c *gin.Context) { h.authenticate(c, true) }
+
+func (h *handlers) authenticate(c *gin.Context, clientOK bool) {
 	auth := c.GetHeader("Authorization")
 	key, ok := strings.CutPrefix(auth, "Bearer ")
-	if !ok || strings.TrimSpace(key) == "" {
+	key = strings.TrimSpace(key)
+	if !ok || key == "" {
 		c.Header("WWW-Authenticate", `Bearer realm="billflow"`)
 		apiError(c, http.StatusUnauthorized, "authentication_error", "missing_api_key",
-			"send your practice API key as Authorization: Bearer <key>", "")
+			"send your practice API key (or a client portal token) as Authorization: Bearer <key>", "")
 		return
 	}
-	practiceID, err := h.Store.PracticeIDForAPIKey(c.Request.Context(), strings.TrimSpace(key))
+	if store.IsPortalToken(key) {
+		practiceID, clientID, err := h.Store.ClientForPortalToken(c.Request.Context(), key, h.Now())
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			apiError(c, http.StatusUnauthorized, "authentication_error", "invalid_portal_token",
+				"the portal token is not valid or has expired; ask your practice for a new link", "")
+		case err != nil:
+			h.unavailable(c, "authenticate", err)
+		case !clientOK:
+			// A client credential never reaches practice-only routes; like any
+			// other data it may not see, they answer 404.
+			notFound(c, "route")
+		default:
+			c.Set(ctxPrincipal, principal{PracticeID: practiceID, ClientID: clientID})
+			c.Next()
+		}
+		return
+	}
+	practiceID, err := h.Store.PracticeIDForAPIKey(c.Request.Context(), key)
 	if errors.Is(err, store.ErrNotFound) {
 		c.Header("WWW-Authenticate", `Bearer realm="billflow", error="invalid_token"`)
 		apiError(c, http.StatusUnauthorized, "authentication_error", "invalid_api_key", "the API key is not valid", "")

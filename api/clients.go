@@ -95,3 +95,34 @@ func (h *handlers) getClient(c *gin.Context) {
 		c.JSON(http.StatusOK, toClientJSON(cl))
 	}
 }
+
+type portalTokenReq struct {
+	ExpiresInDays *int64 `json:"expires_in_days,omitempty"`
+}
+
+// createPortalToken issues a client portal token (default 30 days, at most 90).
+func (h *handlers) createPortalToken(c *gin.Context) {
+	cl, ok := h.loadClient(c)
+	if !ok {
+		return
+	}
+	var req portalTokenReq
+	if c.Request.ContentLength != 0 && !bindJSON(c, &req) {
+		return
+	}
+	days := int64(30)
+	if req.ExpiresInDays != nil {
+		if *req.ExpiresInDays < 1 || *req.ExpiresInDays > 90 {
+			badRequest(c, "parameter_invalid", "expires_in_days must be from 1 to 90", "expires_in_days")
+			return
+		}
+		days = *req.ExpiresInDays
+	}
+	tok, exp, err := h.Store.CreatePortalToken(c.Request.Context(), cl.PracticeID, cl.ID, time.Duration(days)*24*time.Hour)
+	if err != nil {
+		h.internal(c, "create portal token", err)
+		return
+	}
+	c.JSON(http.StatusCreated, gin.H{"token": tok, "expires_at": exp, "client_id": cl.ID,
+		"portal_url": h.Config.PublicBaseURL + "/portal?token=" + tok})
+}

@@ -87,20 +87,28 @@ func Router(d Deps) *gin.Engine {
 
 	v1 := r.Group("/v1")
 	v1.POST("/webhooks/stripe", h.stripeWebhook)
+	r.GET("/pay/:token", h.payPage)
+	r.POST("/pay/:token", h.payPageSubmit)
+	r.GET("/pay/:token/pdf", h.payPagePDF)
 
+	// Practice API key only.
 	p := v1.Group("", h.practiceAuth)
 	p.POST("/clients", h.createClient)
 	p.GET("/clients/:id", h.getClient)
+	p.POST("/clients/:id/portal-token", h.createPortalToken)
 	p.POST("/invoices", h.createInvoice)
-	p.GET("/invoices", h.listInvoices)
-	p.GET("/invoices/:id", h.getInvoice)
-	p.POST("/invoices/:id/payments", h.payInvoice)
 	p.POST("/invoices/:id/refunds", h.refundInvoice)
 	p.POST("/invoices/:id/void", h.voidInvoice)
-	p.POST("/clients/:id/balance-payments", h.payBalance)
-	p.GET("/clients/:id/payment-methods", h.listPaymentMethods)
-	p.POST("/clients/:id/payment-methods", h.attachPaymentMethod)
-	p.DELETE("/clients/:id/payment-methods/:pm", h.detachPaymentMethod)
+
+	// A practice API key, or a client portal token scoped to one client.
+	pc := v1.Group("", h.practiceOrClientAuth)
+	pc.GET("/invoices", h.listInvoices)
+	pc.GET("/invoices/:id", h.getInvoice)
+	pc.POST("/invoices/:id/payments", h.payInvoice)
+	pc.POST("/clients/:id/balance-payments", h.payBalance)
+	pc.GET("/clients/:id/payment-methods", h.listPaymentMethods)
+	pc.POST("/clients/:id/payment-methods", h.attachPaymentMethod)
+	pc.DELETE("/clients/:id/payment-methods/:pm", h.detachPaymentMethod)
 	return r
 }
 
