@@ -266,19 +266,7 @@ func (h *handlers) invoiceView(c *gin.Context, inv *store.Invoice) (*invoiceJSON
 	if err != nil {
 		return nil, err
 	}
-	out := &invoiceJSON{Invoice: inv, Object: "invoice", IssueDate: inv.IssueDate.Format(time.DateOnly),
-		DueDate: inv.DueDate.Format(time.DateOnly), Payments: pays, Refunds: refs,
-		WorkflowID: workflows.InvoiceWorkflowID(inv.ID)}
-	if out.Payments == nil {
-		out.Payments = []*store.Payment{}
-	}
-	if out.Refunds == nil {
-		out.Refunds = []*store.Refund{}
-	}
-	for _, it := range inv.Items {
-		out.Items = append(out.Items, itemJSON{Item: it, ServiceDate: it.ServiceDate.Format(time.DateOnly)})
-	}
-	return out, nil
+	return detailView(&store.InvoiceDetail{Invoice: inv, Payments: pays, Refunds: refs}), nil
 }
 
 func (h *handlers) writeInvoice(c *gin.Context, status int, inv *store.Invoice) {
@@ -290,10 +278,35 @@ func (h *handlers) writeInvoice(c *gin.Context, status int, inv *store.Invoice) 
 	c.JSON(status, v)
 }
 
+// getInvoice is the hottest read: one round trip to Postgres.
 func (h *handlers) getInvoice(c *gin.Context) {
-	if inv, ok := h.loadInvoice(c); ok {
-		h.writeInvoice(c, http.StatusOK, inv)
+	d, err := h.Store.GetInvoiceDetail(c.Request.Context(), c.Param("id"))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !principalOf(c).canSeeInvoice(d.Invoice)) {
+		notFound(c, "invoice")
+		return
 	}
+	if err != nil {
+		h.internal(c, "get invoice", err)
+		return
+	}
+	c.JSON(http.StatusOK, detailView(d))
+}
+
+func detailView(d *store.InvoiceDetail) *invoiceJSON {
+	inv := d.Invoice
+	out := &invoiceJSON{Invoice: inv, Object: "invoice", IssueDate: inv.IssueDate.Format(time.DateOnly),
+		DueDate: inv.DueDate.Format(time.DateOnly), Payments: d.Payments, Refunds: d.Refunds,
+		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), Items: []itemJSON{}}
+	if out.Payments == nil {
+		out.Payments = []*store.Payment{}
+	}
+	if out.Refunds == nil {
+		out.Refunds = []*store.Refund{}
+	}
+	for _, it := range inv.Items {
+		out.Items = append(out.Items, itemJSON{Item: it, ServiceDate: it.ServiceDate.Format(time.DateOnly)})
+	}
+	return out
 }
 
 func (h *handlers) listInvoices(c *gin.Context) {

@@ -213,3 +213,23 @@ func TestClientIsolation(t *testing.T) {
 	_, err = st.GetClient(ctx, p2.ID, c.ID)
 	require.ErrorIs(t, err, store.ErrNotFound)
 }
+
+func TestInvoiceDetailOneRoundTrip(t *testing.T) {
+	st, ctx := open(t)
+	_, inv := seed(t, st, ctx, 10000, true)
+	_, _, err := st.RecordPayment(ctx, payment(inv, "pay_d1", 4000, "succeeded"))
+	require.NoError(t, err)
+	_, _, err = st.RecordRefund(ctx, &store.Refund{ID: "ref_d1", InvoiceID: inv.ID, PaymentID: "pay_d1", IdempotencyKey: "ref_d1", Amount: 1000})
+	require.NoError(t, err)
+	d, err := st.GetInvoiceDetail(ctx, inv.ID)
+	require.NoError(t, err)
+	require.Len(t, d.Items, 1)
+	require.Len(t, d.Payments, 1)
+	require.Len(t, d.Refunds, 1)
+	require.Equal(t, int64(6000), d.AmountDue)
+	_, err = st.GetInvoiceDetail(ctx, "inv_missing")
+	require.ErrorIs(t, err, store.ErrNotFound)
+	// The pool is still usable after a not-found batch.
+	_, err = st.GetInvoiceDetail(ctx, inv.ID)
+	require.NoError(t, err)
+}
