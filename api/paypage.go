@@ -42,13 +42,13 @@ var pageTmpl = template.Must(template.New("pages").ParseFS(templates.FS, "pages/
 // testCards are the Stripe test PaymentMethods the sandbox selector offers,
 // labelled as in Stripe's testing docs.
 var testCards = []struct{ Value, Label string }{
-	{"pm_card_visa", "Visa •••• 4242 — succeeds (pm_card_visa)"},
-	{"pm_card_mastercard", "Mastercard •••• 4444 — succeeds (pm_card_mastercard)"},
-	{"pm_card_amex", "American Express •••• 8431 — succeeds (pm_card_amex)"},
-	{"pm_card_chargeDeclined", "Generic decline •••• 0002 (pm_card_chargeDeclined)"},
-	{"pm_card_chargeDeclinedInsufficientFunds", "Insufficient funds decline •••• 9995 (pm_card_chargeDeclinedInsufficientFunds)"},
-	{"pm_card_authenticationRequired", "3D Secure required •••• 3184 (pm_card_authenticationRequired)"},
-	{"pm_usBankAccount", "US bank account (ACH Direct Debit) •••• 6789 — succeeds (pm_usBankAccount)"},
+	{"pm_card_visa", "Visa — succeeds (pm_card_visa)"},
+	{"pm_card_mastercard", "Mastercard — succeeds (pm_card_mastercard)"},
+	{"pm_card_amex", "American Express — succeeds (pm_card_amex)"},
+	{"pm_card_chargeDeclined", "Generic decline (pm_card_chargeDeclined)"},
+	{"pm_card_chargeDeclinedInsufficientFunds", "Insufficient funds decline (pm_card_chargeDeclinedInsufficientFunds)"},
+	{"pm_card_authenticationRequired", "3D Secure required (pm_card_authenticationRequired)"},
+	{"pm_usBankAccount", "US bank account — ACH Direct Debit (pm_usBankAccount)"},
 }
 
 func isTestCard(v string) bool {
@@ -591,10 +591,11 @@ func readPayForm(c *gin.Context) (url.Values, string) {
 }
 
 // sameOrigin rejects a browser POST whose Origin is another site. Requests
-// without Origin (non-browser clients) rely on the CSRF token alone.
+// without Origin (non-browser clients), and the page's own posts, which
+// carry "Origin: null" under its no-referrer policy, rely on the CSRF token.
 func (h *handlers) sameOrigin(c *gin.Context) bool {
 	o := c.GetHeader("Origin")
-	if o == "" {
+	if o == "" || o == "null" {
 		return true
 	}
 	if base, err := url.Parse(h.Config.PublicBaseURL); err == nil && o == base.Scheme+"://"+base.Host {

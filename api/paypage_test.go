@@ -2,8 +2,13 @@ package api
 
 import (
 	"bytes"
+	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/billflow/billflow/config"
 )
 
 func TestParseMajorUsesIntegerArithmetic(t *testing.T) {
@@ -77,5 +82,52 @@ func TestPayTemplateEscapesAndLabels(t *testing.T) {
 		if !strings.Contains(out, `for="`+id+`"`) {
 			t.Errorf("input %s has no label", id)
 		}
+	}
+}
+
+func TestPayPageVariantsAndCSP(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	csp := func(h *handlers, nonce string) string {
+		w := httptest.NewRecorder()
+		c, _ := gin.CreateTestContext(w)
+		h.pageHeaders(c, nonce)
+		return w.Header().Get("Content-Security-Policy")
+	}
+	sandbox := &handlers{Deps: Deps{Config: &config.Config{StripeSecretKey: "sk_test_x", StripeAPIBase: "http://127.0.0.1:12111"}}}
+	if !sandbox.testMode() || sandbox.elements() {
+		t.Fatal("the sandbox is test mode without Elements")
+	}
+	got := csp(sandbox, "abc")
+	for _, want := range []string{"default-src 'none'", "style-src 'unsafe-inline'", "img-src data:",
+		"form-action 'self' http://127.0.0.1:12111", "script-src 'nonce-abc'"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("sandbox CSP %q lacks %q", got, want)
+		}
+	}
+	if strings.Contains(got, "stripe.com") {
+		t.Errorf("sandbox CSP allows Stripe: %q", got)
+	}
+	live := &handlers{Deps: Deps{Config: &config.Config{StripeSecretKey: "sk_live_x", StripePublishableKey: "pk_live_x"}}}
+	if live.testMode() || !live.elements() {
+		t.Fatal("live keys: Elements, no test cards")
+	}
+	got = csp(live, "abc")
+	for _, want := range []string{"script-src 'nonce-abc' https://js.stripe.com", "frame-src https://js.stripe.com", "connect-src https://api.stripe.com"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Elements CSP %q lacks %q", got, want)
+		}
+	}
+	var buf bytes.Buffer
+	d := pageData{Practice: &practiceView{Name: "P"}, Form: &formView{Elements: true, PublishableKey: "pk_live_x", ScriptNonce: "abc", ButtonText: "Pay $1.00"}}
+	if err := pageTmpl.ExecuteTemplate(&buf, "pay", d); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<script src="https://js.stripe.com/v3/"></script>`, `id="card-element" data-key="pk_live_x"`, `name="payment_method"`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("Elements page lacks %q", want)
+		}
+	}
+	if strings.Contains(buf.String(), `id="test_card"`) {
+		t.Error("live page offers test cards")
 	}
 }

@@ -109,6 +109,10 @@ func Router(d Deps) *gin.Engine {
 	pc.GET("/clients/:id/payment-methods", h.listPaymentMethods)
 	pc.POST("/clients/:id/payment-methods", h.attachPaymentMethod)
 	pc.DELETE("/clients/:id/payment-methods/:pm", h.detachPaymentMethod)
+	pc.GET("/invoices/:id/pdf", h.getInvoicePDF)
+	pc.GET("/documents/:id/pdf", h.getDocumentPDF)
+	pc.POST("/clients/:id/statements", h.createStatement)
+	pc.POST("/clients/:id/superbills", h.createSuperbill)
 	return r
 }
 

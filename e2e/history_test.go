@@ -74,11 +74,13 @@ func TestLifecycleHistories(t *testing.T) {
 
 	// Budgets: a bare lifecycle of six plain activities and one signal makes
 	// 42 events; these do more (render, email, charge, search attributes,
-	// receipt) in fewer. They guard against regressions.
+	// receipt) in fewer. They guard against regressions; the exact count
+	// varies by a few with timing (whether an email finishes before the next
+	// Update arrives decides how many workflow tasks there are).
 	for name, tc := range map[string]struct {
 		id     string
 		budget int
-	}{"full_payment": {full, 32}, "two_installments": {two, 50}} {
+	}{"full_payment": {full, 34}, "two_installments": {two, 56}} {
 		h := s.history(t, workflows.InvoiceWorkflowID(tc.id))
 		t.Logf("%s lifecycle: %d history events, %d workflow tasks", name, len(h.Events), countTasks(h))
 		assert.LessOrEqual(t, len(h.Events), tc.budget, name)

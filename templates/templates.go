@@ -5,7 +5,7 @@ package templates
 
 import "embed"
 
-// FS is every template file, rooted at this folder (paths "docs/…", "email/…").
+// FS is every template file, rooted at this folder (paths "docs/…", "email/…", "pages/…").
 //
-//go:embed all:docs all:email
+//go:embed all:docs all:email all:pages
 var FS embed.FS
