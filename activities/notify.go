@@ -154,6 +154,13 @@ func (a *Activities) renderInvoiceDoc(ctx context.Context, b *invoiceBundle, kin
 	if err != nil {
 		return nil, nil, fmt.Errorf("render %s pdf: %w", kind, err)
 	}
+	// The same invoice data prints the same bytes, so a re-render (a retried
+	// activity, a second download) stores no second copy.
+	at := b.inv.IssueDate
+	if kind == "receipt" && b.inv.PaidAt != nil {
+		at = *b.inv.PaidAt
+	}
+	pdfBytes = pdf.Stable(pdfBytes, at)
 	doc, err := a.Store.SaveDocument(ctx, &store.Document{PracticeID: b.inv.PracticeID, ClientID: b.inv.ClientID, InvoiceID: b.inv.ID, Kind: kind}, pdfBytes)
 	if err != nil {
 		return nil, nil, err

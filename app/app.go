@@ -165,7 +165,7 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 	}
 	defer closeActs()
 	acts.Temporal = tc
-	return worker.Run(ctx, tc, acts, worker.Options{})
+	return worker.Run(ctx, tc, acts, worker.Options{Schedules: worker.ScheduleOptions{ReminderHour: cfg.ReminderHour}})
 }
 
 // SearchAttributes are billflow's custom search attributes.

@@ -17,6 +17,7 @@ import (
 type Options struct {
 	MaxConcurrentActivities int
 	MaxConcurrentWorkflows  int
+	Schedules               ScheduleOptions
 }
 
 // New registers every workflow and the one Activities value.
@@ -43,6 +44,8 @@ func Register(r interface {
 	r.RegisterWorkflow(workflows.ReminderRunWorkflow)
 	r.RegisterWorkflow(workflows.BalancePaymentWorkflow)
 	r.RegisterWorkflow(workflows.RefundAfterCloseWorkflow)
+	r.RegisterWorkflow(workflows.StatementRunWorkflow)
+	r.RegisterWorkflow(workflows.DocumentWorkflow)
 	r.RegisterActivity(acts)
 }
 
@@ -51,6 +54,13 @@ func Run(ctx context.Context, c client.Client, acts *activities.Activities, o Op
 	w := New(c, acts, o)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
+	}
+	if err := EnsureSchedules(ctx, c, o.Schedules); err != nil {
+		if acts.Logger != nil {
+			acts.Logger.Error("ensure schedules", "error", err)
+		}
+		w.Stop()
+		return err
 	}
 	<-ctx.Done()
 	w.Stop()

@@ -105,6 +105,10 @@ func (w *invoiceWF) onReminderDue(ctx workflow.Context, r *ReminderDue) {
 	w.st.RemindersSent = append(w.st.RemindersSent, step)
 }
 
+// ReminderRunID is the workflow ID the daily `reminder-run` Schedule starts
+// (the Schedule appends the fire time).
+const ReminderRunID = "reminder-run"
+
 // ReminderRunInput is the daily run's argument; a zero Today means the
 // workflow's own date.
 type ReminderRunInput struct {

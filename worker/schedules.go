@@ -1,0 +1,106 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/billflow/billflow/workflows"
+)
+
+// ScheduleOptions tune the Schedules the worker keeps.
+type ScheduleOptions struct {
+	// ReminderHour is the UTC hour of the daily reminder run (0-23).
+	ReminderHour int
+}
+
+// scheduleSpec is one Schedule billflow owns: its ID, when it fires, and the
+// workflow it starts.
+type scheduleSpec struct {
+	ID       string
+	Spec     client.ScheduleSpec
+	Workflow any
+	Args     []any
+	Summary  string
+	Note     string
+}
+
+// schedules lists every Schedule; add a new one here and EnsureSchedules
+// creates or updates it at worker start.
+func schedules(o ScheduleOptions) []scheduleSpec {
+	return []scheduleSpec{
+		{
+			// Monthly statements: the 1st of each month at 06:00 UTC, for the previous month.
+			ID: workflows.StatementRunID,
+			Spec: client.ScheduleSpec{Calendars: []client.ScheduleCalendarSpec{{
+				Second: []client.ScheduleRange{{Start: 0}}, Minute: []client.ScheduleRange{{Start: 0}},
+				Hour: []client.ScheduleRange{{Start: 6}}, DayOfMonth: []client.ScheduleRange{{Start: 1}},
+				Month: []client.ScheduleRange{{Start: 1, End: 12}}, DayOfWeek: []client.ScheduleRange{{Start: 0, End: 6}},
+				Comment: "1st of the month, 06:00 UTC",
+			}}},
+			Workflow: workflows.StatementRunWorkflow,
+			Args:     []any{&workflows.StatementRunInput{}},
+			Summary:  "Monthly statements for the previous month",
+			Note:     "managed by the billflow worker",
+		},
+		{
+			// Reminders: every day at ReminderHour UTC; each invoice workflow
+			// decides whether a step is due and sends it once.
+			ID: workflows.ReminderRunID,
+			Spec: client.ScheduleSpec{Calendars: []client.ScheduleCalendarSpec{{
+				Second: []client.ScheduleRange{{Start: 0}}, Minute: []client.ScheduleRange{{Start: 0}},
+				Hour: []client.ScheduleRange{{Start: o.ReminderHour}}, DayOfMonth: []client.ScheduleRange{{Start: 1, End: 31}},
+				Month: []client.ScheduleRange{{Start: 1, End: 12}}, DayOfWeek: []client.ScheduleRange{{Start: 0, End: 6}},
+				Comment: fmt.Sprintf("daily, %02d:00 UTC", o.ReminderHour),
+			}}},
+			Workflow: workflows.ReminderRunWorkflow,
+			Args:     []any{&workflows.ReminderRunInput{}},
+			Summary:  "Daily payment reminders for invoices with a balance",
+			Note:     "managed by the billflow worker",
+		},
+	}
+}
+
+// EnsureSchedules creates billflow's Schedules, or brings existing ones to
+// the current definition (spec, action, policy) while keeping their state, so
+// every worker can call it at start. Overlapping runs are skipped: a run still
+// going when the next is due finishes first.
+func EnsureSchedules(ctx context.Context, c client.Client, o ScheduleOptions) error {
+	if o.ReminderHour < 0 || o.ReminderHour > 23 {
+		return fmt.Errorf("ensure schedules: reminder hour %d is not 0-23", o.ReminderHour)
+	}
+	sc := c.ScheduleClient()
+	for _, s := range schedules(o) {
+		action := &client.ScheduleWorkflowAction{ID: s.ID, Workflow: s.Workflow, Args: s.Args, TaskQueue: workflows.TaskQueue,
+			StaticSummary: s.Summary, WorkflowRunTimeout: 24 * time.Hour}
+		_, err := sc.Create(ctx, client.ScheduleOptions{ID: s.ID, Spec: s.Spec, Action: action,
+			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchupWindow: 24 * time.Hour, Note: s.Note})
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+			return fmt.Errorf("create schedule %s: %w", s.ID, err)
+		}
+		spec := s.Spec
+		err = sc.GetHandle(ctx, s.ID).Update(ctx, client.ScheduleUpdateOptions{
+			DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+				sched := in.Description.Schedule
+				sched.Action, sched.Spec = action, &spec
+				if sched.Policy == nil {
+					sched.Policy = &client.SchedulePolicies{}
+				}
+				sched.Policy.Overlap, sched.Policy.CatchupWindow = enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, 24*time.Hour
+				return &client.ScheduleUpdate{Schedule: &sched}, nil
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("update schedule %s: %w", s.ID, err)
+		}
+	}
+	return nil
+}
