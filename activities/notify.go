@@ -255,7 +255,8 @@ func (a *Activities) IssueInvoice(ctx context.Context, in *InvoiceRef) (*NotifyR
 }
 
 // NotifyPayment confirms a payment by email: a partial one with the remaining
-// balance and a fresh link; a final one with the receipt rendered and attached.
+// balance and a fresh link; a final one with the receipt rendered and attached;
+// a failed one (a bank debit that bounced) with the balance owed again.
 func (a *Activities) NotifyPayment(ctx context.Context, in *NotifyInput) (*NotifyResult, error) {
 	b, err := a.loadBundle(ctx, in.InvoiceID)
 	if err != nil {
@@ -269,6 +270,20 @@ func (a *Activities) NotifyPayment(ctx context.Context, in *NotifyInput) (*Notif
 	}
 	if pay == nil {
 		return nil, temporal.NewNonRetryableApplicationError("no such payment "+in.PaymentID, "NotFound", nil)
+	}
+	if pay.Status == "failed" {
+		// A bank debit that was processing came back failed: the amount is
+		// owed again; tell the client, with a fresh link.
+		fd := mail.PaymentFailed{PracticeName: b.practice.Name, PracticeEmail: b.practice.Email, PracticePhone: b.practice.Phone,
+			ClientName: b.client.Name, InvoiceNumber: b.inv.Number, Amount: pay.Amount, AmountDue: b.inv.AmountDue, Currency: b.inv.Currency,
+			MethodLabel: MethodLabel(pay.MethodType, pay.Brand, pay.Last4, pay.BankName), Reason: pay.FailureMessage}
+		if b.inv.AmountDue > 0 && b.inv.Status != "void" {
+			if fd.PayURL, err = a.newPayLink(ctx, b); err != nil {
+				return nil, err
+			}
+		}
+		sent, err := a.sendOnce(ctx, b, mail.KindPaymentFailed, []string{"payment", pay.ID, "failed"}, fd, nil)
+		return &NotifyResult{Emailed: sent}, err
 	}
 	data := mail.PaymentReceived{PracticeName: b.practice.Name, PracticeEmail: b.practice.Email, PracticePhone: b.practice.Phone,
 		ClientName: b.client.Name, InvoiceNumber: b.inv.Number, Amount: pay.Amount, AmountDue: b.inv.AmountDue, Currency: b.inv.Currency,

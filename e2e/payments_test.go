@@ -59,6 +59,20 @@ func TestBankDebitFailureReopensAmount(t *testing.T) {
 	pays := got.Body["payments"].([]any)
 	require.Len(t, pays, 1)
 	assert.Equal(t, "failed", pays[0].(map[string]any)["status"])
+	// The client is told, once, with a link to pay the balance another way.
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		var failed []string
+		for _, m := range s.mailsFor(id) {
+			if kindOf(m) == "payment_failed" {
+				failed = append(failed, m.Text)
+			}
+		}
+		if assert.Len(c, failed, 1) {
+			assert.Contains(c, failed[0], "did not go through")
+			assert.Contains(c, failed[0], "$120.00")
+			assert.Contains(c, failed[0], "/pay/")
+		}
+	}, 20*time.Second, 100*time.Millisecond)
 }
 
 func TestSaveCardThenPayWithSavedCard(t *testing.T) {

@@ -27,12 +27,13 @@ const (
 	KindRefundNotice          Kind = "refund_notice"
 	KindStatementReady        Kind = "statement_ready"
 	KindBalancePaymentReceipt Kind = "balance_payment_receipt"
+	KindPaymentFailed         Kind = "payment_failed"
 )
 
 // Kinds lists every Kind, in a stable order (tests and previews iterate it).
 var Kinds = []Kind{
 	KindInvoiceIssued, KindPaymentReceived, KindReminder,
-	KindRefundNotice, KindStatementReady, KindBalancePaymentReceipt,
+	KindRefundNotice, KindStatementReady, KindBalancePaymentReceipt, KindPaymentFailed,
 }
 
 // KindHeader is the header that carries an email's Kind.
@@ -76,6 +77,22 @@ type PaymentReceived struct {
 	MethodLabel   string    // e.g. "Visa •••• 4242"
 	PayerName     string    // optional, when someone else paid
 	PaidAt        time.Time // optional
+}
+
+// PaymentFailed tells the client a payment that was processing (a bank
+// debit) did not go through: the amount is owed again, with a fresh link.
+type PaymentFailed struct {
+	PracticeName  string
+	PracticeEmail string
+	PracticePhone string
+	ClientName    string
+	InvoiceNumber string
+	Amount        int64 // the payment that failed
+	AmountDue     int64 // what is owed now
+	Currency      string
+	MethodLabel   string // e.g. "STRIPE TEST BANK •••• 6789"
+	Reason        string // optional, the bank's or processor's message
+	PayURL        string
 }
 
 // Reminder asks, politely, for an open invoice's remaining balance. It never
@@ -179,6 +196,8 @@ func deref(data any) any {
 		return *d
 	case *BalancePaymentReceipt:
 		return *d
+	case *PaymentFailed:
+		return *d
 	}
 	return data
 }
@@ -236,6 +255,13 @@ func subjectFor(kind Kind, data any) (string, error) {
 			return "", mismatch
 		}
 		return fmt.Sprintf("Receipt from %s: payment of %s received", d.PracticeName, money.Format(d.Amount, d.Currency)), nil
+	case KindPaymentFailed:
+		d, ok := data.(PaymentFailed)
+		if !ok {
+			return "", mismatch
+		}
+		return fmt.Sprintf("Your payment of %s for invoice %s from %s did not go through",
+			money.Format(d.Amount, d.Currency), d.InvoiceNumber, d.PracticeName), nil
 	}
 	return "", fmt.Errorf("compose: unknown email kind %q", kind)
 }

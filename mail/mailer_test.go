@@ -92,6 +92,10 @@ func sample(kind mail.Kind) (data any, link string) {
 	case mail.KindBalancePaymentReceipt:
 		return mail.BalancePaymentReceipt{PracticeName: practice, ClientName: client, Amount: 45000, Currency: "usd",
 			MethodLabel: "Mastercard •••• 4444", Invoices: []mail.PaidInvoice{{Number: "INV-0040", Amount: 25000}, {Number: "INV-0042", Amount: 20000}}}, ""
+	case mail.KindPaymentFailed:
+		return mail.PaymentFailed{PracticeName: practice, ClientName: client, InvoiceNumber: "INV-0042", Amount: 12000,
+			AmountDue: 32000, Currency: "usd", MethodLabel: "STRIPE TEST BANK •••• 6789", Reason: "The customer's bank account could not be located.",
+			PayURL: "http://127.0.0.1:8080/pay/tok_failed"}, "http://127.0.0.1:8080/pay/tok_failed"
 	}
 	panic("unknown kind " + string(kind))
 }

@@ -123,7 +123,7 @@ type InvoiceState struct {
 
 // Notice is one client notification the workflow owes.
 type Notice struct {
-	Kind      string // "payment" | "refund"
+	Kind      string // "payment" | "payment_failed" | "refund"
 	PaymentID string
 	RefundID  string
 	Amount    int64

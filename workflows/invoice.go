@@ -185,6 +185,9 @@ func (w *invoiceWF) notify(ctx workflow.Context, n Notice) {
 		}
 		err = workflow.ExecuteActivity(notifyOptions(ctx, summary), acts.NotifyPayment,
 			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, PaymentID: n.PaymentID, ReceiptOnly: n.Silent}).Get(ctx, &res)
+	case "payment_failed":
+		err = workflow.ExecuteActivity(notifyOptions(ctx, "Email payment failed "+money.Format(n.Amount, w.st.Currency)), acts.NotifyPayment,
+			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, PaymentID: n.PaymentID}).Get(ctx, &res)
 	case "refund":
 		err = workflow.ExecuteActivity(notifyOptions(ctx, "Email refund notice "+money.Format(n.Amount, w.st.Currency)), acts.NotifyRefund,
 			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, RefundID: n.RefundID}).Get(ctx, &res)
@@ -384,8 +387,11 @@ func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
 	p = &w.st.Payments[idx]
 	p.Status = res.Status
 	w.apply(ctx, &res.Invoice)
-	if res.Status == "succeeded" {
+	switch res.Status {
+	case "succeeded":
 		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: p.ID, Amount: p.Amount, Final: res.Invoice.AmountDue == 0})
+	case "failed":
+		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment_failed", PaymentID: p.ID, Amount: p.Amount})
 	}
 }
 

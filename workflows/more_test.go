@@ -1,9 +1,12 @@
 package workflows_test
 
 import (
+	"context"
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/workflows"
@@ -22,9 +25,17 @@ func (s *invoiceSuite) TestProcessingThenWebhookFailsReopens() {
 	retry := s.sendUpdate(2*time.Hour, workflows.PayUpdate, "k2", &workflows.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
 	s.env.OnActivity(acts.Charge, mock.Anything, mock.MatchedBy(func(in *activities.ChargeInput) bool { return in.PaymentID == "pay_abc_2" })).
 		Return(&activities.ChargeResult{PaymentID: "pay_abc_2", Status: "succeeded", Invoice: activities.InvoiceSnapshot{Status: "paid", AmountPaid: 18000}}, nil).Once()
+	failedNotices := 0
+	s.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+		var in activities.NotifyInput
+		if info.ActivityType.Name == "NotifyPayment" && args.Get(&in) == nil && in.PaymentID == "pay_abc_1" {
+			failedNotices++
+		}
+	})
 	var st workflows.InvoiceState
 	s.stateAt(90*time.Minute, &st)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
+	s.Equal(1, failedNotices, "the client is told once that the debit failed")
 	s.Equal("open", st.Status)
 	s.Equal(int64(18000), st.AmountDue)
 	s.Require().Len(st.Payments, 1)
