@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -226,7 +227,8 @@ func pdfAttachment(name string, data []byte) []mail.Attachment {
 }
 
 // IssueInvoice renders the invoice PDF and emails the client a Pay Invoice
-// link with the PDF attached, once.
+// link with the PDF attached, once per in.Resend (the first email, then each
+// resend the practice asks for).
 func (a *Activities) IssueInvoice(ctx context.Context, in *InvoiceRef) (*NotifyResult, error) {
 	b, err := a.loadBundle(ctx, in.InvoiceID)
 	if err != nil {
@@ -243,7 +245,11 @@ func (a *Activities) IssueInvoice(ctx context.Context, in *InvoiceRef) (*NotifyR
 	if err != nil {
 		return nil, err
 	}
-	sent, err := a.sendOnce(ctx, b, mail.KindInvoiceIssued, []string{"issued"}, mail.InvoiceIssued{
+	idParts := []string{"issued"}
+	if in.Resend > 0 {
+		idParts = []string{"resend", strconv.Itoa(in.Resend)}
+	}
+	sent, err := a.sendOnce(ctx, b, mail.KindInvoiceIssued, idParts, mail.InvoiceIssued{
 		PracticeName: b.practice.Name, PracticeEmail: b.practice.Email, PracticePhone: b.practice.Phone, ClientName: b.client.Name,
 		InvoiceNumber: b.inv.Number, Total: b.inv.Total, AmountDue: b.inv.AmountDue, Currency: b.inv.Currency, DueDate: b.inv.DueDate,
 		PayURL: payURL, Memo: b.inv.Memo,

@@ -67,4 +67,5 @@ type RefundResult struct {
 // InvoiceRef names one invoice for activities that need nothing else.
 type InvoiceRef struct {
 	InvoiceID string
+	Resend    int // IssueInvoice only: 0 is the first email, n the practice's nth resend
 }

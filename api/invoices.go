@@ -598,6 +598,31 @@ func (h *handlers) voidInvoice(c *gin.Context) {
 	h.writeInvoice(c, http.StatusOK, fresh)
 }
 
+// sendInvoice emails the invoice to the client again with a fresh pay link.
+// The Idempotency-Key makes a retried request send nothing more.
+func (h *handlers) sendInvoice(c *gin.Context) {
+	inv, ok := h.loadInvoice(c)
+	if !ok {
+		return
+	}
+	if c.Request.ContentLength > 0 {
+		var empty struct{}
+		if !bindJSON(c, &empty) {
+			return
+		}
+	}
+	var res workflows.ResendResult
+	if !h.update(c, inv, workflows.ResendUpdate, nil, &res) {
+		return
+	}
+	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
+	if err != nil {
+		h.internal(c, "get invoice", err)
+		return
+	}
+	h.writeInvoice(c, http.StatusOK, fresh)
+}
+
 func formatMoney(amount int64, currency string) string { return money.Format(amount, currency) }
 
 // hashKey shortens a caller's Idempotency-Key into an ID-safe token.

@@ -99,6 +99,7 @@ func Router(d Deps) *gin.Engine {
 	p.POST("/invoices", h.createInvoice)
 	p.POST("/invoices/:id/refunds", h.refundInvoice)
 	p.POST("/invoices/:id/void", h.voidInvoice)
+	p.POST("/invoices/:id/send", h.sendInvoice)
 
 	// A practice API key, or a client portal token scoped to one client.
 	pc := v1.Group("", h.practiceOrClientAuth)

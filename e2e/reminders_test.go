@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
+	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -96,4 +97,48 @@ func TestNoReminderForPaidOrVoidInvoices(t *testing.T) {
 	// A void invoice cannot be paid.
 	r := s.do(t, "POST", "/v1/invoices/"+void.str("id")+"/payments", s.Key, map[string]any{"amount": 5000, "payment_method": "pm_card_visa"})
 	assert.Contains(t, []int{409}, r.Status, string(r.Raw))
+}
+
+func TestResendInvoiceEmail(t *testing.T) {
+	s := getStack(t)
+	cl := s.newClient(t, s.Key)
+	id := s.newInvoice(t, s.Key, cl, 7000, nil).str("id")
+	issued := func() []string {
+		var out []string
+		for _, m := range s.mailsFor(id) {
+			if kindOf(m) == "invoice_issued" {
+				out = append(out, m.MessageID)
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return len(issued()) == 1 }, 20*time.Second, 100*time.Millisecond)
+
+	r := s.do(t, "POST", "/v1/invoices/"+id+"/send", s.Key, nil, "Idempotency-Key", "resend-1")
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	assert.Equal(t, "open", r.str("status"))
+	require.Eventually(t, func() bool { return len(issued()) == 2 }, 20*time.Second, 100*time.Millisecond)
+	// The retried request sends nothing more.
+	again := s.do(t, "POST", "/v1/invoices/"+id+"/send", s.Key, nil, "Idempotency-Key", "resend-1")
+	require.Equal(t, 200, again.Status, string(again.Raw))
+	time.Sleep(500 * time.Millisecond)
+	assert.Len(t, issued(), 2)
+	// A new fresh link, different from the first email's.
+	msgs := s.mailsFor(id)
+	assert.NotEqual(t, msgs[0].Text, msgs[len(msgs)-1].Text)
+
+	// Clients cannot resend; another practice sees nothing.
+	tok := s.portalToken(t, s.Key, cl)
+	assert.Equal(t, 404, s.do(t, "POST", "/v1/invoices/"+id+"/send", tok, nil).Status, "practice-only route")
+	_, otherKey, err := s.Store.CreatePractice(context.Background(), store.NewPractice{Name: "Other Practice", Currency: "usd", Timezone: "UTC"})
+	require.NoError(t, err)
+	assert.Equal(t, 404, s.do(t, "POST", "/v1/invoices/"+id+"/send", otherKey, nil).Status)
+
+	// Paid or void: nothing to send.
+	require.Equal(t, 200, s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 7000, "payment_method": "pm_card_visa"}).Status)
+	paid := s.do(t, "POST", "/v1/invoices/"+id+"/send", s.Key, nil)
+	assert.Equal(t, 409, paid.Status, string(paid.Raw))
+	void := s.newInvoice(t, s.Key, cl, 5000, nil).str("id")
+	require.Equal(t, 200, s.do(t, "POST", "/v1/invoices/"+void+"/void", s.Key, nil).Status)
+	assert.Equal(t, 409, s.do(t, "POST", "/v1/invoices/"+void+"/send", s.Key, nil).Status)
 }

@@ -109,6 +109,7 @@ type InvoiceState struct {
 	Issued           bool
 	PaymentSeq       int
 	RefundSeq        int
+	ResendSeq        int // how many times the practice resent the invoice email
 	Payments         []PaymentState
 	RemindersSent    []int // indexes into ReminderOffsets
 	NextReminderAt   *time.Time
@@ -119,6 +120,12 @@ type InvoiceState struct {
 	// live in state so a continue-as-new carries them over.
 	Pending  []Notice
 	Disputed bool
+}
+
+// ResendResult answers the resend Update.
+type ResendResult struct {
+	Sequence int  // 1 for the first resend
+	Emailed  bool // false when the email had already gone out for this resend
 }
 
 // Notice is one client notification the workflow owes.

@@ -70,6 +70,9 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, VoidUpdate, w.void, workflow.UpdateHandlerOptions{Validator: w.validateVoid}); err != nil {
 		return err
 	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, ResendUpdate, w.resend, workflow.UpdateHandlerOptions{Validator: w.validateResend}); err != nil {
+		return err
+	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
 		ch := workflow.GetSignalChannel(ctx, PaymentEventSignal)
 		for {
@@ -520,6 +523,38 @@ func (w *invoiceWF) void(ctx workflow.Context) (*InvoiceSnapshot, error) {
 	}
 	w.apply(ctx, &snap)
 	return &snap, nil
+}
+
+// ---- resend ----
+
+func (w *invoiceWF) validateResend(ctx workflow.Context) error {
+	switch {
+	case w.st.Status == "void":
+		return stateErr("a void invoice cannot be sent")
+	case w.st.AmountDue == 0:
+		return stateErr("the invoice has nothing left to pay; its receipt is at GET /v1/invoices/{id}/pdf")
+	}
+	return nil
+}
+
+// resend emails the invoice again with a fresh pay link, once per request.
+func (w *invoiceWF) resend(ctx workflow.Context) (*ResendResult, error) {
+	if err := w.lock.Lock(ctx); err != nil {
+		return nil, err
+	}
+	defer w.lock.Unlock()
+	if err := w.validateResend(ctx); err != nil {
+		return nil, err
+	}
+	w.st.ResendSeq++
+	seq := w.st.ResendSeq
+	var res activities.NotifyResult
+	if err := workflow.ExecuteActivity(notifyOptions(ctx, fmt.Sprintf("Resend invoice email (%d)", seq)), acts.IssueInvoice,
+		&activities.InvoiceRef{InvoiceID: w.in.InvoiceID, Resend: seq}).Get(ctx, &res); err != nil {
+		return nil, err
+	}
+	w.st.Issued = true
+	return &ResendResult{Sequence: seq, Emailed: res.Emailed}, nil
 }
 
 // apply mirrors the recorded invoice into state and the search attributes.

@@ -59,3 +59,26 @@ func (s *invoiceSuite) TestRefundAfterCloseWorkflow() {
 	s.Equal("partially_refunded", res.Invoice.Status)
 	env.AssertExpectations(s.T())
 }
+
+func (s *invoiceSuite) TestResendEmailsOncePerRequestNeverWhenPaid() {
+	var resends []int
+	s.env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+		var in activities.InvoiceRef
+		if info.ActivityType.Name == "IssueInvoice" && args.Get(&in) == nil {
+			resends = append(resends, in.Resend)
+		}
+	})
+	s.env.OnActivity(acts.Charge, mock.Anything, mock.Anything).Return(&activities.ChargeResult{PaymentID: "pay_abc_1", Status: "succeeded",
+		Invoice: activities.InvoiceSnapshot{Status: "paid", AmountPaid: 18000}}, nil).Once()
+	r1 := s.sendUpdate(time.Minute, workflows.ResendUpdate, "r1", nil, nil)
+	r2 := s.sendUpdate(2*time.Minute, workflows.ResendUpdate, "r2", nil, nil)
+	s.sendUpdate(3*time.Minute, workflows.PayUpdate, "p", &workflows.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
+	paid := s.sendUpdate(4*time.Minute, workflows.ResendUpdate, "r3", nil, nil)
+	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
+	s.NoError(r1.rejected)
+	s.NoError(r1.err)
+	s.Equal(1, r1.value.(*workflows.ResendResult).Sequence)
+	s.Equal(2, r2.value.(*workflows.ResendResult).Sequence)
+	s.Equal(workflows.ErrTypeInvalidState, appType(paid.rejected))
+	s.Equal([]int{0, 1, 2}, resends, "the first email, then one per resend")
+}
