@@ -3,7 +3,10 @@ package activities
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
@@ -79,9 +82,14 @@ const reminderSignalName = "reminder-due"
 
 func invoiceWorkflowID(id string) string { return "invoice-" + id }
 
+// signalConcurrency is how many reminder signals are in flight at once.
+const signalConcurrency = 32
+
 // SignalReminders finds a page of invoices that may owe a reminder and
-// signals their workflows, which decide and record. Closed workflows are
-// skipped; the page is heartbeated so a retry resumes where it stopped.
+// signals their workflows, which decide and record. Signals go out
+// signalConcurrency at a time in chunks; after each chunk the last ID is
+// heartbeated, so a retry resumes after it (a re-sent signal is harmless:
+// each workflow sends a step at most once). Closed workflows are skipped.
 func (a *Activities) SignalReminders(ctx context.Context, in *SignalRemindersInput) (*SignalRemindersResult, error) {
 	after := in.AfterID
 	if activity.HasHeartbeatDetails(ctx) {
@@ -96,20 +104,31 @@ func (a *Activities) SignalReminders(ctx context.Context, in *SignalRemindersInp
 	}
 	res := &SignalRemindersResult{Count: len(ids)}
 	type reminderDue struct{ Today time.Time }
-	for i, id := range ids {
-		err := a.Temporal.SignalWorkflow(ctx, invoiceWorkflowID(id), "", reminderSignalName, &reminderDue{Today: in.Today})
-		var nf *serviceerror.NotFound
-		switch {
-		case err == nil:
-			res.Signalled++
-		case errors.As(err, &nf):
-		default:
+	var signalled atomic.Int64
+	for start := 0; start < len(ids); start += signalConcurrency * 4 {
+		chunk := ids[start:min(start+signalConcurrency*4, len(ids))]
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(signalConcurrency)
+		for _, id := range chunk {
+			g.Go(func() error {
+				err := a.Temporal.SignalWorkflow(gctx, invoiceWorkflowID(id), "", reminderSignalName, &reminderDue{Today: in.Today})
+				var nf *serviceerror.NotFound
+				switch {
+				case err == nil:
+					signalled.Add(1)
+				case errors.As(err, &nf):
+				default:
+					return err
+				}
+				return nil
+			})
+		}
+		if err := g.Wait(); err != nil {
 			return nil, err
 		}
-		res.LastID = id
-		if i%50 == 49 {
-			activity.RecordHeartbeat(ctx, id)
-		}
+		res.LastID = chunk[len(chunk)-1]
+		activity.RecordHeartbeat(ctx, res.LastID)
 	}
+	res.Signalled = int(signalled.Load())
 	return res, nil
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	sdkworker "go.temporal.io/sdk/worker"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -165,6 +166,10 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 	}
 	defer closeActs()
 	acts.Temporal = tc
+	// The sticky cache bounds the worker's memory: workflows beyond it are
+	// evicted and replayed from history when they next have work, so memory
+	// does not grow with the number of open invoices.
+	sdkworker.SetStickyWorkflowCacheSize(cfg.WorkerCacheSize)
 	return worker.Run(ctx, tc, acts, worker.Options{Schedules: worker.ScheduleOptions{ReminderHour: cfg.ReminderHour}})
 }
 

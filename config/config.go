@@ -44,6 +44,7 @@ type Config struct {
 	EncryptionOldKeys    [][]byte      // TEMPORAL_ENCRYPTION_OLD_KEYS, comma-separated: still decrypt, never encrypt
 	ReminderHour         int           // REMINDER_HOUR (0-23, practice-local cron runs daily at this UTC hour), default 9
 	TemporalUIOrigin     string        // TEMPORAL_UI_ORIGIN for the codec endpoint's CORS, default http://127.0.0.1:8233
+	WorkerCacheSize      int           // WORKER_CACHE_SIZE: invoice workflows a worker keeps in memory (sticky cache), default 1000
 }
 
 // Production reports whether secrets are mandatory.
@@ -100,6 +101,11 @@ func Load(getenv func(string) string) (*Config, error) {
 		errs = append(errs, fmt.Errorf("REMINDER_HOUR must be 0-23, got %q", getenv("REMINDER_HOUR")))
 	}
 	c.ReminderHour = hour
+	cache, err := strconv.Atoi(get("WORKER_CACHE_SIZE", "1000"))
+	if err != nil || cache < 1 || cache > 100000 {
+		errs = append(errs, fmt.Errorf("WORKER_CACHE_SIZE must be 1-100000 workflows, got %q", getenv("WORKER_CACHE_SIZE")))
+	}
+	c.WorkerCacheSize = cache
 	switch c.SMTPTLS {
 	case "none", "starttls", "tls":
 	default:

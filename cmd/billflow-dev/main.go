@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -152,7 +154,17 @@ func run(ctx context.Context, logger *slog.Logger) error {
 
 	appLogger := slog.New(slog.NewJSONHandler(openLog(filepath.Join(dataDir, "billflow.log")), nil))
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return app.RunWorker(gctx, cfg, appLogger.With("process", "worker")) })
+	// BILLFLOW_DEV_WORKER=external leaves the worker out, for running
+	// `env $(cat .data/worker.env) ./bin/billflow worker` as its own process
+	// (to measure it apart from the Temporal server, or to run several).
+	workerEnv := filepath.Join(dataDir, "worker.env")
+	if err := writeEnv(workerEnv, env); err != nil {
+		return err
+	}
+	external := os.Getenv("BILLFLOW_DEV_WORKER") == "external"
+	if !external {
+		g.Go(func() error { return app.RunWorker(gctx, cfg, appLogger.With("process", "worker")) })
+	}
 	g.Go(func() error { return app.RunAPI(gctx, cfg, appLogger.With("process", "api")) })
 	readyErr := make(chan error, 1)
 	go func() {
@@ -182,12 +194,33 @@ billflow dev stack is up (%.1fs)
 			info.MailURL, catcher.SMTPAddr(), orNone(info.StripeAPIBase), info.DatabaseURL, filepath.Join(dataDir, "billflow.log"),
 			info.PracticeID, info.APIKey, filepath.Join(dataDir, "dev.json"))
 	}
+	if external {
+		fmt.Printf("  Worker           external: env $(cat %s) ./bin/billflow worker\n", workerEnv)
+	}
 	err = g.Wait()
 	fmt.Println("\nbillflow-dev: stopping")
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
+}
+
+// writeEnv writes the stack's settings as KEY=VALUE lines (values here
+// never contain spaces) for processes started beside the dev stack.
+func writeEnv(path string, env map[string]string) error {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		if v := os.Getenv(k); v != "" {
+			env[k] = v
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s\n", k, env[k])
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
 func orNone(s string) string {

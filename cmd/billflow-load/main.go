@@ -65,7 +65,7 @@ func run(ctx context.Context, mode string, args []string) error {
 	duration := fs.Duration("duration", 10*time.Second, "reads: time at each rate")
 	payers := fs.Int("payers", 20, "pay: concurrent payers")
 	count := fs.Int("count", 200, "pay: invoices to pay")
-	pid := fs.Int("pid", 0, "scale: PID whose peak memory (VmHWM) to report, e.g. billflow-dev's")
+	pid := fs.String("pid", "", "scale: comma-separated PIDs whose peak memory (VmHWM) to report, e.g. billflow-dev's and an external worker's")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -169,7 +169,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 
 // scale opens n invoices due today, then runs reminder-run over them while
 // sampling read latency, and reports the run's duration and peak memory.
-func (l *loader) scale(ctx context.Context, n, conc, pid int) error {
+func (l *loader) scale(ctx context.Context, n, conc int, pids string) error {
 	start := time.Now()
 	due := time.Now().UTC()
 	var made atomic.Int64
@@ -296,20 +296,32 @@ func (l *loader) scale(ctx context.Context, n, conc, pid int) error {
 	rwg.Wait()
 	fmt.Printf("reminder-run over %d invoices: signalled in %s, last reminder recorded after %s\n", n, signalled.Round(time.Millisecond), time.Since(runStart).Round(time.Second))
 	fmt.Printf("API GET /v1/invoices/{id} during the run: %d requests, p50 %s, p99 %s, %d errors\n", len(reads.lat), ms(reads.pct(.5)), ms(reads.pct(.99)), reads.errs)
-	if pid > 0 {
-		fmt.Printf("peak memory (VmHWM) of pid %d: %s\n", pid, vmHWM(pid))
+	for _, p := range strings.Split(pids, ",") {
+		if id, err := strconv.Atoi(strings.TrimSpace(p)); err == nil && id > 0 {
+			fmt.Printf("peak memory (VmHWM) of pid %d (%s): %s, now (VmRSS) %s\n", id, procName(id), vmHWM(id, "VmHWM"), vmHWM(id, "VmRSS"))
+		}
 	}
 	return nil
 }
 
-func vmHWM(pid int) string {
+// procName is the process's command line, for the report.
+func procName(pid int) string {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return "?"
+	}
+	return strings.TrimSpace(strings.ReplaceAll(string(raw), "\x00", " "))
+}
+
+// vmHWM reads one memory field (VmHWM: peak resident; VmRSS: now) of a process.
+func vmHWM(pid int, field string) string {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return err.Error()
 	}
 	for _, line := range strings.Split(string(raw), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			return strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:"))
+		if strings.HasPrefix(line, field+":") {
+			return strings.TrimSpace(strings.TrimPrefix(line, field+":"))
 		}
 	}
 	return "unknown"
