@@ -22,8 +22,10 @@ test: setup
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 12m ./...
 
+# Go benchmarks, then load against the dev stack (a running `make dev`, or a
+# throwaway one): reads at rising rates, 20 concurrent payers, lifecycles/s.
 bench: setup
-	$(GO) test -run '^$$' -bench . -benchtime 40x ./pdf/
+	@./scripts/bench.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -7,6 +7,7 @@
 //	billflow-load scale -invoices 10000     open invoices, run reminder-run, sample reads meanwhile
 //	billflow-load reads -rates 250,500,1000 -duration 10s
 //	billflow-load pay -payers 20 -count 200
+//	billflow-load lifecycles -count 100 -concurrency 8
 package main
 
 import (
@@ -45,7 +46,7 @@ type devInfo struct {
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: billflow-load scale|reads|pay [flags]")
+		fmt.Fprintln(os.Stderr, "usage: billflow-load scale|reads|pay|lifecycles [flags]")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -64,7 +65,7 @@ func run(ctx context.Context, mode string, args []string) error {
 	rates := fs.String("rates", "250,500,1000", "reads: requests per second to try, in order")
 	duration := fs.Duration("duration", 10*time.Second, "reads: time at each rate")
 	payers := fs.Int("payers", 20, "pay: concurrent payers")
-	count := fs.Int("count", 200, "pay: invoices to pay")
+	count := fs.Int("count", 200, "pay: invoices to pay; lifecycles: lifecycles to run")
 	pid := fs.String("pid", "", "scale: comma-separated PIDs whose peak memory (VmHWM) to report, e.g. billflow-dev's and an external worker's")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -85,6 +86,8 @@ func run(ctx context.Context, mode string, args []string) error {
 		return l.reads(ctx, *rates, *duration)
 	case "pay":
 		return l.pay(ctx, *payers, *count)
+	case "lifecycles":
+		return l.lifecycles(ctx, *count, *conc)
 	}
 	return fmt.Errorf("unknown mode %q", mode)
 }
@@ -167,6 +170,110 @@ func (s *stats) pct(p float64) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
+// temporal dials the dev stack's Temporal with the payload codec, to run
+// workflows and query invoice state.
+func (l *loader) temporal(ctx context.Context) (client.Client, error) {
+	cfg, err := config.Load(func(k string) string {
+		switch k {
+		case "TEMPORAL_ADDRESS":
+			return l.d.TemporalAddress
+		case "TEMPORAL_NAMESPACE":
+			return l.d.TemporalNamespace
+		case "TEMPORAL_ENCRYPTION_KEY":
+			return os.Getenv("TEMPORAL_ENCRYPTION_KEY")
+		}
+		return ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.EncryptionKey == nil {
+		cfg.EncryptionKey = devKey()
+	}
+	tc, err := app.Dial(ctx, cfg, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+// lifecycles runs n whole lifecycles, conc at a time: open an invoice, wait
+// for its issue step (PDF + email), pay it in full, wait for the receipt
+// (PDF + email). It reports lifecycles per second and per-lifecycle latency.
+func (l *loader) lifecycles(ctx context.Context, n, conc int) error {
+	tc, err := l.temporal(ctx)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	cl, err := l.newClient(ctx, 0)
+	if err != nil {
+		return err
+	}
+	state := func(id string) (*workflows.InvoiceState, error) {
+		v, err := tc.QueryWorkflow(ctx, workflows.InvoiceWorkflowID(id), "", workflows.StateQuery)
+		if err != nil {
+			return nil, err
+		}
+		var st workflows.InvoiceState
+		return &st, v.Get(&st)
+	}
+	waitFor := func(id string, ok func(*workflows.InvoiceState) bool) error {
+		deadline := time.Now().Add(2 * time.Minute)
+		for time.Now().Before(deadline) {
+			if st, err := state(id); err == nil && ok(st) {
+				return nil
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		return fmt.Errorf("invoice %s: timed out", id)
+	}
+	st := &stats{}
+	var firstErr atomic.Value
+	work := make(chan int)
+	var wg sync.WaitGroup
+	t0 := time.Now()
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range work {
+				s := time.Now()
+				err := func() error {
+					id, err := l.newInvoice(ctx, cl, time.Now().AddDate(0, 0, 14), false)
+					if err != nil {
+						return err
+					}
+					if err := waitFor(id, func(st *workflows.InvoiceState) bool { return st.Issued }); err != nil {
+						return err
+					}
+					out, code, err := l.call(ctx, "POST", "/v1/invoices/"+id+"/payments", map[string]any{"amount": 12000, "payment_method": "pm_card_visa"})
+					if err != nil || code != 200 {
+						return fmt.Errorf("pay: %d %v %v", code, err, out)
+					}
+					return waitFor(id, func(st *workflows.InvoiceState) bool { return st.Status == "paid" && len(st.Pending) == 0 })
+				}()
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err.Error())
+				}
+				st.add(time.Since(s), err == nil)
+			}
+		}()
+	}
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	el := time.Since(t0).Seconds()
+	fmt.Printf("lifecycles (open → invoice PDF + email → pay in full → receipt PDF + email), %d at a time: %d in %.1fs = %.1f lifecycles/s; each p50 %s, p99 %s; %d errors\n",
+		conc, len(st.lat), el, float64(len(st.lat))/el, ms(st.pct(.5)), ms(st.pct(.99)), st.errs)
+	if e := firstErr.Load(); e != nil {
+		fmt.Println("  first error:", e)
+	}
+	return nil
+}
+
 // scale opens n invoices due today, then runs reminder-run over them while
 // sampling read latency, and reports the run's duration and peak memory.
 func (l *loader) scale(ctx context.Context, n, conc int, pids string) error {
@@ -214,24 +321,7 @@ func (l *loader) scale(ctx context.Context, n, conc int, pids string) error {
 	opened := time.Since(start)
 	fmt.Printf("opened %d invoices (each an invoice workflow: PDF, email) in %s: %.1f lifecycles started/s\n", made.Load(), opened.Round(time.Second), float64(made.Load())/opened.Seconds())
 
-	cfg, err := config.Load(func(k string) string {
-		switch k {
-		case "TEMPORAL_ADDRESS":
-			return l.d.TemporalAddress
-		case "TEMPORAL_NAMESPACE":
-			return l.d.TemporalNamespace
-		case "TEMPORAL_ENCRYPTION_KEY":
-			return os.Getenv("TEMPORAL_ENCRYPTION_KEY")
-		}
-		return ""
-	})
-	if err != nil {
-		return err
-	}
-	if cfg.EncryptionKey == nil {
-		cfg.EncryptionKey = devKey()
-	}
-	tc, err := app.Dial(ctx, cfg, nil, nil)
+	tc, err := l.temporal(ctx)
 	if err != nil {
 		return err
 	}
