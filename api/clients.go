@@ -107,7 +107,7 @@ func (h *handlers) createPortalToken(c *gin.Context) {
 		return
 	}
 	var req portalTokenReq
-	if c.Request.ContentLength != 0 && !bindJSON(c, &req) {
+	if !bindOptionalJSON(c, &req) {
 		return
 	}
 	days := int64(30)

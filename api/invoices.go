@@ -580,11 +580,9 @@ func (h *handlers) voidInvoice(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if c.Request.ContentLength > 0 {
-		var empty struct{}
-		if !bindJSON(c, &empty) {
-			return
-		}
+	var empty struct{}
+	if !bindOptionalJSON(c, &empty) {
+		return
 	}
 	var snap workflows.InvoiceSnapshot
 	if !h.update(c, inv, workflows.VoidUpdate, nil, &snap) {
@@ -605,11 +603,9 @@ func (h *handlers) sendInvoice(c *gin.Context) {
 	if !ok {
 		return
 	}
-	if c.Request.ContentLength > 0 {
-		var empty struct{}
-		if !bindJSON(c, &empty) {
-			return
-		}
+	var empty struct{}
+	if !bindOptionalJSON(c, &empty) {
+		return
 	}
 	var res workflows.ResendResult
 	if !h.update(c, inv, workflows.ResendUpdate, nil, &res) {

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -44,6 +46,8 @@ type handlers struct {
 	Deps
 	requests *prometheus.HistogramVec
 	limits   *paymentLimits
+	// idempotencySwept is when this process last swept expired Idempotency-Keys (Unix ns).
+	idempotencySwept atomic.Int64
 }
 
 // maxBody bounds every request body.
@@ -91,8 +95,12 @@ func Router(d Deps) *gin.Engine {
 	r.POST("/pay/:token", h.payPageSubmit)
 	r.GET("/pay/:token/pdf", h.payPagePDF)
 
+	// Every POST below honours Idempotency-Key (h.idempotency, after auth: the
+	// key belongs to the caller). Not the webhook, which Stripe's event IDs
+	// dedupe, nor the pay page, which has its own form nonce.
+
 	// Practice API key only.
-	p := v1.Group("", h.practiceAuth)
+	p := v1.Group("", h.practiceAuth, h.idempotency)
 	p.POST("/clients", h.createClient)
 	p.GET("/clients/:id", h.getClient)
 	p.POST("/clients/:id/portal-token", h.createPortalToken)
@@ -102,7 +110,7 @@ func Router(d Deps) *gin.Engine {
 	p.POST("/invoices/:id/send", h.sendInvoice)
 
 	// A practice API key, or a client portal token scoped to one client.
-	pc := v1.Group("", h.practiceOrClientAuth)
+	pc := v1.Group("", h.practiceOrClientAuth, h.idempotency)
 	pc.GET("/invoices", h.listInvoices)
 	pc.GET("/invoices/:id", h.getInvoice)
 	pc.POST("/invoices/:id/payments", h.payInvoice)
@@ -192,15 +200,52 @@ func (h *handlers) unavailable(c *gin.Context, op string, err error) {
 	apiError(c, http.StatusServiceUnavailable, "api_error", "service_unavailable", "the billing service is busy; try again", "")
 }
 
+// readBody reads the whole body, at most maxBody bytes: more is a 413, a
+// broken connection a 400.
+func readBody(c *gin.Context) ([]byte, bool) {
+	if c.Request.Body == nil {
+		return nil, true
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		apiError(c, http.StatusRequestEntityTooLarge, "invalid_request_error", "body_too_large", "request body is larger than 1 MiB", "")
+		return nil, false
+	case err != nil:
+		badRequest(c, "invalid_request", "the request body could not be read", "")
+		return nil, false
+	}
+	return body, true
+}
+
 // bindJSON decodes a bounded body strictly: unknown fields and trailing data
 // are errors that name the problem.
 func bindJSON(c *gin.Context, dst any) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody))
-	if err != nil {
-		apiError(c, http.StatusRequestEntityTooLarge, "invalid_request_error", "body_too_large", "request body is larger than 1 MiB", "")
+	body, ok := readBody(c)
+	if !ok {
 		return false
 	}
-	dec := json.NewDecoder(strings.NewReader(string(body)))
+	return decodeJSON(c, body, dst)
+}
+
+// bindOptionalJSON is bindJSON for routes whose body may be left out: an
+// empty body leaves dst as it is; anything else is decoded as strictly. It
+// reads the body rather than trust Content-Length, which a chunked request
+// does not send.
+func bindOptionalJSON(c *gin.Context, dst any) bool {
+	body, ok := readBody(c)
+	if !ok {
+		return false
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return true
+	}
+	return decodeJSON(c, body, dst)
+}
+
+func decodeJSON(c *gin.Context, body []byte, dst any) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		msg, param := describeJSONError(err)

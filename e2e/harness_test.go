@@ -156,6 +156,7 @@ type resp struct {
 	Status int
 	Body   map[string]any
 	Raw    []byte
+	Header http.Header
 }
 
 func (r *resp) errCode() string {
@@ -194,7 +195,7 @@ func (s *stack) do(t *testing.T, method, path, key string, body any, hdr ...stri
 	defer res.Body.Close()
 	raw, err := io.ReadAll(res.Body)
 	require.NoError(t, err)
-	out := &resp{Status: res.StatusCode, Raw: raw}
+	out := &resp{Status: res.StatusCode, Raw: raw, Header: res.Header}
 	_ = json.Unmarshal(raw, &out.Body)
 	return out
 }
