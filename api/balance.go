@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -41,88 +42,18 @@ func (h *handlers) payBalance(c *gin.Context) {
 	if !h.allowPayment(c, "", cl.ID) {
 		return
 	}
-	ctx := c.Request.Context()
 	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
 	if len(key) > 255 {
 		badRequest(c, "parameter_invalid", "Idempotency-Key must be at most 255 characters", "Idempotency-Key")
 		return
 	}
-	if key != "" {
-		// A retried request gets the first request's answer, even though the balance is now paid.
-		wfID := workflows.BalancePaymentWorkflowID(cl.ID, hashKey(key))
-		if _, err := h.Temporal.DescribeWorkflowExecution(ctx, wfID, ""); err == nil {
-			h.balanceResult(c, h.Temporal.GetWorkflow(ctx, wfID, ""))
-			return
-		}
-	} else {
+	replay := key != ""
+	if !replay {
 		key = store.NewID("k")
 	}
-	open, err := h.Store.OpenInvoicesOldestFirst(ctx, cl.ID)
-	if err != nil {
-		h.internal(c, "open invoices", err)
-		return
-	}
-	if len(open) == 0 {
-		badRequest(c, "no_balance", "this client has no balance to pay", "")
-		return
-	}
-	in := &workflows.BalancePaymentInput{PracticeID: cl.PracticeID, ClientID: cl.ID, Currency: open[0].Currency,
-		PaymentMethodID: req.PaymentMethod, SavedPaymentMethodID: req.SavedPaymentMethodID, SaveCard: req.SaveCard,
-		PayerName: strings.TrimSpace(req.PayerName), BillingZIP: strings.TrimSpace(req.BillingZIP)}
-	for _, inv := range open {
-		if inv.Currency != in.Currency {
-			badRequest(c, "mixed_currencies", "this client's invoices are in more than one currency; pay them one by one", "")
-			return
-		}
-		in.Total += inv.AmountDue
-		in.InvoiceIDs = append(in.InvoiceIDs, inv.ID)
-	}
-	if req.Amount != nil && *req.Amount != in.Total {
-		badRequest(c, "amount_mismatch", "amount must equal the current balance of "+formatMoney(in.Total, in.Currency), "amount")
-		return
-	}
-	if req.SavedPaymentMethodID != "" {
-		pm, err := h.Store.GetPaymentMethod(ctx, cl.ID, req.SavedPaymentMethodID)
-		if errors.Is(err, store.ErrNotFound) {
-			badRequest(c, "resource_missing", "no such saved payment method for this client", "saved_payment_method_id")
-			return
-		} else if err != nil {
-			h.internal(c, "get payment method", err)
-			return
-		}
-		in.MethodLabel = methodLabel(pm.Type, pm.Brand, pm.Last4, pm.BankName)
-	} else {
-		in.MethodLabel = labelForNewMethod(req.PaymentMethod)
-	}
-	in.BalancePaymentID = "bal_" + strings.TrimPrefix(cl.ID, "cli_") + "_" + hashKey(key)
-	run, err := h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: workflows.BalancePaymentWorkflowID(cl.ID, hashKey(key)), TaskQueue: workflows.TaskQueue,
-		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		StaticSummary:            "Balance payment " + formatMoney(in.Total, in.Currency),
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.PracticeIDKey.ValueSet(cl.PracticeID),
-			workflows.ClientIDKey.ValueSet(cl.ID)),
-	}, workflows.BalancePaymentWorkflow, in)
-	if err != nil {
-		h.unavailable(c, "start balance payment", err)
-		return
-	}
-	h.balanceResult(c, run)
-}
-
-func (h *handlers) balanceResult(c *gin.Context, run client.WorkflowRun) {
-	var res workflows.BalancePaymentResult
-	if err := run.Get(c.Request.Context(), &res); err != nil {
-		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeBalanceChanged {
-			apiError(c, http.StatusConflict, "invalid_request_error", "balance_changed", appErr.Message(), "")
-			return
-		}
-		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeGateway {
-			badRequest(c, "payment_method_invalid", appErr.Message(), "payment_method")
-			return
-		}
-		h.unavailable(c, "balance payment", err)
+	res, fail := h.runBalancePayment(c.Request.Context(), cl, &req, key, replay)
+	if fail != nil {
+		h.balanceFailed(c, fail)
 		return
 	}
 	if res.Status == "failed" {
@@ -140,4 +71,100 @@ func (h *handlers) balanceResult(c *gin.Context, run client.WorkflowRun) {
 		out["next_action"] = gin.H{"type": "redirect_to_url", "redirect_to_url": gin.H{"url": res.NextActionURL}}
 	}
 	c.JSON(http.StatusOK, out)
+}
+
+// balanceFailure is why a balance payment did not go through to a charge
+// result, for the API to answer in JSON and the portal in HTML.
+type balanceFailure struct {
+	status               int
+	code, message, param string
+	op                   string
+	cause                error // logged, never shown
+}
+
+func (h *handlers) balanceFailed(c *gin.Context, f *balanceFailure) {
+	switch f.status {
+	case http.StatusInternalServerError:
+		h.internal(c, f.op, f.cause)
+	case http.StatusServiceUnavailable:
+		h.unavailable(c, f.op, f.cause)
+	default:
+		apiError(c, f.status, "invalid_request_error", f.code, f.message, f.param)
+	}
+}
+
+// runBalancePayment pays a client's entire balance in one charge, through
+// the balance-payment workflow whose ID comes from key. With replay, a key
+// already used gets that first payment's result, even though the balance is
+// paid by now. The API and the portal's Pay Now both come here.
+func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req *balanceReq, key string, replay bool) (*workflows.BalancePaymentResult, *balanceFailure) {
+	wfID := workflows.BalancePaymentWorkflowID(cl.ID, hashKey(key))
+	if replay {
+		if _, err := h.Temporal.DescribeWorkflowExecution(ctx, wfID, ""); err == nil {
+			return h.balanceResult(ctx, h.Temporal.GetWorkflow(ctx, wfID, ""))
+		}
+	}
+	open, err := h.Store.OpenInvoicesOldestFirst(ctx, cl.ID)
+	if err != nil {
+		return nil, &balanceFailure{status: http.StatusInternalServerError, op: "open invoices", cause: err}
+	}
+	if len(open) == 0 {
+		return nil, &balanceFailure{status: http.StatusBadRequest, code: "no_balance", message: "this client has no balance to pay"}
+	}
+	in := &workflows.BalancePaymentInput{PracticeID: cl.PracticeID, ClientID: cl.ID, Currency: open[0].Currency,
+		PaymentMethodID: req.PaymentMethod, SavedPaymentMethodID: req.SavedPaymentMethodID, SaveCard: req.SaveCard,
+		PayerName: strings.TrimSpace(req.PayerName), BillingZIP: strings.TrimSpace(req.BillingZIP)}
+	for _, inv := range open {
+		if inv.Currency != in.Currency {
+			return nil, &balanceFailure{status: http.StatusBadRequest, code: "mixed_currencies",
+				message: "this client's invoices are in more than one currency; pay them one by one"}
+		}
+		in.Total += inv.AmountDue
+		in.InvoiceIDs = append(in.InvoiceIDs, inv.ID)
+	}
+	if req.Amount != nil && *req.Amount != in.Total {
+		return nil, &balanceFailure{status: http.StatusBadRequest, code: "amount_mismatch",
+			message: "amount must equal the current balance of " + formatMoney(in.Total, in.Currency), param: "amount"}
+	}
+	if req.SavedPaymentMethodID != "" {
+		pm, err := h.Store.GetPaymentMethod(ctx, cl.ID, req.SavedPaymentMethodID)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, &balanceFailure{status: http.StatusBadRequest, code: "resource_missing",
+				message: "no such saved payment method for this client", param: "saved_payment_method_id"}
+		} else if err != nil {
+			return nil, &balanceFailure{status: http.StatusInternalServerError, op: "get payment method", cause: err}
+		}
+		in.MethodLabel = methodLabel(pm.Type, pm.Brand, pm.Last4, pm.BankName)
+	} else {
+		in.MethodLabel = labelForNewMethod(req.PaymentMethod)
+	}
+	in.BalancePaymentID = "bal_" + strings.TrimPrefix(cl.ID, "cli_") + "_" + hashKey(key)
+	run, err := h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: wfID, TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		StaticSummary:            "Balance payment " + formatMoney(in.Total, in.Currency),
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.PracticeIDKey.ValueSet(cl.PracticeID),
+			workflows.ClientIDKey.ValueSet(cl.ID)),
+	}, workflows.BalancePaymentWorkflow, in)
+	if err != nil {
+		return nil, &balanceFailure{status: http.StatusServiceUnavailable, op: "start balance payment", cause: err}
+	}
+	return h.balanceResult(ctx, run)
+}
+
+func (h *handlers) balanceResult(ctx context.Context, run client.WorkflowRun) (*workflows.BalancePaymentResult, *balanceFailure) {
+	var res workflows.BalancePaymentResult
+	if err := run.Get(ctx, &res); err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeBalanceChanged {
+			return nil, &balanceFailure{status: http.StatusConflict, code: "balance_changed", message: appErr.Message()}
+		}
+		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeGateway {
+			return nil, &balanceFailure{status: http.StatusBadRequest, code: "payment_method_invalid", message: appErr.Message(),
+				param: "payment_method"}
+		}
+		return nil, &balanceFailure{status: http.StatusServiceUnavailable, op: "balance payment", cause: err}
+	}
+	return &res, nil
 }

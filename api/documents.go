@@ -75,12 +75,18 @@ func (h *handlers) getDocumentPDF(c *gin.Context) {
 }
 
 func (h *handlers) streamDocument(c *gin.Context, doc *store.Document, filename string) {
+	h.streamDocumentAs(c, doc, filename, "inline")
+}
+
+// streamDocumentAs is streamDocument with a Content-Disposition of "inline"
+// (shown in the browser) or "attachment" (saved, for a Download link).
+func (h *handlers) streamDocumentAs(c *gin.Context, doc *store.Document, filename, disposition string) {
 	content, err := h.Store.DocumentContent(c.Request.Context(), doc.ID)
 	if err != nil {
 		h.internal(c, "document content", err)
 		return
 	}
-	c.Header("Content-Disposition", `inline; filename="`+strings.NewReplacer(`"`, "", `\`, "", "\r", "", "\n", "").Replace(filename)+`"`)
+	c.Header("Content-Disposition", disposition+`; filename="`+strings.NewReplacer(`"`, "", `\`, "", "\r", "", "\n", "").Replace(filename)+`"`)
 	c.Header("Content-Length", strconv.Itoa(len(content)))
 	c.Header("Cache-Control", "private, no-store")
 	c.Header("X-Content-Type-Options", "nosniff")

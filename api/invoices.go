@@ -309,6 +309,13 @@ func detailView(d *store.InvoiceDetail) *invoiceJSON {
 	return out
 }
 
+// listItemView is an invoice as lists show it (GET /v1/invoices, the billing
+// overview): without items, payments or refunds.
+func listItemView(inv *store.Invoice) *invoiceJSON {
+	return &invoiceJSON{Invoice: inv, Object: "invoice", IssueDate: inv.IssueDate.Format(time.DateOnly),
+		DueDate: inv.DueDate.Format(time.DateOnly), WorkflowID: workflows.InvoiceWorkflowID(inv.ID)}
+}
+
 func (h *handlers) listInvoices(c *gin.Context) {
 	pr := principalOf(c)
 	f := store.InvoiceFilter{PracticeID: pr.PracticeID, ClientID: c.Query("client_id"), Status: c.Query("status"),
@@ -349,8 +356,7 @@ func (h *handlers) listInvoices(c *gin.Context) {
 	}
 	data := make([]*invoiceJSON, 0, len(page))
 	for _, inv := range page {
-		data = append(data, &invoiceJSON{Invoice: inv, Object: "invoice", IssueDate: inv.IssueDate.Format(time.DateOnly),
-			DueDate: inv.DueDate.Format(time.DateOnly), WorkflowID: workflows.InvoiceWorkflowID(inv.ID)})
+		data = append(data, listItemView(inv))
 	}
 	resp := gin.H{"object": "list", "data": data, "has_more": more}
 	if more {
@@ -459,14 +465,25 @@ func labelForNewMethod(pm string) string {
 	return "card"
 }
 
+// methodLabel is how a payment method is shown: "Visa •••• 4242".
 func methodLabel(typ, brand, last4, bank string) string {
-	if typ == "us_bank_account" {
-		return strings.TrimSpace(firstNonEmpty(bank, "Bank account") + " •••• " + last4)
+	name := ""
+	switch {
+	case typ == "us_bank_account":
+		name = firstNonEmpty(bank, "Bank account")
+	case brand == "amex":
+		name = "American Express"
+	case brand == "mastercard":
+		name = "Mastercard"
+	case brand == "":
+		name = "Card"
+	default:
+		name = strings.ToUpper(brand[:1]) + brand[1:]
 	}
-	if brand == "" {
-		brand = "card"
+	if last4 == "" {
+		return name
 	}
-	return strings.ToUpper(brand[:1]) + brand[1:] + " •••• " + last4
+	return name + " •••• " + last4
 }
 
 func firstNonEmpty(s ...string) string {

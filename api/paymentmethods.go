@@ -103,20 +103,12 @@ func (h *handlers) detachPaymentMethod(c *gin.Context) {
 			return
 		}
 	}
-	pm, err := h.Store.GetPaymentMethod(ctx, cl.ID, c.Param("pm"))
+	pm, err := h.detachSaved(ctx, cl.ID, c.Param("pm"))
 	if errors.Is(err, store.ErrNotFound) {
 		notFound(c, "payment method")
 		return
 	} else if err != nil {
-		h.internal(c, "get payment method", err)
-		return
-	}
-	if err := h.Gateway.DetachPaymentMethod(ctx, pm.ProcessorPMID); err != nil && !payments.IsNotFound(err) {
 		h.gatewayError(c, "detach payment method", err)
-		return
-	}
-	if err := h.Store.DetachPaymentMethod(ctx, cl.ID, pm.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-		h.internal(c, "detach payment method", err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"id": pm.ID, "object": "payment_method", "deleted": true})

@@ -352,6 +352,13 @@ type formInput struct {
 	saveCard                                              bool
 }
 
+func formInputOf(vals url.Values) *formInput {
+	return &formInput{choice: vals.Get("amount_choice"), part: strings.TrimSpace(vals.Get("amount_part")), full: vals.Get("full_amount"),
+		method: vals.Get("method"), testCard: vals.Get("test_card"), pmID: strings.TrimSpace(vals.Get("payment_method")),
+		name: strings.TrimSpace(vals.Get("cardholder_name")), zip: strings.TrimSpace(vals.Get("billing_zip")),
+		saveCard: vals.Get("save_card") == "1"}
+}
+
 // payPageData builds the review and, when the invoice can be paid, the form.
 func (h *handlers) payPageData(c *gin.Context, pl *payLink, in *formInput) (*pageData, error) {
 	ctx := c.Request.Context()
@@ -566,7 +573,10 @@ const maxFormBody = 16 << 10
 
 // readPayForm parses the body strictly: form-encoded, bounded, each known
 // field at most once, nothing unknown.
-func readPayForm(c *gin.Context) (url.Values, string) {
+func readPayForm(c *gin.Context) (url.Values, string) { return readForm(c, payFormFields) }
+
+// readForm is readPayForm for a form with the given fields.
+func readForm(c *gin.Context, fields map[string]bool) (url.Values, string) {
 	mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type"))
 	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return nil, "The form was not sent as a web form. Please use the Pay button on the page."
@@ -580,7 +590,7 @@ func readPayForm(c *gin.Context) (url.Values, string) {
 		return nil, "The form could not be read."
 	}
 	for k, v := range vals {
-		if !payFormFields[k] {
+		if !fields[k] {
 			return nil, fmt.Sprintf("The form has an unexpected field %q.", k)
 		}
 		if len(v) != 1 {
@@ -627,10 +637,7 @@ func (h *handlers) payPageSubmit(c *gin.Context) {
 			"Please go back to the invoice, reload the page and try again. Nothing was charged.")
 		return
 	}
-	in := &formInput{choice: vals.Get("amount_choice"), part: strings.TrimSpace(vals.Get("amount_part")), full: vals.Get("full_amount"),
-		method: vals.Get("method"), testCard: vals.Get("test_card"), pmID: strings.TrimSpace(vals.Get("payment_method")),
-		name: strings.TrimSpace(vals.Get("cardholder_name")), zip: strings.TrimSpace(vals.Get("billing_zip")),
-		saveCard: vals.Get("save_card") == "1"}
+	in := formInputOf(vals)
 	d, err := h.payPageData(c, pl, in)
 	if err != nil {
 		h.pageUnavailable(c, "pay page", err)
@@ -726,12 +733,22 @@ func (h *handlers) payInputFromForm(c *gin.Context, pl *payLink, in *formInput) 
 		return nil, "Choose whether to pay in full or pay part."
 	}
 
+	if msg := h.payMethodFromForm(c, pl.Invoice.ClientID, in, pay); msg != "" {
+		return nil, msg
+	}
+	return pay, ""
+}
+
+// payMethodFromForm fills in how the payer pays (a saved method, a test
+// card, or a card tokenized by Stripe.js) and who they are, or returns a
+// message that names what to fix. The pay page and the portal share it.
+func (h *handlers) payMethodFromForm(c *gin.Context, clientID string, in *formInput, pay *workflows.PayInput) string {
 	testMode, elements := h.testMode(), h.elements()
 	switch {
 	case strings.HasPrefix(in.method, "saved:"):
-		m, err := h.Store.GetPaymentMethod(c.Request.Context(), pl.Invoice.ClientID, strings.TrimPrefix(in.method, "saved:"))
+		m, err := h.Store.GetPaymentMethod(c.Request.Context(), clientID, strings.TrimPrefix(in.method, "saved:"))
 		if err != nil {
-			return nil, "That saved card is no longer available; choose another payment method."
+			return "That saved card is no longer available; choose another payment method."
 		}
 		pay.SavedPaymentMethodID = m.ID
 		pay.PaymentMethodID = m.ProcessorPMID
@@ -742,47 +759,53 @@ func (h *handlers) payInputFromForm(c *gin.Context, pl *payLink, in *formInput) 
 		switch {
 		case in.testCard != "" && testMode:
 			if !isTestCard(in.testCard) {
-				return nil, "Choose one of the listed test cards."
+				return "Choose one of the listed test cards."
 			}
 			pay.PaymentMethodID = in.testCard
 		case in.pmID != "" && elements:
 			if !pmIDRe.MatchString(in.pmID) {
-				return nil, "The card could not be read; please enter it again."
+				return "The card could not be read; please enter it again."
 			}
 			pay.PaymentMethodID = in.pmID
 		case in.testCard != "" || in.pmID != "":
-			return nil, "That payment method is not accepted here."
+			return "That payment method is not accepted here."
 		default:
-			return nil, "Enter your card information."
+			return "Enter your card information."
 		}
 		bank := strings.HasPrefix(pay.PaymentMethodID, "pm_usBankAccount")
 		if in.name == "" {
 			if bank {
-				return nil, "Enter the account holder's name."
+				return "Enter the account holder's name."
 			}
-			return nil, "Enter the cardholder name as it appears on the card."
+			return "Enter the cardholder name as it appears on the card."
 		}
 		if !bank && in.zip == "" {
-			return nil, "Enter the billing ZIP code of the card."
+			return "Enter the billing ZIP code of the card."
 		}
 		pay.PayerName, pay.BillingZIP = in.name, in.zip
 		pay.SaveCard = in.saveCard
 		pay.MethodLabel = labelForNewMethod(pay.PaymentMethodID)
 	default:
-		return nil, "Choose a payment method."
+		return "Choose a payment method."
 	}
 	if len(pay.PayerName) > 200 {
-		return nil, "The cardholder name is too long (200 characters at most)."
+		return "The cardholder name is too long (200 characters at most)."
 	}
 	if pay.BillingZIP != "" && !zipRe.MatchString(pay.BillingZIP) {
-		return nil, "Enter a valid billing ZIP or postal code."
+		return "Enter a valid billing ZIP or postal code."
 	}
-	return pay, ""
+	return ""
 }
 
 // payPageLimited applies the payment-attempt limits (per link's invoice, per
 // client, per IP) that guard against card testing on this public page.
 func (h *handlers) payPageLimited(c *gin.Context, inv *store.Invoice) (int, bool) {
+	return h.pageLimited(c, inv.ID, inv.ClientID)
+}
+
+// pageLimited is payPageLimited for any page that charges; a key that is
+// "" is not limited.
+func (h *handlers) pageLimited(c *gin.Context, invoiceID, clientID string) (int, bool) {
 	if h.limits == nil {
 		return 0, false
 	}
@@ -790,7 +813,7 @@ func (h *handlers) payPageLimited(c *gin.Context, inv *store.Invoice) (int, bool
 	for _, ch := range []struct {
 		set *limiterSet
 		key string
-	}{{h.limits.invoice, inv.ID}, {h.limits.client, inv.ClientID}, {h.limits.ip, c.ClientIP()}} {
+	}{{h.limits.invoice, invoiceID}, {h.limits.client, clientID}, {h.limits.ip, c.ClientIP()}} {
 		if ch.set == nil || ch.key == "" {
 			continue
 		}

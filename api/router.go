@@ -122,6 +122,11 @@ func Router(d Deps) *gin.Engine {
 	pc.GET("/documents/:id/pdf", h.getDocumentPDF)
 	pc.POST("/clients/:id/statements", h.createStatement)
 	pc.POST("/clients/:id/superbills", h.createSuperbill)
+	pc.GET("/clients/:id/billing", h.getBilling)
+	pc.GET("/clients/:id/account-history", h.getAccountHistory)
+
+	// The client's Billing & Payments page: a portal token, kept in a cookie.
+	h.portalRoutes(r)
 	return r
 }
 
