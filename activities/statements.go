@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"time"
 
@@ -163,10 +164,16 @@ func (a *Activities) RenderStatement(ctx context.Context, in *StatementInput) (*
 	}
 	res := &DocumentResult{DocumentID: doc.ID, Kind: doc.Kind, Currency: d.currency, Size: doc.Size}
 	if in.Email {
+		// The email's link signs the client in to the Billing & Payments page:
+		// a portal token scoped to this client, valid for 30 days.
+		tok, _, err := a.Store.CreatePortalToken(ctx, d.practice.ID, d.client.ID, statementPortalTTL)
+		if err != nil {
+			return nil, err
+		}
 		res.Emailed, err = a.sendClientOnce(ctx, d, mail.KindStatementReady, idParts, mail.StatementReady{
 			PracticeName: d.practice.Name, PracticeEmail: d.practice.Email, PracticePhone: d.practice.Phone,
 			ClientName: d.client.Name, Currency: d.currency, From: in.From, To: in.To, ClosingBalance: acc.ClosingBalance,
-			PortalURL: a.PublicBaseURL + "/portal",
+			PortalURL: a.PublicBaseURL + "/portal?token=" + url.QueryEscape(tok),
 		}, pdfAttachment(doc.Filename(""), pdfBytes))
 		if err != nil {
 			return nil, err
@@ -175,6 +182,9 @@ func (a *Activities) RenderStatement(ctx context.Context, in *StatementInput) (*
 	a.log().Info("statement rendered", "client_id", in.ClientID, "document_id", doc.ID, "emailed", res.Emailed, "run_id", in.RunID)
 	return res, nil
 }
+
+// statementPortalTTL is how long a statement email's portal link works.
+const statementPortalTTL = 30 * 24 * time.Hour
 
 // statementLine words one account line for the client.
 func statementLine(l store.AccountLine, currency string) documents.StatementLine {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -322,7 +323,17 @@ func TestStatementRunOverHundredsOfClients(t *testing.T) {
 	for _, m := range s.Mail.Messages() {
 		if strings.HasPrefix(m.MessageID, "<"+sample+".statement.") {
 			assert.Equal(t, "statement_ready", kindOf(m))
-			assert.Contains(t, m.Text, s.API.URL+"/portal")
+			assert.Contains(t, m.Text, s.API.URL+"/portal?token=bf_pt_")
+			// The link's token signs this client in, and only this client.
+			if tok := regexp.MustCompile(`/portal\?token=(bf_pt_[A-Za-z0-9_%-]+)`).FindStringSubmatch(m.Text); assert.NotNil(t, tok) {
+				assert.Equal(t, 200, s.do(t, "GET", "/v1/clients/"+sample+"/billing", tok[1], nil).Status)
+				for other := range clients {
+					if other != sample {
+						assert.Equal(t, 404, s.do(t, "GET", "/v1/clients/"+other+"/billing", tok[1], nil).Status)
+						break
+					}
+				}
+			}
 			if assert.Len(t, m.Attachments, 1) {
 				assert.Equal(t, "Statement "+month+".pdf", m.Attachments[0].Filename)
 				assert.Equal(t, "application/pdf", m.Attachments[0].ContentType)

@@ -20,7 +20,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
-	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/app"
@@ -42,7 +41,7 @@ type stack struct {
 	Temporal client.Client
 	Sandbox  *stripesandbox.Sandbox
 	API      *httptest.Server
-	Worker   sdkworker.Worker
+	Worker   worker.Workers
 	Mail     *mailcatcher.Catcher
 	Config   *config.Config
 	Key      string // the demo practice's API key

@@ -121,6 +121,9 @@ func New(ctx context.Context, opts Options) (*Renderer, error) {
 	return newRenderer(ctx, opts, csp)
 }
 
+// Tabs is how many documents the renderer prints at once.
+func (r *Renderer) Tabs() int { return r.opts.Tabs }
+
 // newRenderer is New with the shell page's Content-Security-Policy; tests
 // clear it to exercise the interception layer alone.
 func newRenderer(ctx context.Context, opts Options, policy string) (*Renderer, error) {

@@ -17,11 +17,40 @@ import (
 type Options struct {
 	MaxConcurrentActivities int
 	MaxConcurrentWorkflows  int
-	Schedules               ScheduleOptions
+	// DocumentSlots is how many PDF activities run at once on
+	// workflows.DocumentsTaskQueue; default: the renderer's tabs plus two
+	// (one printing while the next loads its data), or 4 without a renderer.
+	DocumentSlots int
+	Schedules     ScheduleOptions
 }
 
-// New registers every workflow and the one Activities value.
-func New(c client.Client, acts *activities.Activities, o Options) sdkworker.Worker {
+// Workers are the task-queue workers of one process: TaskQueue (workflows,
+// charges, reminders) and DocumentsTaskQueue (PDF activities).
+type Workers []sdkworker.Worker
+
+// Start starts them all, or none.
+func (ws Workers) Start() error {
+	for i, w := range ws {
+		if err := w.Start(); err != nil {
+			for _, started := range ws[:i] {
+				started.Stop()
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Stop stops them, waiting for running activities per the SDK's rules.
+func (ws Workers) Stop() {
+	for _, w := range ws {
+		w.Stop()
+	}
+}
+
+// New registers every workflow and the one Activities value on the billing
+// task queue, and the same activities on the documents queue.
+func New(c client.Client, acts *activities.Activities, o Options) Workers {
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
 		MaxConcurrentActivityExecutionSize:     o.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: o.MaxConcurrentWorkflows,
@@ -32,7 +61,19 @@ func New(c client.Client, acts *activities.Activities, o Options) sdkworker.Work
 		MaxConcurrentActivityTaskPollers: 8,
 	})
 	Register(w, acts)
-	return w
+	slots := o.DocumentSlots
+	if slots <= 0 {
+		slots = 4
+		if acts.Renderer != nil {
+			slots = acts.Renderer.Tabs() + 2
+		}
+	}
+	docs := sdkworker.New(c, workflows.DocumentsTaskQueue, sdkworker.Options{
+		MaxConcurrentActivityExecutionSize: slots,
+		MaxConcurrentActivityTaskPollers:   2,
+	})
+	docs.RegisterActivity(acts)
+	return Workers{w, docs}
 }
 
 // Register puts the workflows and activities on any registry (a worker, a replayer, a test env).

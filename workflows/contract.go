@@ -14,6 +14,13 @@ import (
 // TaskQueue is where every billflow workflow and activity runs.
 const TaskQueue = "billing"
 
+// DocumentsTaskQueue carries the activities that print PDFs in Chromium
+// (invoice, receipt, statement, superbill, with their emails). A worker
+// takes only as many as its renderer can print at once, so a burst of
+// documents waits here in the server's queue instead of crowding out
+// charges and reminders on TaskQueue or failing "busy" and backing off.
+const DocumentsTaskQueue = "billing-documents"
+
 // InvoiceWorkflowID is the one workflow per invoice.
 func InvoiceWorkflowID(invoiceID string) string { return "invoice-" + invoiceID }
 

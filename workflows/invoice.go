@@ -160,6 +160,7 @@ func notifyOptions(ctx workflow.Context, summary string) workflow.Context {
 		StartToCloseTimeout: 2 * time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
 		Summary:             summary,
+		TaskQueue:           DocumentsTaskQueue,
 	})
 }
 

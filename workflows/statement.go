@@ -127,6 +127,7 @@ func StatementRunWorkflow(ctx workflow.Context, in *StatementRunInput) (*Stateme
 					ScheduleToCloseTimeout: 6 * time.Hour,
 					RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
 					Summary:                summary,
+					TaskQueue:              DocumentsTaskQueue,
 				})
 				f := workflow.ExecuteActivity(rctx, acts.RenderStatement, &activities.StatementInput{PracticeID: c.PracticeID,
 					ClientID: c.ClientID, Currency: cur, From: from, To: to, Email: true, RunID: runID})
@@ -212,6 +213,7 @@ func DocumentWorkflow(ctx workflow.Context, in *DocumentInput) (*DocumentResult,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 5},
 		Summary: fmt.Sprintf("%s for %s %s – %s", strings.ToUpper(in.Kind[:1])+in.Kind[1:], in.ClientID,
 			in.From.Format(time.DateOnly), in.To.Format(time.DateOnly)),
+		TaskQueue: DocumentsTaskQueue,
 	})
 	var r activities.DocumentResult
 	var err error
