@@ -26,7 +26,7 @@ type billingJSON struct {
 	ClientID   string                 `json:"client_id"`
 	Balance    store.CurrencyAmount   `json:"balance"`  // in the practice's currency; 0 if nothing is due
 	Balances   []store.CurrencyAmount `json:"balances"` // one per currency with something due
-	Invoices   []*invoiceJSON         `json:"invoices"` // as GET /v1/invoices lists them; open first, newest first
+	Invoices   []*invoiceSummaryJSON  `json:"invoices"` // as GET /v1/invoices lists them; open first, newest first
 	Statements []map[string]any       `json:"statements"`
 	Superbills []map[string]any       `json:"superbills"`
 }
@@ -46,7 +46,7 @@ func (h *handlers) getBilling(c *gin.Context) {
 
 func billingView(clientID string, b *store.ClientBilling) *billingJSON {
 	out := &billingJSON{Object: "billing", ClientID: clientID, Balance: b.Balance(), Balances: b.Balances,
-		Invoices: make([]*invoiceJSON, 0, len(b.Invoices)), Statements: make([]map[string]any, 0, len(b.Statements)),
+		Invoices: make([]*invoiceSummaryJSON, 0, len(b.Invoices)), Statements: make([]map[string]any, 0, len(b.Statements)),
 		Superbills: make([]map[string]any, 0, len(b.Superbills))}
 	for _, inv := range b.Invoices {
 		out.Invoices = append(out.Invoices, listItemView(inv))

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"net"
 	"net/http"
 	"strings"
@@ -20,16 +21,49 @@ func (h *handlers) codecRoutes(r *gin.Engine) {
 	}
 	codecHandler := converter.NewPayloadCodecHTTPHandler(h.Codec)
 	g := r.Group("/codec", h.codecCORS)
-	g.OPTIONS("/*path", func(c *gin.Context) { c.Status(http.StatusNoContent) })
+	preflight := func(c *gin.Context) { c.Status(http.StatusNoContent) }
 	serve := func(c *gin.Context) {
 		if !h.codecAllowed(c) {
 			return
 		}
-		c.Request.URL.Path = strings.TrimPrefix(c.Request.URL.Path, "/codec")
-		http.MaxBytesHandler(codecHandler, 4<<20).ServeHTTP(c.Writer, c.Request)
+		req := c.Request.Clone(c.Request.Context())
+		req.URL.Path = strings.TrimPrefix(req.URL.Path, "/codec")
+		// The SDK's handler answers failures in plain text with the internal
+		// error; buffer its answer and give the API's error shape instead.
+		out := &bufferedResponse{header: http.Header{}}
+		http.MaxBytesHandler(codecHandler, 4<<20).ServeHTTP(out, req)
+		if out.status != 0 && out.status != http.StatusOK {
+			// Not the error text: it may quote the body.
+			h.Logger.Warn("codec refused payloads", "request_id", c.GetString(ctxRequestID), "status", out.status)
+			badRequest(c, "invalid_payloads", "the body must be {\"payloads\": [...]} with payloads this codec can read", "payloads")
+			return
+		}
+		c.Data(http.StatusOK, "application/json", out.body.Bytes())
 	}
-	g.POST("/decode", serve)
-	g.POST("/encode", serve)
+	for _, p := range []string{"/decode", "/encode"} {
+		g.OPTIONS(p, preflight)
+		g.POST(p, serve)
+	}
+}
+
+// bufferedResponse holds a handler's answer until it is checked.
+type bufferedResponse struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedResponse) Header() http.Header { return b.header }
+
+func (b *bufferedResponse) WriteHeader(status int) {
+	if b.status == 0 {
+		b.status = status
+	}
+}
+
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	b.WriteHeader(http.StatusOK)
+	return b.body.Write(p)
 }
 
 func (h *handlers) codecCORS(c *gin.Context) {

@@ -251,6 +251,25 @@ type invoiceJSON struct {
 	WorkflowID string           `json:"workflow_id"`
 }
 
+// invoiceSummaryJSON is an invoice as lists show it (GET /v1/invoices, a
+// client's billing): without items, payments and refunds, which only
+// GET /v1/invoices/{id} carries (lists used to show them as null).
+type invoiceSummaryJSON struct {
+	*store.Invoice
+	Object     string     `json:"object"`
+	IssueDate  string     `json:"issue_date"`
+	DueDate    string     `json:"due_date"`
+	Items      []itemJSON `json:"items,omitempty"` // always nil: hides the invoice's own items
+	WorkflowID string     `json:"workflow_id"`
+}
+
+// listItemView is an invoice as lists show it (GET /v1/invoices, the billing
+// overview).
+func listItemView(inv *store.Invoice) *invoiceSummaryJSON {
+	return &invoiceSummaryJSON{Invoice: inv, Object: "invoice", IssueDate: inv.IssueDate.Format(time.DateOnly),
+		DueDate: inv.DueDate.Format(time.DateOnly), WorkflowID: workflows.InvoiceWorkflowID(inv.ID)}
+}
+
 type itemJSON struct {
 	store.Item
 	ServiceDate string `json:"service_date"`
@@ -309,13 +328,6 @@ func detailView(d *store.InvoiceDetail) *invoiceJSON {
 	return out
 }
 
-// listItemView is an invoice as lists show it (GET /v1/invoices, the billing
-// overview): without items, payments or refunds.
-func listItemView(inv *store.Invoice) *invoiceJSON {
-	return &invoiceJSON{Invoice: inv, Object: "invoice", IssueDate: inv.IssueDate.Format(time.DateOnly),
-		DueDate: inv.DueDate.Format(time.DateOnly), WorkflowID: workflows.InvoiceWorkflowID(inv.ID)}
-}
-
 func (h *handlers) listInvoices(c *gin.Context) {
 	pr := principalOf(c)
 	f := store.InvoiceFilter{PracticeID: pr.PracticeID, ClientID: c.Query("client_id"), Status: c.Query("status"),
@@ -354,7 +366,7 @@ func (h *handlers) listInvoices(c *gin.Context) {
 	if more {
 		page = page[:f.Limit]
 	}
-	data := make([]*invoiceJSON, 0, len(page))
+	data := make([]*invoiceSummaryJSON, 0, len(page))
 	for _, inv := range page {
 		data = append(data, listItemView(inv))
 	}

@@ -90,6 +90,7 @@ func Router(d Deps) *gin.Engine {
 	h.codecRoutes(r)
 
 	v1 := r.Group("/v1")
+	v1.GET("/openapi.yaml", serveOpenAPI)
 	v1.POST("/webhooks/stripe", h.stripeWebhook)
 	r.GET("/pay/:token", h.payPage)
 	r.POST("/pay/:token", h.payPageSubmit)
