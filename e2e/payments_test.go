@@ -249,3 +249,21 @@ func TestZeroDecimalCurrency(t *testing.T) {
 	assert.Equal(t, int64(12000), pis[0].Amount)
 	assert.Equal(t, "jpy", pis[0].Currency)
 }
+
+func TestRefundOnPartlyPaidInvoiceThenPayTheRest(t *testing.T) {
+	s := getStack(t)
+	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 10000, map[string]any{"partial_payments": map[string]any{"enabled": true}}).str("id")
+	r := s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 6000, "payment_method": "pm_card_visa"})
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	ref := s.do(t, "POST", "/v1/invoices/"+id+"/refunds", s.Key, map[string]any{"amount": 1000, "reason": "session ran short"})
+	require.Equal(t, 200, ref.Status, string(ref.Raw))
+	got := s.do(t, "GET", "/v1/invoices/"+id, s.Key, nil)
+	assert.Equal(t, "partially_paid", got.str("status"))
+	assert.Equal(t, int64(4000), got.num("amount_due"))
+	rest := s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 4000, "payment_method": "pm_card_mastercard"})
+	require.Equal(t, 200, rest.Status, string(rest.Raw))
+	got = s.waitStatus(t, id, "partially_refunded")
+	assert.Equal(t, int64(0), got.num("amount_due"))
+	assert.Equal(t, int64(10000), got.num("amount_paid"))
+	assert.Equal(t, int64(1000), got.num("amount_refunded"))
+}

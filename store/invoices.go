@@ -217,6 +217,8 @@ func (s *Store) ListInvoices(ctx context.Context, f InvoiceFilter) ([]*Invoice, 
 
 // refreshInvoice recomputes an invoice's amounts and status from its payments,
 // refunds and ledger inside tx, so the read model can never drift from them.
+// The refund statuses are for settled invoices: a refund on a partly paid
+// invoice leaves it partially_paid with its balance still payable.
 func refreshInvoice(ctx context.Context, tx pgx.Tx, id string) (*Invoice, error) {
 	const q = `WITH p AS (
   SELECT COALESCE(SUM(amount) FILTER (WHERE status='succeeded'),0) AS paid,
@@ -229,9 +231,9 @@ UPDATE invoices i SET
   amount_due = GREATEST(l.balance - p.processing, 0),
   status = CASE
     WHEN i.status = 'void' THEN 'void'
-    WHEN r.refunded > 0 AND r.refunded >= p.paid THEN 'refunded'
-    WHEN r.refunded > 0 THEN 'partially_refunded'
     WHEN l.balance - p.processing <= 0 AND p.processing > 0 THEN 'processing'
+    WHEN l.balance <= 0 AND r.refunded > 0 AND r.refunded >= p.paid THEN 'refunded'
+    WHEN l.balance <= 0 AND r.refunded > 0 THEN 'partially_refunded'
     WHEN l.balance <= 0 THEN 'paid'
     WHEN p.paid > 0 THEN 'partially_paid'
     ELSE 'open' END,

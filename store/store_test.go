@@ -233,3 +233,20 @@ func TestInvoiceDetailOneRoundTrip(t *testing.T) {
 	_, err = st.GetInvoiceDetail(ctx, inv.ID)
 	require.NoError(t, err)
 }
+
+func TestRefundOnPartlyPaidInvoiceLeavesBalancePayable(t *testing.T) {
+	st, ctx := open(t)
+	_, inv := seed(t, st, ctx, 10000, true)
+	_, _, err := st.RecordPayment(ctx, payment(inv, "pay_1", 6000, "succeeded"))
+	require.NoError(t, err)
+	after, _, err := st.RecordRefund(ctx, &store.Refund{ID: "ref_1", InvoiceID: inv.ID, PaymentID: "pay_1", IdempotencyKey: "ref_1", Amount: 1000})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusPartiallyPaid, after.Status, "money is still due: the invoice stays payable")
+	require.Equal(t, int64(4000), after.AmountDue)
+	require.Equal(t, int64(1000), after.AmountRefunded)
+	require.Nil(t, after.PaidAt)
+	after, _, err = st.RecordPayment(ctx, payment(inv, "pay_2", 4000, "succeeded"))
+	require.NoError(t, err)
+	require.Equal(t, store.StatusPartiallyRefunded, after.Status, "settled, with a refund")
+	require.Equal(t, int64(0), after.AmountDue)
+}

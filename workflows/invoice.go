@@ -241,7 +241,7 @@ func (w *invoiceWF) checkPay(in *PayInput) error {
 		return payErr("a payment needs an amount and a payment method")
 	case st.Status == "void":
 		return stateErr("this invoice is void and cannot be paid")
-	case st.Status == "paid" || st.Status == "refunded" || st.Status == "partially_refunded" || (st.AmountDue == 0 && st.AmountProcessing == 0 && st.Total > 0):
+	case st.AmountDue == 0 && st.AmountProcessing == 0 && (st.Total > 0 || st.Status == "paid" || st.Status == "refunded" || st.Status == "partially_refunded"):
 		return stateErr("this invoice is already paid")
 	case st.AmountDue == 0 && st.AmountProcessing > 0:
 		return stateErr("a payment for the rest of this invoice is still processing")
