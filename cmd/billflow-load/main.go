@@ -496,6 +496,7 @@ func (l *loader) reads(ctx context.Context, rates string, d time.Duration) error
 		for _, route := range []struct{ name, path string }{
 			{"GET /v1/invoices/{id}", "/v1/invoices/" + inv},
 			{"GET /v1/clients/{id}", "/v1/clients/" + cl},
+			{"GET /v1/clients/{id}/billing", "/v1/clients/" + cl + "/billing"},
 		} {
 			st := &stats{}
 			var wg sync.WaitGroup
