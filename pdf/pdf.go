@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -499,9 +500,16 @@ func (r *Renderer) start(ctx context.Context) (*instance, error) {
 	if nicePath, err := exec.LookPath("nice"); err == nil && r.opts.Nice > 0 {
 		// Rendering is background work: at a lower CPU priority, Chromium
 		// (and every renderer process it forks) never slows a payment.
+		// Chromium raises its browser and GPU processes to nice -8 and its
+		// renderers back to 0 when it may (CAP_SYS_NICE, e.g. as root), which
+		// undoes nice(1); setpriv drops that capability for it and its children.
 		nice := strconv.Itoa(r.opts.Nice)
+		wrap := []string{nicePath, "-n", nice}
+		if setpriv, err := exec.LookPath("setpriv"); err == nil {
+			wrap = append(wrap, setpriv, "--bounding-set", "-sys_nice", "--")
+		}
 		flags = append(flags, chromedp.ModifyCmdFunc(func(cmd *exec.Cmd) {
-			cmd.Args = append([]string{nicePath, "-n", nice, cmd.Path}, cmd.Args[1:]...)
+			cmd.Args = append(append(slices.Clone(wrap), cmd.Path), cmd.Args[1:]...)
 			cmd.Path = nicePath
 		}))
 	}

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -69,6 +70,10 @@ func getenv(k, def string) string {
 
 func run(ctx context.Context, logger *slog.Logger) error {
 	started := time.Now()
+	if addr := os.Getenv("BILLFLOW_DEV_PPROF"); addr != "" {
+		// Profiling for load runs, e.g. BILLFLOW_DEV_PPROF=127.0.0.1:6060; off by default.
+		go func() { _ = http.ListenAndServe(addr, nil) }()
+	}
 	dataDir, err := filepath.Abs(getenv("BILLFLOW_DATA_DIR", ".data"))
 	if err != nil {
 		return err
