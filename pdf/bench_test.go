@@ -101,7 +101,9 @@ func cpuTime(pid int) time.Duration {
 // as many concurrent callers as tabs.
 func BenchmarkInvoicePDF(b *testing.B) {
 	html := benchInvoice(b)
-	r, err := New(context.Background(), Options{})
+	// PDF_BENCH_TABS tries another pool size (default: the renderer's own).
+	tabs, _ := strconv.Atoi(os.Getenv("PDF_BENCH_TABS"))
+	r, err := New(context.Background(), Options{Tabs: tabs})
 	if err != nil {
 		b.Fatal(err)
 	}
