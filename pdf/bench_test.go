@@ -103,7 +103,7 @@ func BenchmarkInvoicePDF(b *testing.B) {
 	html := benchInvoice(b)
 	// PDF_BENCH_TABS tries another pool size (default: the renderer's own).
 	tabs, _ := strconv.Atoi(os.Getenv("PDF_BENCH_TABS"))
-	r, err := New(context.Background(), Options{Tabs: tabs})
+	r, err := New(context.Background(), Options{Tabs: tabs, SingleProcess: os.Getenv("PDF_BENCH_SINGLE_PROCESS") == "1"})
 	if err != nil {
 		b.Fatal(err)
 	}
