@@ -169,12 +169,31 @@ func (a *Activities) renderInvoiceDoc(ctx context.Context, b *invoiceBundle, kin
 	return doc, pdfBytes, nil
 }
 
-// sendOnce sends one logical email at most once: its Message-ID is claimed in
-// Postgres first, an email already sent is skipped, and a permanent SMTP
-// rejection is recorded and not retried.
+// sendOnce sends one logical email about an invoice at most once; its
+// Message-ID starts with the invoice ID.
 func (a *Activities) sendOnce(ctx context.Context, b *invoiceBundle, kind mail.Kind, idParts []string, data any, att []mail.Attachment) (bool, error) {
-	msgID := mail.MessageID(a.mailDomain(), append([]string{b.inv.ID}, idParts...)...)
-	st, err := a.Store.ClaimEmail(ctx, msgID, b.inv.PracticeID, b.inv.ClientID, b.inv.ID, string(kind))
+	return a.deliverOnce(ctx, emailTo{
+		MessageID:  mail.MessageID(a.mailDomain(), append([]string{b.inv.ID}, idParts...)...),
+		PracticeID: b.inv.PracticeID, ClientID: b.inv.ClientID, InvoiceID: b.inv.ID,
+		Practice: b.practice, Client: b.client, LogKey: "invoice_id", LogID: b.inv.ID,
+	}, kind, data, att)
+}
+
+// emailTo is who one logical email goes to, and the row that records it.
+type emailTo struct {
+	MessageID                       string
+	PracticeID, ClientID, InvoiceID string
+	Practice                        *store.Practice
+	Client                          *store.Client
+	LogKey, LogID                   string // how the logs name what it is about
+}
+
+// deliverOnce sends one logical email at most once: its Message-ID is
+// claimed in Postgres first, an email already sent is skipped, and a
+// permanent SMTP rejection is recorded and not retried.
+func (a *Activities) deliverOnce(ctx context.Context, e emailTo, kind mail.Kind, data any, att []mail.Attachment) (bool, error) {
+	msgID := e.MessageID
+	st, err := a.Store.ClaimEmail(ctx, msgID, e.PracticeID, e.ClientID, e.InvoiceID, string(kind))
 	if err != nil {
 		return false, err
 	}
@@ -185,15 +204,15 @@ func (a *Activities) sendOnce(ctx context.Context, b *invoiceBundle, kind mail.K
 	if err != nil {
 		return false, temporal.NewNonRetryableApplicationError("compose email", "ComposeFailed", err)
 	}
-	msg := &mail.Message{MessageID: msgID, FromName: b.practice.Name, ReplyTo: b.practice.Email, To: b.client.Email,
-		ToName: b.client.Name, Subject: subject, Text: text, HTML: html, Attachments: att,
+	msg := &mail.Message{MessageID: msgID, FromName: e.Practice.Name, ReplyTo: e.Practice.Email, To: e.Client.Email,
+		ToName: e.Client.Name, Subject: subject, Text: text, HTML: html, Attachments: att,
 		Headers: map[string]string{mail.KindHeader: string(kind)}}
 	if err := a.Mailer.Send(ctx, msg); err != nil {
 		if errors.Is(err, mail.ErrPermanent) {
 			if ferr := a.Store.FinishEmail(ctx, msgID, store.EmailRejected, err.Error()); ferr != nil {
 				return false, ferr
 			}
-			a.log().Warn("email rejected", "invoice_id", b.inv.ID, "kind", kind)
+			a.log().Warn("email rejected", e.LogKey, e.LogID, "kind", kind)
 			return false, nil
 		}
 		_ = a.Store.NoteEmailError(ctx, msgID, err.Error())
@@ -209,9 +228,9 @@ func (a *Activities) sendOnce(ctx context.Context, b *invoiceBundle, kind mail.K
 		time.Sleep(time.Duration(i+1) * 200 * time.Millisecond)
 	}
 	if ferr != nil {
-		a.log().Error("email sent but not recorded", "invoice_id", b.inv.ID, "kind", kind, "error", ferr)
+		a.log().Error("email sent but not recorded", e.LogKey, e.LogID, "kind", kind, "error", ferr)
 	}
-	a.log().Info("email sent", "invoice_id", b.inv.ID, "kind", kind)
+	a.log().Info("email sent", e.LogKey, e.LogID, "kind", kind)
 	return true, nil
 }
 

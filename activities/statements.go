@@ -295,44 +295,9 @@ func periodLabel(from, to time.Time) string {
 // sendClientOnce is sendOnce for emails about a client rather than one
 // invoice (the statement): the Message-ID starts with the client ID.
 func (a *Activities) sendClientOnce(ctx context.Context, d *clientDoc, kind mail.Kind, idParts []string, data any, att []mail.Attachment) (bool, error) {
-	msgID := mail.MessageID(a.mailDomain(), append([]string{d.client.ID}, idParts...)...)
-	st, err := a.Store.ClaimEmail(ctx, msgID, d.practice.ID, d.client.ID, "", string(kind))
-	if err != nil {
-		return false, err
-	}
-	if st != store.EmailSending {
-		return false, nil
-	}
-	subject, text, html, err := mail.Compose(kind, data)
-	if err != nil {
-		return false, temporal.NewNonRetryableApplicationError("compose email", "ComposeFailed", err)
-	}
-	msg := &mail.Message{MessageID: msgID, FromName: d.practice.Name, ReplyTo: d.practice.Email, To: d.client.Email,
-		ToName: d.client.Name, Subject: subject, Text: text, HTML: html, Attachments: att,
-		Headers: map[string]string{mail.KindHeader: string(kind)}}
-	if err := a.Mailer.Send(ctx, msg); err != nil {
-		if errors.Is(err, mail.ErrPermanent) {
-			if ferr := a.Store.FinishEmail(ctx, msgID, store.EmailRejected, err.Error()); ferr != nil {
-				return false, ferr
-			}
-			a.log().Warn("email rejected", "client_id", d.client.ID, "kind", kind)
-			return false, nil
-		}
-		_ = a.Store.NoteEmailError(ctx, msgID, err.Error())
-		return false, fmt.Errorf("send %s email: %w", kind, err)
-	}
-	// The server has the message: record it, retrying the write here rather
-	// than letting a failed write make Temporal send the email again.
-	var ferr error
-	for i := 0; i < 5; i++ {
-		if ferr = a.Store.FinishEmail(context.WithoutCancel(ctx), msgID, store.EmailSent, ""); ferr == nil {
-			break
-		}
-		time.Sleep(time.Duration(i+1) * 200 * time.Millisecond)
-	}
-	if ferr != nil {
-		a.log().Error("email sent but not recorded", "client_id", d.client.ID, "kind", kind, "error", ferr)
-	}
-	a.log().Info("email sent", "client_id", d.client.ID, "kind", kind)
-	return true, nil
+	return a.deliverOnce(ctx, emailTo{
+		MessageID:  mail.MessageID(a.mailDomain(), append([]string{d.client.ID}, idParts...)...),
+		PracticeID: d.practice.ID, ClientID: d.client.ID,
+		Practice: d.practice, Client: d.client, LogKey: "client_id", LogID: d.client.ID,
+	}, kind, data, att)
 }

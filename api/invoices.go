@@ -605,29 +605,18 @@ func (h *handlers) refundInvoice(c *gin.Context) {
 }
 
 func (h *handlers) voidInvoice(c *gin.Context) {
-	inv, ok := h.loadInvoice(c)
-	if !ok {
-		return
-	}
-	var empty struct{}
-	if !bindOptionalJSON(c, &empty) {
-		return
-	}
-	var snap workflows.InvoiceSnapshot
-	if !h.update(c, inv, workflows.VoidUpdate, nil, &snap) {
-		return
-	}
-	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
-	if err != nil {
-		h.internal(c, "get invoice", err)
-		return
-	}
-	h.writeInvoice(c, http.StatusOK, fresh)
+	h.invoiceAction(c, workflows.VoidUpdate, &workflows.InvoiceSnapshot{})
 }
 
 // sendInvoice emails the invoice to the client again with a fresh pay link.
 // The Idempotency-Key makes a retried request send nothing more.
 func (h *handlers) sendInvoice(c *gin.Context) {
+	h.invoiceAction(c, workflows.ResendUpdate, &workflows.ResendResult{})
+}
+
+// invoiceAction runs an argument-free Update (void, resend) on the invoice's
+// workflow and answers with the invoice as it is afterwards.
+func (h *handlers) invoiceAction(c *gin.Context, update string, out any) {
 	inv, ok := h.loadInvoice(c)
 	if !ok {
 		return
@@ -636,8 +625,7 @@ func (h *handlers) sendInvoice(c *gin.Context) {
 	if !bindOptionalJSON(c, &empty) {
 		return
 	}
-	var res workflows.ResendResult
-	if !h.update(c, inv, workflows.ResendUpdate, nil, &res) {
+	if !h.update(c, inv, update, nil, out) {
 		return
 	}
 	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
