@@ -57,15 +57,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	pgtest.Main(m, func(u string) { dbURL = u }, pgtest.Setup(func(ctx context.Context, url string) error {
-		st, err := store.Open(ctx, url)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		_, err = st.Migrate(ctx)
-		return err
-	}))
+	pgtest.Main(m, func(u string) { dbURL = u }, pgtest.Setup(store.MigrateURL))
 	if temporal != nil {
 		_ = temporal.Stop()
 	}

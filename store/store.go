@@ -60,6 +60,18 @@ func (s *Store) Close() { s.Pool.Close() }
 // Ping is readiness.
 func (s *Store) Ping(ctx context.Context) error { return s.Pool.Ping(ctx) }
 
+// MigrateURL opens the database at url, applies the migrations and closes
+// it (test templates and one-off tools).
+func MigrateURL(ctx context.Context, url string) error {
+	st, err := Open(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_, err = st.Migrate(ctx)
+	return err
+}
+
 // Migrate applies every versioned SQL file not yet applied, in order, each in
 // its own transaction, under an advisory lock so concurrent starters are safe.
 func (s *Store) Migrate(ctx context.Context) (applied []string, err error) {

@@ -13,15 +13,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	pgtest.Main(m, nil, pgtest.Setup(func(ctx context.Context, url string) error {
-		st, err := store.Open(ctx, url)
-		if err != nil {
-			return err
-		}
-		defer st.Close()
-		_, err = st.Migrate(ctx)
-		return err
-	}))
+	pgtest.Main(m, nil, pgtest.Setup(store.MigrateURL))
 }
 
 func open(t *testing.T) (*store.Store, context.Context) {
