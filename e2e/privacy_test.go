@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/billflow/billflow/workflows"
@@ -30,8 +31,10 @@ func TestPayloadsEncryptedAndFreeOfHealthInfo(t *testing.T) {
 	require.NoError(t, err)
 	defer plain.Close()
 	var history strings.Builder
+	var summaries []string
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		history.Reset()
+		summaries = nil
 		it := plain.GetWorkflowHistory(context.Background(), workflows.InvoiceWorkflowID(id), "", false, 0)
 		for it.HasNext() {
 			ev, err := it.Next()
@@ -39,14 +42,24 @@ func TestPayloadsEncryptedAndFreeOfHealthInfo(t *testing.T) {
 				return
 			}
 			history.WriteString(protojson.Format(ev))
+			if p := ev.GetUserMetadata().GetSummary(); p != nil {
+				var sum string
+				// Summaries are never encrypted: the default converter reads them.
+				if assert.NoError(c, converter.GetDefaultDataConverter().FromPayload(p, &sum)) {
+					summaries = append(summaries, sum)
+				}
+			}
 		}
 		assert.Contains(c, history.String(), "EVENT_TYPE_ACTIVITY_TASK_COMPLETED")
+		assert.Contains(c, strings.Join(summaries, "\n"), "Render receipt", "the receipt activity is scheduled")
 	}, 10*time.Second, 200*time.Millisecond)
 	h := history.String()
 	assert.Contains(t, h, "YmluYXJ5L2VuY3J5cHRlZA==", "payload metadata says binary/encrypted")
 	for _, secret := range []string{"Individual therapy", "F41.1", "Ada Lovelace", "pm_card_visa"} {
 		assert.NotContains(t, h, secret)
+		assert.NotContains(t, strings.Join(summaries, "\n"), secret)
 	}
+	assert.Contains(t, summaries, "Charge $180.00 to Visa", "the charge's summary reads in the clear")
 
 	// The codec endpoint decrypts for a practice key, and what it decrypts has no health info.
 	payloads := extractPayloads(t, h)

@@ -60,9 +60,30 @@ func New(current []byte, old ...[]byte) (*Codec, error) {
 	return c, nil
 }
 
-// DataConverter wraps Temporal's default converter with this codec.
+// DataConverter wraps Temporal's default converter with this codec. Every
+// workflow, activity, signal, Update and query payload is encrypted; a lone
+// string converted on its own — the SDK's path for the summaries and details
+// of workflows, activities and timers (user metadata) — stays in the clear,
+// as summaries hold only IDs, statuses, amounts and dates and the Temporal UI
+// shows them without the codec. Billflow never passes health information as
+// a bare string: its workflow and activity arguments are structs.
 func (c *Codec) DataConverter() converter.DataConverter {
-	return converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c)
+	return &dataConverter{DataConverter: converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c),
+		clear: converter.GetDefaultDataConverter()}
+}
+
+type dataConverter struct {
+	converter.DataConverter
+	clear converter.DataConverter
+}
+
+// ToPayload leaves a string (a summary) unencrypted and encrypts the rest.
+// ToPayloads, which carries arguments and results, is not overridden.
+func (d *dataConverter) ToPayload(value any) (*commonpb.Payload, error) {
+	if _, ok := value.(string); ok {
+		return d.clear.ToPayload(value)
+	}
+	return d.DataConverter.ToPayload(value)
 }
 
 // Encode encrypts each payload whole (metadata included).
