@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -161,12 +162,35 @@ func idempotencyScope(p principal) string {
 	return p.PracticeID
 }
 
-// requestHash is what "the same request" means: method, concrete path, body.
+// requestHash is what "the same request" means: method, concrete path and
+// body. A JSON body counts by its meaning, not its bytes: key order and
+// whitespace don't matter (numbers keep their literal text); anything else
+// is compared byte for byte.
 func requestHash(method, path string, body []byte) []byte {
 	h := sha256.New()
 	h.Write([]byte(method + " " + path + "\n"))
-	h.Write(body)
+	h.Write(canonicalJSON(body))
 	return h.Sum(nil)
+}
+
+// canonicalJSON re-encodes one JSON value with sorted object keys and no
+// insignificant whitespace; a body that is not exactly one JSON value is
+// returned unchanged.
+func canonicalJSON(body []byte) []byte {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil || dec.More() {
+		return body
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return body
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // recordingWriter keeps a copy of the response body for replays.

@@ -135,10 +135,21 @@ func TestIdempotencyReplaysTheFirstAnswer(t *testing.T) {
 	assert.Equal(t, first.Header().Get("Content-Type"), again.Header().Get("Content-Type"))
 	assert.Equal(t, int64(1), rig.runs.Load(), "a replay runs nothing")
 
+	// The same JSON written differently (whitespace, key order) is the same request.
+	for _, body := range []string{"{\"name\": \"Ada\"}\n", "{ \"name\" :\"Ada\" }"} {
+		w := rig.post("/v1/things/x", "k1", body)
+		require.Equal(t, http.StatusCreated, w.Code, body)
+		assert.Equal(t, "true", w.Header().Get("Idempotent-Replayed"), body)
+	}
+	assert.Equal(t, canonicalJSON([]byte(`{"b":[1, 2.50],"a":{"y":null,"x":"é<"}}`)),
+		canonicalJSON([]byte(` {"a":{"x":"é<","y":null}, "b":[1,2.50]}`)), "key order and spacing do not matter")
+	assert.NotEqual(t, canonicalJSON([]byte(`{"amount":9000}`)), canonicalJSON([]byte(`{"amount":9000.0}`)), "numbers keep their text")
+	assert.Equal(t, []byte(`{"a":1} {"a":1}`), canonicalJSON([]byte(`{"a":1} {"a":1}`)), "not one JSON value: compared as bytes")
+
 	// The same key for anything else is refused, and runs nothing.
 	for _, c := range []struct{ path, body string }{
 		{"/v1/things/x", `{"name":"Bob"}`},
-		{"/v1/things/x", `{"name": "Ada"}`},
+		{"/v1/things/x", `{"name":"Ada","extra":true}`},
 		{"/v1/things/y", `{"name":"Ada"}`},
 	} {
 		w := rig.post(c.path, "k1", c.body)
