@@ -36,6 +36,7 @@ type ChargeBalanceInput struct {
 	SaveCard             bool
 	PayerName            string
 	BillingZIP           string
+	ReturnURL            string
 }
 
 // ChargeBalanceResult is the charge and how it was applied.
@@ -104,7 +105,7 @@ func (a *Activities) ChargeBalance(ctx context.Context, in *ChargeBalanceInput) 
 		res, err = a.Gateway.Charge(ctx, payments.ChargeRequest{IdempotencyKey: in.BalancePaymentID, Amount: in.Total,
 			Currency: in.Currency, CustomerID: customerID, PaymentMethodID: pmID, OffSession: offSession,
 			SaveCard: in.SaveCard && in.SavedPaymentMethodID == "", PayerName: in.PayerName, BillingZIP: in.BillingZIP,
-			Description: fmt.Sprintf("Balance of %d invoices", len(allocs)),
+			Description: fmt.Sprintf("Balance of %d invoices", len(allocs)), ReturnURL: in.ReturnURL,
 			Metadata: map[string]string{"practice_id": in.PracticeID, "client_id": in.ClientID, "payment_id": in.BalancePaymentID,
 				"balance_payment_id": in.BalancePaymentID}})
 		if err != nil {

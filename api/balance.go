@@ -113,7 +113,9 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 	}
 	in := &workflows.BalancePaymentInput{PracticeID: cl.PracticeID, ClientID: cl.ID, Currency: open[0].Currency,
 		PaymentMethodID: req.PaymentMethod, SavedPaymentMethodID: req.SavedPaymentMethodID, SaveCard: req.SaveCard,
-		PayerName: strings.TrimSpace(req.PayerName), BillingZIP: strings.TrimSpace(req.BillingZIP)}
+		PayerName: strings.TrimSpace(req.PayerName), BillingZIP: strings.TrimSpace(req.BillingZIP),
+		// After 3-D Secure the client lands on its Billing & Payments page.
+		ReturnURL: h.Config.PublicBaseURL + portalPath + "#balance"}
 	for _, inv := range open {
 		if inv.Currency != in.Currency {
 			return nil, &balanceFailure{status: http.StatusBadRequest, code: "mixed_currencies",

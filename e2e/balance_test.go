@@ -68,3 +68,31 @@ func TestBalancePaymentAcrossThreeInvoices(t *testing.T) {
 	assert.Equal(t, 400, none.Status)
 	assert.Equal(t, "no_balance", none.errCode())
 }
+
+// A balance payment that needs 3-D Secure hands the client to the challenge
+// and, once done, back to its Billing & Payments page; the webhook settles it.
+func TestBalancePaymentThreeDSecureReturnsToPortal(t *testing.T) {
+	s := getStack(t)
+	cl := s.newClient(t, s.Key)
+	ids := []string{s.newInvoice(t, s.Key, cl, 7000, nil).str("id"), s.newInvoice(t, s.Key, cl, 5000, nil).str("id")}
+	bp := s.do(t, "POST", "/v1/clients/"+cl+"/balance-payments", s.Key, map[string]any{"amount": 12000, "payment_method": "pm_card_authenticationRequired"})
+	require.Equal(t, 200, bp.Status, string(bp.Raw))
+	assert.Equal(t, "requires_action", bp.str("status"))
+	next := bp.Body["next_action"].(map[string]any)["redirect_to_url"].(map[string]any)["url"].(string)
+	assert.Contains(t, next, "/sandbox/3ds/")
+	var intentID string
+	for _, pi := range s.Sandbox.PaymentIntents() {
+		if pi.Metadata["balance_payment_id"] == bp.str("id") {
+			intentID = pi.ID
+			assert.Equal(t, s.Config.PublicBaseURL+"/portal#balance", pi.ReturnURL, "3-D Secure returns to the portal")
+		}
+	}
+	require.NotEmpty(t, intentID)
+	for _, id := range ids {
+		assert.NotEqual(t, "paid", s.do(t, "GET", "/v1/invoices/"+id, s.Key, nil).str("status"))
+	}
+	require.NoError(t, s.Sandbox.CompleteAction(intentID, true))
+	for _, id := range ids {
+		s.waitStatus(t, id, "paid")
+	}
+}

@@ -29,6 +29,8 @@ type BalancePaymentInput struct {
 	PayerName            string
 	BillingZIP           string
 	MethodLabel          string
+	// ReturnURL is where 3-D Secure sends the payer back.
+	ReturnURL string
 }
 
 // BalancePaymentResult is the charge and where it went.
@@ -65,7 +67,7 @@ func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*Bal
 	if err := workflow.ExecuteActivity(actx, acts.ChargeBalance, &activities.ChargeBalanceInput{
 		BalancePaymentID: in.BalancePaymentID, PracticeID: in.PracticeID, ClientID: in.ClientID, Currency: in.Currency,
 		Total: in.Total, InvoiceIDs: in.InvoiceIDs, PaymentMethodID: in.PaymentMethodID, SavedPaymentMethodID: in.SavedPaymentMethodID,
-		SaveCard: in.SaveCard, PayerName: in.PayerName, BillingZIP: in.BillingZIP,
+		SaveCard: in.SaveCard, PayerName: in.PayerName, BillingZIP: in.BillingZIP, ReturnURL: in.ReturnURL,
 	}).Get(ctx, &res); err != nil {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) {

@@ -213,6 +213,7 @@ type PaymentIntent struct {
 	IdempotencyKey string
 	Metadata       map[string]string
 	AmountRefunded int64
+	ReturnURL      string
 }
 
 // Refund is a read-only view of a sandbox Refund, for tests.
@@ -244,7 +245,7 @@ func (s *Sandbox) PaymentIntents() []PaymentIntent {
 	for _, id := range s.intentSeq {
 		pi := s.intents[id]
 		v := PaymentIntent{ID: pi.ID, Status: pi.Status, Amount: pi.Amount, Currency: pi.Currency, Customer: pi.Customer,
-			PaymentMethod: pi.PaymentMethod, IdempotencyKey: pi.IdempotencyKey, Metadata: copyMap(pi.Metadata)}
+			PaymentMethod: pi.PaymentMethod, IdempotencyKey: pi.IdempotencyKey, Metadata: copyMap(pi.Metadata), ReturnURL: pi.ReturnURL}
 		if ch := s.charges[pi.LatestCharge]; ch != nil {
 			v.AmountRefunded = ch.AmountRefunded
 		}
