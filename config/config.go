@@ -36,7 +36,7 @@ type Config struct {
 	SMTPTLS              string        // SMTP_TLS: none|starttls|tls, default none
 	MailFrom             string        // MAIL_FROM, default "billflow <billing@billflow.localhost>"
 	PublicBaseURL        string        // PUBLIC_BASE_URL, default http://127.0.0.1:8080
-	ChromiumPath         string        // CHROMIUM_PATH, default /usr/bin/chromium
+	ChromiumPath         string        // CHROMIUM_PATH, default "": pdf picks chromium-headless-shell if installed, else /usr/bin/chromium
 	HTTPAddr             string        // HTTP_ADDR, default 127.0.0.1:8080
 	PayLinkSecret        []byte        // PAY_LINK_SECRET
 	EncryptionKey        []byte        // TEMPORAL_ENCRYPTION_KEY (32 bytes, hex or base64); nil = payloads unencrypted
@@ -79,7 +79,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		SMTPTLS:              get("SMTP_TLS", "none"),
 		MailFrom:             get("MAIL_FROM", "billflow <billing@billflow.localhost>"),
 		PublicBaseURL:        strings.TrimRight(get("PUBLIC_BASE_URL", "http://127.0.0.1:8080"), "/"),
-		ChromiumPath:         get("CHROMIUM_PATH", "/usr/bin/chromium"),
+		ChromiumPath:         get("CHROMIUM_PATH", ""),
 		HTTPAddr:             get("HTTP_ADDR", "127.0.0.1:8080"),
 		TemporalUIOrigin:     get("TEMPORAL_UI_ORIGIN", "http://127.0.0.1:8233"),
 	}

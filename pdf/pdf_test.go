@@ -433,3 +433,159 @@ func TestClose(t *testing.T) {
 		t.Error("chromium still running after Close")
 	}
 }
+
+// descendants lists the command lines of every process below pid.
+func descendants(pid int) []string {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		id, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 1 {
+			pp, _ := strconv.Atoi(f[1])
+			children[pp] = append(children[pp], id)
+		}
+	}
+	var out []string
+	for queue := children[pid]; len(queue) > 0; queue = queue[1:] {
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(queue[0]) + "/cmdline")
+		out = append(out, string(bytes.ReplaceAll(b, []byte{0}, []byte{' '})))
+		queue = append(queue, children[queue[0]]...)
+	}
+	return out
+}
+
+// TestDefaultBrowserPrintsWithoutProcessStarts: by default the renderer runs
+// the headless shell, which prints in the renderer; chromium --headless
+// starts a PrintCompositor process per print, which cost 60% of the time.
+func TestDefaultBrowserPrintsWithoutProcessStarts(t *testing.T) {
+	if os.Getenv("CHROMIUM_PATH") != "" {
+		t.Skip("CHROMIUM_PATH chooses the browser")
+	}
+	if shared.opts.ChromiumPath != headlessShell {
+		t.Fatalf("default browser is %s, want %s: install the Debian package chromium-headless-shell", shared.opts.ChromiumPath, headlessShell)
+	}
+	inst, err := shared.current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := inst.browser.Process().Pid
+	done := make(chan struct{})
+	var seen atomic.Value
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			for _, cmd := range descendants(pid) {
+				if strings.Contains(cmd, "PrintCompositor") {
+					seen.Store(cmd)
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	for i := range 10 {
+		render(t, shared, fmt.Sprintf(`<p>document %d</p>`, i), PageOptions{})
+	}
+	close(done)
+	if cmd := seen.Load(); cmd != nil {
+		t.Fatalf("printing started a PrintCompositor process: %.200s", cmd)
+	}
+}
+
+// TestLongRunAcrossRecycles is the long dev-stack run in small: more callers
+// than tabs, some cancelled mid-document and some pages that try to navigate
+// (both replace their tab), across many forced recycles. Every other document
+// must print: no timeouts, no ErrBusy, no stuck browser. (Single-process
+// Chromium stopped answering prints after about 120 tab replacements.)
+func TestLongRunAcrossRecycles(t *testing.T) {
+	r, err := New(context.Background(), Options{RecycleAfter: 25, DocTimeout: 10 * time.Second, QueueTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	const docs = 400
+	doc := []byte(`<!doctype html><html><body><h1>Invoice</h1><table>` + strings.Repeat(`<tr><td>Session</td><td>$180.00</td></tr>`, 20) + `</table></body></html>`)
+	redirect := []byte(`<!doctype html><html><head><meta http-equiv="refresh" content="0;url=http://127.0.0.1:9/r"></head><body><p>redirecting</p></body></html>`)
+	var next, ok, cancelled atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range r.Tabs() + 2 {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= docs || t.Failed() {
+					return
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				html := doc
+				switch i % 25 {
+				case 3: // the caller gives up mid-document
+					cancel()
+					ctx, cancel = context.WithTimeout(context.Background(), time.Duration(5+i%40)*time.Millisecond)
+				case 11:
+					html = redirect
+				}
+				out, err := r.Render(ctx, html, PageOptions{Title: "INV"})
+				cancel()
+				switch {
+				case i%25 == 3 && err != nil:
+					cancelled.Add(1)
+				case err != nil:
+					t.Errorf("document %d: %v (stats %+v)", i, err, r.Stats())
+				case !bytes.HasPrefix(out, []byte("%PDF-")):
+					t.Errorf("document %d: not a PDF", i)
+				default:
+					ok.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	r.bg.Wait()
+	st := r.Stats()
+	t.Logf("%d documents (%d cancelled by their callers) in %v, stats %+v", ok.Load(), cancelled.Load(), time.Since(start).Round(time.Millisecond), st)
+	if want := int64(docs) - cancelled.Load(); ok.Load() != want {
+		t.Errorf("printed %d documents, want %d", ok.Load(), want)
+	}
+	// An instance keeps printing while its successor starts, so it serves
+	// somewhat more than RecycleAfter documents.
+	if st.Recycles < 4 {
+		t.Errorf("recycles = %d, want at least 4", st.Recycles)
+	}
+	if st.Restarts != 0 {
+		t.Errorf("restarts = %d, want 0", st.Restarts)
+	}
+	render(t, r, `<p>still fine</p>`, PageOptions{})
+}
+
+// TestStuckBrowserIsRestarted: a browser that answers but stops finishing
+// documents (here: every document runs out of a tiny DocTimeout) is restarted
+// once more documents in a row time out than there are tabs.
+func TestStuckBrowserIsRestarted(t *testing.T) {
+	r, err := New(context.Background(), Options{Tabs: 1, DocTimeout: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for range 3 {
+		if _, err := r.Render(context.Background(), []byte(`<p>x</p>`), PageOptions{}); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want a deadline error", err)
+		}
+	}
+	if got := r.Stats().Restarts; got != 1 {
+		t.Errorf("restarts = %d, want 1 (after 2 timeouts in a row)", got)
+	}
+	r.opts.DocTimeout = 20 * time.Second
+	render(t, r, `<p>fine</p>`, PageOptions{})
+}
