@@ -1,5 +1,5 @@
 # Production image: the billflow binary (api, worker, migrate, admin commands)
-# plus Debian's Chromium for PDFs. The Temporal server is not in it.
+# plus Debian's Chromium headless shell for PDFs. The Temporal server is not in it.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -8,11 +8,11 @@ COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -o /out/billflow ./cmd/billflow
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends chromium fonts-dejavu-core ca-certificates tzdata \
+RUN apt-get update && apt-get install -y --no-install-recommends chromium-headless-shell fonts-dejavu-core ca-certificates tzdata \
     && rm -rf /var/lib/apt/lists/* && useradd --system --home /app billflow
 COPY --from=build /out/billflow /usr/local/bin/billflow
 USER billflow
-ENV CHROMIUM_PATH=/usr/bin/chromium HTTP_ADDR=0.0.0.0:8080
+ENV CHROMIUM_PATH=/usr/lib/chromium/chromium-headless-shell HTTP_ADDR=0.0.0.0:8080
 EXPOSE 8080
 ENTRYPOINT ["billflow"]
 CMD ["api"]

@@ -90,7 +90,7 @@ func Activities(ctx context.Context, cfg *config.Config, st *store.Store, gw pay
 	}
 	renderer, err := pdf.New(ctx, pdf.Options{ChromiumPath: cfg.ChromiumPath, Logger: logger})
 	if err != nil {
-		return nil, nil, fmt.Errorf("start chromium at %s (CHROMIUM_PATH): %w", cfg.ChromiumPath, err)
+		return nil, nil, fmt.Errorf("start chromium (CHROMIUM_PATH=%q): %w", cfg.ChromiumPath, err)
 	}
 	return &activities.Activities{Store: st, Gateway: gw, Logger: logger, PublicBaseURL: cfg.PublicBaseURL,
 		PayLinkSecret: cfg.PayLinkSecret, Renderer: renderer, Mailer: mailer, MailDomain: "billflow"}, func() { _ = renderer.Close() }, nil

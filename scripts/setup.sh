@@ -6,6 +6,8 @@ set -euo pipefail
 need_apt=()
 [ -x /usr/lib/postgresql/15/bin/pg_ctl ] || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+# The PDF renderer's browser: prints without a process start per document.
+[ -x /usr/lib/chromium/chromium-headless-shell ] || need_apt+=(chromium-headless-shell)
 command -v pdftotext >/dev/null 2>&1 || need_apt+=(poppler-utils)
 getent passwd postgres >/dev/null 2>&1 || need_apt+=(postgresql)
 
