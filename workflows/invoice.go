@@ -31,6 +31,8 @@ type invoiceWF struct {
 	st    *InvoiceState
 	lock  workflow.Mutex
 	dirty bool // a handler changed the state; run() re-evaluates
+	// chargeLocal: charges run as local activities (chargeLocalChange).
+	chargeLocal bool
 }
 
 // InvoiceWorkflow is one invoice's whole life: issue, payments, reminders,
@@ -57,6 +59,9 @@ func InvoiceWorkflow(ctx workflow.Context, in *InvoiceInput) error {
 }
 
 func (w *invoiceWF) setup(ctx workflow.Context) error {
+	// Decided once, in the run's first workflow task: the version marker's
+	// search-attribute upsert then costs nothing on the pay path.
+	w.chargeLocal = workflow.GetVersion(ctx, chargeLocalChange, workflow.DefaultVersion, 1) == 1
 	w.lock = workflow.NewMutex(ctx)
 	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (*InvoiceState, error) { return w.st, nil }); err != nil {
 		return err
@@ -326,7 +331,7 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 	// the pay Update: one workflow task and no activity dispatch per payment
 	// instead of two and one. A charge re-run after a worker crash reuses the
 	// payment ID as Stripe's idempotency key, so it never charges twice.
-	if workflow.GetVersion(ctx, chargeLocalChange, workflow.DefaultVersion, 1) == 1 {
+	if w.chargeLocal {
 		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 			StartToCloseTimeout: 30 * time.Second, ScheduleToCloseTimeout: 2 * time.Hour, RetryPolicy: retry, Summary: summary,
 		})

@@ -70,6 +70,7 @@ func run(ctx context.Context, mode string, args []string) error {
 	duration := fs.Duration("duration", 10*time.Second, "reads: time at each rate")
 	payers := fs.Int("payers", 20, "pay: concurrent payers")
 	count := fs.Int("count", 200, "pay: invoices to pay; lifecycles: lifecycles to run")
+	part := fs.Bool("partial", false, "pay: pay half of each invoice (a payment-received email) instead of all of it (a receipt PDF and email)")
 	pid := fs.String("pid", "", "scale: comma-separated PIDs whose peak memory (VmHWM) to report, e.g. billflow-dev's and an external worker's")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -89,7 +90,7 @@ func run(ctx context.Context, mode string, args []string) error {
 	case "reads":
 		return l.reads(ctx, *rates, *duration)
 	case "pay":
-		return l.pay(ctx, *payers, *count)
+		return l.pay(ctx, *payers, *count, *part)
 	case "remind":
 		return l.remind(ctx, *pid)
 	case "lifecycles":
@@ -518,14 +519,14 @@ func (l *loader) reads(ctx context.Context, rates string, d time.Duration) error
 }
 
 // pay pays count invoices with payers concurrent payers.
-func (l *loader) pay(ctx context.Context, payers, count int) error {
+func (l *loader) pay(ctx context.Context, payers, count int, partial bool) error {
 	cl, err := l.newClient(ctx, 0)
 	if err != nil {
 		return err
 	}
 	ids := make([]string, count)
 	for i := range ids {
-		if ids[i], err = l.newInvoice(ctx, cl, time.Now().AddDate(0, 0, 14), false); err != nil {
+		if ids[i], err = l.newInvoice(ctx, cl, time.Now().AddDate(0, 0, 14), partial); err != nil {
 			return err
 		}
 	}
@@ -534,6 +535,10 @@ func (l *loader) pay(ctx context.Context, payers, count int) error {
 	settle := time.Duration(count) * 200 * time.Millisecond
 	fmt.Printf("opened %d invoices; waiting %s for their PDFs and emails\n", count, settle)
 	time.Sleep(settle)
+	amount, kind := 12000, "full payments, each with a receipt PDF"
+	if partial {
+		amount, kind = 6000, "half payments, each with a payment-received email"
+	}
 	st := &stats{}
 	work := make(chan string)
 	var wg sync.WaitGroup
@@ -544,7 +549,7 @@ func (l *loader) pay(ctx context.Context, payers, count int) error {
 			defer wg.Done()
 			for id := range work {
 				s := time.Now()
-				_, code, err := l.call(ctx, "POST", "/v1/invoices/"+id+"/payments", map[string]any{"amount": 12000, "payment_method": "pm_card_visa"})
+				_, code, err := l.call(ctx, "POST", "/v1/invoices/"+id+"/payments", map[string]any{"amount": amount, "payment_method": "pm_card_visa"})
 				st.add(time.Since(s), err == nil && code == 200)
 			}
 		}()
@@ -555,7 +560,7 @@ func (l *loader) pay(ctx context.Context, payers, count int) error {
 	close(work)
 	wg.Wait()
 	el := time.Since(t0).Seconds()
-	fmt.Printf("POST /v1/invoices/{id}/payments with %d concurrent payers: %d paid in %.1fs (%.1f payments/s), p50 %s, p99 %s, %d errors\n",
-		payers, len(st.lat), el, float64(len(st.lat))/el, ms(st.pct(.5)), ms(st.pct(.99)), st.errs)
+	fmt.Printf("POST /v1/invoices/{id}/payments with %d concurrent payers, %s: %d paid in %.1fs (%.1f payments/s), p50 %s, p99 %s, %d errors\n",
+		payers, kind, len(st.lat), el, float64(len(st.lat))/el, ms(st.pct(.5)), ms(st.pct(.99)), st.errs)
 	return nil
 }
