@@ -57,11 +57,13 @@ func report(b *testing.B, elapsed time.Duration, lat []time.Duration) {
 	b.ReportMetric(pct(0.99), "p99-ms")
 }
 
-// cpuTime sums the user+system CPU time of this process and of every
-// descendant of pid (the browser and its renderers), from /proc.
-func cpuTime(pid int) time.Duration {
-	parent := map[int]int{}
-	ticks := map[int]int64{}
+// procStat is one process's /proc/<pid>/stat fields after the ")" that ends
+// its command name: state ppid … utime(11) stime(12).
+type procStat []string
+
+// procStats reads every process's stat fields, by PID.
+func procStats() map[int]procStat {
+	out := map[int]procStat{}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		id, err := strconv.Atoi(e.Name())
@@ -72,15 +74,24 @@ func cpuTime(pid int) time.Duration {
 		if err != nil {
 			continue
 		}
-		// Fields after the ")" that ends the command name: state ppid … utime(14) stime(15).
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) < 13 {
-			continue
+		if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(f) >= 13 {
+			out[id] = f
 		}
-		pp, _ := strconv.Atoi(f[1])
+	}
+	return out
+}
+
+func (f procStat) ppid() int { n, _ := strconv.Atoi(f[1]); return n }
+
+// cpuTime sums the user+system CPU time of this process and of every
+// descendant of pid (the browser and its renderers), from /proc.
+func cpuTime(pid int) time.Duration {
+	parent := map[int]int{}
+	ticks := map[int]int64{}
+	for id, f := range procStats() {
 		ut, _ := strconv.ParseInt(f[11], 10, 64)
 		st, _ := strconv.ParseInt(f[12], 10, 64)
-		parent[id], ticks[id] = pp, ut+st
+		parent[id], ticks[id] = f.ppid(), ut+st
 	}
 	var total int64
 	for id, t := range ticks {

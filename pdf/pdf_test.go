@@ -437,21 +437,8 @@ func TestClose(t *testing.T) {
 // descendants lists the command lines of every process below pid.
 func descendants(pid int) []string {
 	children := map[int][]int{}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		id, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) > 1 {
-			pp, _ := strconv.Atoi(f[1])
-			children[pp] = append(children[pp], id)
-		}
+	for id, f := range procStats() {
+		children[f.ppid()] = append(children[f.ppid()], id)
 	}
 	var out []string
 	for queue := children[pid]; len(queue) > 0; queue = queue[1:] {
