@@ -83,7 +83,12 @@ func run(ctx context.Context, mode string, args []string) error {
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return err
 	}
-	l := &loader{d: d, hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
+	l := &loader{d: d, hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		MaxIdleConnsPerHost: 256,
+		// Below the API's 120 s IdleTimeout, so a connection idle through
+		// the pay run's settle wait is not reused just as the server closes it.
+		IdleConnTimeout: 60 * time.Second,
+	}}}
 	switch mode {
 	case "scale":
 		return l.scale(ctx, *invoices, *conc, *pid)

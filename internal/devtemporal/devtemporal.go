@@ -84,6 +84,7 @@ type Server struct {
 	uiURL        string
 
 	server temporal.Server
+	ckpt   *checkpointer
 	ui     *uiserver.Server
 	uiDone chan struct{}
 
@@ -164,6 +165,11 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err := s.server.Start(); err != nil {
 		return nil, fmt.Errorf("start temporal server: %w", err)
 	}
+	if opts.DBFile != "" {
+		if s.ckpt, err = startCheckpointer(opts.DBFile, opts.Logger); err != nil {
+			return nil, errors.Join(err, s.Stop())
+		}
+	}
 	if s.uiURL != "" {
 		// Built only now: the UI dials the frontend as it is created, and a
 		// refused first attempt leaves its connection in backoff, failing
@@ -204,6 +210,11 @@ func (s *Server) Stop() error {
 		if s.server != nil {
 			if err := s.server.Stop(); err != nil {
 				s.stopErr = fmt.Errorf("stop temporal server: %w", err)
+			}
+		}
+		if s.ckpt != nil {
+			if err := s.ckpt.close(); err != nil {
+				s.stopErr = errors.Join(s.stopErr, fmt.Errorf("checkpoint temporal database: %w", err))
 			}
 		}
 	})
@@ -324,6 +335,11 @@ func prepareDatabase(opts Options) (*config.SQL, error) {
 			"journal_mode": "wal",
 			"synchronous":  "NORMAL",
 			"busy_timeout": "5000",
+			// The checkpointer (checkpoint.go) checkpoints instead, off
+			// the server's connection.
+			"wal_autocheckpoint": "0",
+			// The WAL file left after the checkpointer resets the WAL.
+			"journal_size_limit": strconv.Itoa(walSizeLimit),
 		}
 		info, err := os.Stat(opts.DBFile)
 		switch {
@@ -346,6 +362,9 @@ func prepareDatabase(opts Options) (*config.SQL, error) {
 	ns.Detail.Config.Retention = timestamp.DurationPtr(retention)
 	if err := sqliteschema.CreateNamespaces(conf, ns); err != nil {
 		return nil, fmt.Errorf("create namespace %s: %w", opts.Namespace, err)
+	}
+	if err := pruneVisibilityIndexes(conf); err != nil {
+		return nil, err
 	}
 	return conf, nil
 }

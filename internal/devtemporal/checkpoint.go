@@ -1,0 +1,127 @@
+package devtemporal
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+)
+
+// checkpointInterval is how often the checkpointer folds the WAL back into
+// the database file (a variable for tests).
+var checkpointInterval = time.Second
+
+// restartFrames is the WAL length (in 4 KiB pages) at which a checkpoint
+// makes the WAL start over; walSizeLimit caps the file left on disk then.
+const (
+	restartFrames = 4096
+	walSizeLimit  = 32 << 20
+)
+
+// The server's SQLite connection runs with wal_autocheckpoint=0: SQLite's
+// automatic checkpoint runs inside the commit that crosses the threshold, on
+// the plugin's one connection, so every persistence call of the server waited
+// behind a 4 MB copy and an fsync several times a second under load. The
+// checkpointer does the same work from a connection of its own: a PASSIVE
+// checkpoint never blocks the writer, and SQLite restarts the WAL from its
+// start on the next write once a checkpoint has caught up.
+type checkpointer struct {
+	db   *sql.DB
+	log  *slog.Logger
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// checkpointDSN opens file with the busy timeout and WAL mode the server uses.
+func checkpointDSN(file string) string {
+	v := url.Values{}
+	v.Add("_pragma", "busy_timeout(5000)")
+	v.Add("_pragma", "journal_mode(wal)")
+	v.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
+	return "file:" + file + "?" + v.Encode()
+}
+
+// startCheckpointer starts checkpointing file every checkpointInterval until
+// close. It uses modernc's "sqlite" driver, which the server's SQLite plugin
+// registers.
+func startCheckpointer(file string, logger *slog.Logger) (*checkpointer, error) {
+	db, err := sql.Open("sqlite", checkpointDSN(file))
+	if err != nil {
+		return nil, fmt.Errorf("open %s for checkpoints: %w", file, err)
+	}
+	db.SetMaxOpenConns(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := db.PingContext(ctx); err != nil {
+		cancel()
+		_ = db.Close()
+		return nil, fmt.Errorf("open %s for checkpoints: %w", file, err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &checkpointer{db: db, log: logger, stop: cancel, done: make(chan struct{})}
+	go c.run(ctx)
+	return c, nil
+}
+
+func (c *checkpointer) run(ctx context.Context) {
+	defer close(c.done)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		_, _, err := c.checkpoint(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			// Logged once per streak: the WAL only grows meanwhile, and
+			// the next success folds all of it in.
+			c.log.Warn("temporal database checkpoint failed", "error", err)
+			failing = true
+		case err == nil && failing:
+			c.log.Info("temporal database checkpoints work again")
+			failing = false
+		}
+	}
+}
+
+// checkpoint copies the WAL into the database file. A PASSIVE checkpoint
+// first copies what it can without blocking anyone. Under steady load new
+// commits always land during it, so the WAL would never be fully copied and
+// never restart: it would grow without end. Once it holds restartFrames, a
+// RESTART checkpoint follows, which holds new commits back while it copies
+// the few frames the PASSIVE one left (a few milliseconds), so the next
+// commit writes the WAL from its start again.
+func (c *checkpointer) checkpoint(ctx context.Context) (walFrames, checkpointed int, err error) {
+	walFrames, checkpointed, err = c.run1(ctx, "PASSIVE")
+	if err != nil || walFrames < restartFrames {
+		return walFrames, checkpointed, err
+	}
+	return c.run1(ctx, "RESTART")
+}
+
+func (c *checkpointer) run1(ctx context.Context, mode string) (walFrames, checkpointed int, err error) {
+	var busy int
+	err = c.db.QueryRowContext(ctx, "PRAGMA wal_checkpoint("+mode+")").Scan(&busy, &walFrames, &checkpointed)
+	if err == nil && busy != 0 {
+		err = fmt.Errorf("%s checkpoint: database busy", mode)
+	}
+	return walFrames, checkpointed, err
+}
+
+// close stops the loop, folds in what is left and closes the connection.
+func (c *checkpointer) close() error {
+	c.stop()
+	<-c.done
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _, err := c.checkpoint(ctx)
+	return errors.Join(err, c.db.Close())
+}

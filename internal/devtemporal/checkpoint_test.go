@@ -1,0 +1,63 @@
+package devtemporal
+
+import (
+	"bytes"
+	"database/sql"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// TestCheckpointerBoundsTheWAL writes far more than walSizeLimit through a
+// connection set up like the server's (no automatic checkpoints) and checks
+// that the checkpointer keeps the WAL file bounded and loses no row.
+func TestCheckpointerBoundsTheWAL(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "temporal.db")
+	v := url.Values{}
+	for _, p := range []string{"journal_mode(wal)", "synchronous(NORMAL)", "busy_timeout(5000)", "wal_autocheckpoint(0)",
+		"journal_size_limit(" + strconv.Itoa(walSizeLimit) + ")"} {
+		v.Add("_pragma", p)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?"+v.Encode())
+	require.NoError(t, err)
+	defer db.Close()
+	db.SetMaxOpenConns(1) // as the server's plugin does
+	_, err = db.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB)`)
+	require.NoError(t, err)
+
+	// A shorter interval than the server's keeps the bound well inside
+	// what the test writes on a slow machine too.
+	defer func(d time.Duration) { checkpointInterval = d }(checkpointInterval)
+	checkpointInterval = 100 * time.Millisecond
+	c, err := startCheckpointer(path, nil)
+	require.NoError(t, err)
+
+	blob := bytes.Repeat([]byte("0123456789abcdef"), 64<<10/16) // 64 KiB
+	var maxWAL int64
+	rows := 0
+	deadline := time.Now().Add(4 * time.Second)
+	for time.Now().Before(deadline) {
+		_, err := db.Exec(`INSERT INTO t (body) VALUES (?)`, blob)
+		require.NoError(t, err)
+		rows++
+		if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > maxWAL {
+			maxWAL = fi.Size()
+		}
+	}
+	require.NoError(t, c.close())
+	t.Logf("wrote %d MiB; the WAL file peaked at %d MiB", int64(rows)*int64(len(blob))>>20, maxWAL>>20)
+
+	written := int64(rows) * int64(len(blob))
+	require.Greater(t, written, int64(3*walSizeLimit), "the test must write well past the limit to mean anything")
+	// Between two restarts the WAL grows by the restart threshold plus
+	// what is written while the checkpoint runs.
+	require.Less(t, maxWAL, written/4, "the WAL was never restarted: %d bytes for %d written", maxWAL, written)
+	var n int
+	require.NoError(t, db.QueryRow(`SELECT count(*) FROM t`).Scan(&n))
+	require.Equal(t, rows, n)
+}
