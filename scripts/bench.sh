@@ -27,6 +27,6 @@ if ! { [[ -f $dev ]] && curl -sf -o /dev/null http://127.0.0.1:8080/readyz; }; t
   echo "started a throwaway dev stack in $data"
 fi
 ./bin/billflow-load reads -dev "$dev" -rates "${BENCH_RATES:-250,500,1000,2000}" -duration "${BENCH_DURATION:-10s}"
-./bin/billflow-load pay -dev "$dev" -payers 20 -count "${BENCH_PAYMENTS:-200}"
-./bin/billflow-load pay -dev "$dev" -payers 20 -count "${BENCH_PAYMENTS:-200}" -partial
+./bin/billflow-load pay -dev "$dev" -payers 20 -count "${BENCH_PAYMENTS:-1000}"
+./bin/billflow-load pay -dev "$dev" -payers 20 -count "${BENCH_PAYMENTS:-1000}" -partial
 ./bin/billflow-load lifecycles -dev "$dev" -count "${BENCH_LIFECYCLES:-100}" -concurrency 8

@@ -65,7 +65,7 @@ func run(ctx context.Context, mode string, args []string) error {
 	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
 	devJSON := fs.String("dev", ".data/dev.json", "the dev stack's dev.json")
 	invoices := fs.Int("invoices", 10000, "scale: invoices to open")
-	conc := fs.Int("concurrency", 16, "scale: concurrent creators")
+	conc := fs.Int("concurrency", 16, "scale, pay: concurrent creators; lifecycles: concurrent lifecycles")
 	rates := fs.String("rates", "250,500,1000", "reads: requests per second to try, in order")
 	duration := fs.Duration("duration", 10*time.Second, "reads: time at each rate")
 	payers := fs.Int("payers", 20, "pay: concurrent payers")
@@ -95,7 +95,7 @@ func run(ctx context.Context, mode string, args []string) error {
 	case "reads":
 		return l.reads(ctx, *rates, *duration)
 	case "pay":
-		return l.pay(ctx, *payers, *count, *part)
+		return l.pay(ctx, *payers, *count, *conc, *part)
 	case "remind":
 		return l.remind(ctx, *pid)
 	case "lifecycles":
@@ -524,37 +524,78 @@ func (l *loader) reads(ctx context.Context, rates string, d time.Duration) error
 }
 
 // pay pays count invoices with payers concurrent payers.
-func (l *loader) pay(ctx context.Context, payers, count int, partial bool) error {
+func (l *loader) pay(ctx context.Context, payers, count, conc int, partial bool) error {
+	db, err := pgxpool.New(ctx, l.d.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
 	cl, err := l.newClient(ctx, 0)
 	if err != nil {
 		return err
 	}
 	ids := make([]string, count)
-	for i := range ids {
-		if ids[i], err = l.newInvoice(ctx, cl, time.Now().AddDate(0, 0, 14), partial); err != nil {
-			return err
-		}
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	t0 := time.Now()
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < count && ctx.Err() == nil; i = int(next.Add(1) - 1) {
+				id, err := l.newInvoice(ctx, cl, time.Now().AddDate(0, 0, 14), partial)
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				ids[i] = id
+			}
+		}()
+	}
+	wg.Wait()
+	if e := firstErr.Load(); e != nil {
+		return e.(error)
 	}
 	// Let the new invoices' issue step (PDF + email) finish first, so the
-	// numbers are about paying, not rendering.
-	settle := time.Duration(count) * 200 * time.Millisecond
-	fmt.Printf("opened %d invoices; waiting %s for their PDFs and emails\n", count, settle)
-	time.Sleep(settle)
+	// numbers are about paying, not rendering: wait until billflow has
+	// recorded every invoice email as sent, then a little longer for the
+	// workflow tasks that follow.
+	fmt.Printf("opened %d invoices in %.1fs; waiting for their PDFs and emails\n", count, time.Since(t0).Seconds())
+	deadline := time.Now().Add(2*time.Minute + time.Duration(count)*100*time.Millisecond)
+	for {
+		var sent int
+		err := db.QueryRow(ctx, `SELECT count(*) FROM emails WHERE invoice_id = ANY($1) AND kind = 'invoice_issued' AND status = 'sent'`, ids).Scan(&sent)
+		if err != nil {
+			return err
+		}
+		if sent == count {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d invoice emails sent after %s", sent, count, time.Since(t0).Round(time.Second))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	fmt.Printf("all issued after %.1fs\n", time.Since(t0).Seconds())
+	time.Sleep(2 * time.Second)
 	amount, kind := 12000, "full payments, each with a receipt PDF"
 	if partial {
 		amount, kind = 6000, "half payments, each with a payment-received email"
 	}
 	st := &stats{}
 	work := make(chan string)
-	var wg sync.WaitGroup
-	t0 := time.Now()
+	t0 = time.Now()
 	for p := 0; p < payers; p++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for id := range work {
 				s := time.Now()
-				_, code, err := l.call(ctx, "POST", "/v1/invoices/"+id+"/payments", map[string]any{"amount": amount, "payment_method": "pm_card_visa"})
+				out, code, err := l.call(ctx, "POST", "/v1/invoices/"+id+"/payments", map[string]any{"amount": amount, "payment_method": "pm_card_visa"})
+				if err != nil || code != 200 {
+					firstErr.CompareAndSwap(nil, fmt.Errorf("pay %s: %d %v %v", id, code, err, out))
+				}
 				st.add(time.Since(s), err == nil && code == 200)
 			}
 		}()
@@ -565,7 +606,10 @@ func (l *loader) pay(ctx context.Context, payers, count int, partial bool) error
 	close(work)
 	wg.Wait()
 	el := time.Since(t0).Seconds()
-	fmt.Printf("POST /v1/invoices/{id}/payments with %d concurrent payers, %s: %d paid in %.1fs (%.1f payments/s), p50 %s, p99 %s, %d errors\n",
-		payers, kind, len(st.lat), el, float64(len(st.lat))/el, ms(st.pct(.5)), ms(st.pct(.99)), st.errs)
+	fmt.Printf("POST /v1/invoices/{id}/payments with %d concurrent payers, %s: %d paid in %.1fs (%.1f payments/s), p50 %s, p95 %s, p99 %s, max %s, %d errors\n",
+		payers, kind, len(st.lat), el, float64(len(st.lat))/el, ms(st.pct(.5)), ms(st.pct(.95)), ms(st.pct(.99)), ms(st.pct(1)), st.errs)
+	if e := firstErr.Load(); e != nil {
+		fmt.Println("  first error:", e)
+	}
 	return nil
 }
