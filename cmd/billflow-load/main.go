@@ -562,20 +562,8 @@ func (l *loader) pay(ctx context.Context, payers, count, conc int, partial bool)
 	// recorded every invoice email as sent, then a little longer for the
 	// workflow tasks that follow.
 	fmt.Printf("opened %d invoices in %.1fs; waiting for their PDFs and emails\n", count, time.Since(t0).Seconds())
-	deadline := time.Now().Add(2*time.Minute + time.Duration(count)*100*time.Millisecond)
-	for {
-		var sent int
-		err := db.QueryRow(ctx, `SELECT count(*) FROM emails WHERE invoice_id = ANY($1) AND kind = 'invoice_issued' AND status = 'sent'`, ids).Scan(&sent)
-		if err != nil {
-			return err
-		}
-		if sent == count {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d invoice emails sent after %s", sent, count, time.Since(t0).Round(time.Second))
-		}
-		time.Sleep(500 * time.Millisecond)
+	if err := waitEmails(ctx, db, ids, "invoice_issued", count); err != nil {
+		return err
 	}
 	fmt.Printf("all issued after %.1fs\n", time.Since(t0).Seconds())
 	time.Sleep(2 * time.Second)
@@ -614,20 +602,8 @@ func (l *loader) pay(ctx context.Context, payers, count, conc int, partial bool)
 	// The receipts (or payment emails) are made after each payment's
 	// response; wait for them, so the next measurement starts on an idle
 	// stack and the time the backlog took is on record.
-	deadline = time.Now().Add(2*time.Minute + time.Duration(count)*100*time.Millisecond)
-	for {
-		var sent int
-		err := db.QueryRow(ctx, `SELECT count(*) FROM emails WHERE invoice_id = ANY($1) AND kind = 'payment_received' AND status = 'sent'`, ids).Scan(&sent)
-		if err != nil {
-			return err
-		}
-		if sent >= len(st.lat) {
-			break
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("only %d of %d payment emails sent %s after the first payment", sent, len(st.lat), time.Since(t0).Round(time.Second))
-		}
-		time.Sleep(500 * time.Millisecond)
+	if err := waitEmails(ctx, db, ids, "payment_received", len(st.lat)); err != nil {
+		return err
 	}
 	what := "payment emails"
 	if !partial {
@@ -635,4 +611,29 @@ func (l *loader) pay(ctx context.Context, payers, count, conc int, partial bool)
 	}
 	fmt.Printf("  all %d %s sent %.1fs after the first payment\n", len(st.lat), what, time.Since(t0).Seconds())
 	return nil
+}
+
+// waitEmails waits until billflow has recorded want emails of kind as sent
+// for the invoices ids, allowing two minutes plus 100 ms per invoice.
+func waitEmails(ctx context.Context, db *pgxpool.Pool, ids []string, kind string, want int) error {
+	start := time.Now()
+	deadline := start.Add(2*time.Minute + time.Duration(len(ids))*100*time.Millisecond)
+	for {
+		var sent int
+		err := db.QueryRow(ctx, `SELECT count(*) FROM emails WHERE invoice_id = ANY($1) AND kind = $2 AND status = 'sent'`, ids, kind).Scan(&sent)
+		if err != nil {
+			return err
+		}
+		if sent >= want {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("only %d of %d %s emails sent after %s", sent, want, kind, time.Since(start).Round(time.Second))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
