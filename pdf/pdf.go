@@ -77,7 +77,10 @@ type Options struct {
 	// faster anyway.
 	SingleProcess bool
 	// Nice is the CPU niceness Chromium runs at (via nice(1)), so renders
-	// yield to request handling; default 10, negative disables.
+	// yield to request handling; default 19, the lowest priority: documents
+	// are made after the response that caused them (a receipt after its
+	// payment), so a busy machine delays them instead of the payments.
+	// Negative disables.
 	Nice int
 	// Logger receives restarts and recycles (never document content); default slog.Default().
 	Logger *slog.Logger
@@ -173,7 +176,7 @@ func newRenderer(ctx context.Context, opts Options, policy string) (*Renderer, e
 		opts.StartTimeout = 30 * time.Second
 	}
 	if opts.Nice == 0 {
-		opts.Nice = 10
+		opts.Nice = 19
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
