@@ -199,8 +199,12 @@ func (s *stack) newClient(t *testing.T, key string) string {
 }
 
 func (s *stack) newInvoice(t *testing.T, key, clientID string, amount int64, extra map[string]any) *resp {
-	body := map[string]any{"client_id": clientID, "due_date": time.Now().AddDate(0, 0, 14).Format(time.DateOnly),
-		"items": []map[string]any{{"service_date": time.Now().Format(time.DateOnly), "description": "Individual therapy, 53 min",
+	// The practice's date, not UTC's: between midnight UTC and midnight in
+	// New York a UTC service date is "tomorrow" for the practice, outside a
+	// period that ends on the practice's today.
+	today := practiceToday(t)
+	body := map[string]any{"client_id": clientID, "due_date": day(today.AddDate(0, 0, 14)),
+		"items": []map[string]any{{"service_date": day(today), "description": "Individual therapy, 53 min",
 			"unit_amount": amount, "cpt_code": "90837", "diagnosis_codes": []string{"F41.1"}}}}
 	for k, v := range extra {
 		body[k] = v
