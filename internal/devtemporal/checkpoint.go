@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
+	"slices"
 	"time"
 )
 
@@ -35,12 +37,19 @@ type checkpointer struct {
 	done chan struct{}
 }
 
-// checkpointDSN opens file with the busy timeout and WAL mode the server uses.
-func checkpointDSN(file string) string {
+// fileDSN opens file with fileConnectAttributes, as the server's SQLite
+// plugin does: "mode" is a URI parameter, the others are pragmas.
+func fileDSN(file string) string {
+	attrs := fileConnectAttributes()
+	keys := slices.Sorted(maps.Keys(attrs))
 	v := url.Values{}
-	v.Add("_pragma", "busy_timeout(5000)")
-	v.Add("_pragma", "journal_mode(wal)")
-	v.Add("_pragma", fmt.Sprintf("journal_size_limit(%d)", walSizeLimit))
+	for _, k := range keys {
+		if k == "mode" {
+			v.Set(k, attrs[k])
+		} else {
+			v.Add("_pragma", k+"("+attrs[k]+")")
+		}
+	}
 	return "file:" + file + "?" + v.Encode()
 }
 
@@ -48,7 +57,7 @@ func checkpointDSN(file string) string {
 // close. It uses modernc's "sqlite" driver, which the server's SQLite plugin
 // registers.
 func startCheckpointer(file string, logger *slog.Logger) (*checkpointer, error) {
-	db, err := sql.Open("sqlite", checkpointDSN(file))
+	db, err := sql.Open("sqlite", fileDSN(file))
 	if err != nil {
 		return nil, fmt.Errorf("open %s for checkpoints: %w", file, err)
 	}

@@ -3,10 +3,8 @@ package devtemporal
 import (
 	"bytes"
 	"database/sql"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -18,12 +16,7 @@ import (
 // that the checkpointer keeps the WAL file bounded and loses no row.
 func TestCheckpointerBoundsTheWAL(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "temporal.db")
-	v := url.Values{}
-	for _, p := range []string{"journal_mode(wal)", "synchronous(NORMAL)", "busy_timeout(5000)", "wal_autocheckpoint(0)",
-		"journal_size_limit(" + strconv.Itoa(walSizeLimit) + ")"} {
-		v.Add("_pragma", p)
-	}
-	db, err := sql.Open("sqlite", "file:"+path+"?"+v.Encode())
+	db, err := sql.Open("sqlite", fileDSN(path)) // the server's settings
 	require.NoError(t, err)
 	defer db.Close()
 	db.SetMaxOpenConns(1) // as the server's plugin does

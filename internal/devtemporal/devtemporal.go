@@ -326,21 +326,7 @@ func prepareDatabase(opts Options) (*config.SQL, error) {
 	} else {
 		retention = fileRetention
 		conf.DatabaseName = opts.DBFile
-		conf.ConnectAttributes = map[string]string{
-			"mode": "rwc",
-			// WAL lets readers proceed during a write; NORMAL skips the fsync
-			// per commit, which is safe with WAL (only the last commits can be
-			// lost on power failure, never integrity) and makes the dev server
-			// several times faster.
-			"journal_mode": "wal",
-			"synchronous":  "NORMAL",
-			"busy_timeout": "5000",
-			// The checkpointer (checkpoint.go) checkpoints instead, off
-			// the server's connection.
-			"wal_autocheckpoint": "0",
-			// The WAL file left after the checkpointer resets the WAL.
-			"journal_size_limit": strconv.Itoa(walSizeLimit),
-		}
+		conf.ConnectAttributes = fileConnectAttributes()
 		info, err := os.Stat(opts.DBFile)
 		switch {
 		case errors.Is(err, os.ErrNotExist) || (err == nil && info.Size() == 0):
@@ -367,6 +353,26 @@ func prepareDatabase(opts Options) (*config.SQL, error) {
 		return nil, err
 	}
 	return conf, nil
+}
+
+// fileConnectAttributes are the SQLite settings of a database file, for the
+// server's connection and the checkpointer's.
+func fileConnectAttributes() map[string]string {
+	return map[string]string{
+		"mode": "rwc",
+		// WAL lets readers proceed during a write; NORMAL skips the fsync
+		// per commit, which is safe with WAL (only the last commits can be
+		// lost on power failure, never integrity) and makes the dev server
+		// several times faster.
+		"journal_mode": "wal",
+		"synchronous":  "NORMAL",
+		"busy_timeout": "5000",
+		// The checkpointer (checkpoint.go) checkpoints instead, off the
+		// server's connection.
+		"wal_autocheckpoint": "0",
+		// The WAL file left after the checkpointer resets the WAL.
+		"journal_size_limit": strconv.Itoa(walSizeLimit),
+	}
 }
 
 func serverConfig(opts Options, p ports, sqlConf *config.SQL) *config.Config {
