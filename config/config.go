@@ -44,7 +44,7 @@ type Config struct {
 	EncryptionOldKeys    [][]byte      // TEMPORAL_ENCRYPTION_OLD_KEYS, comma-separated: still decrypt, never encrypt
 	ReminderHour         int           // REMINDER_HOUR (0-23, practice-local cron runs daily at this UTC hour), default 9
 	TemporalUIOrigin     string        // TEMPORAL_UI_ORIGIN for the codec endpoint's CORS, default http://127.0.0.1:8233
-	WorkerCacheSize      int           // WORKER_CACHE_SIZE: invoice workflows a worker keeps in memory (sticky cache), default 1000
+	WorkerCacheSize      int           // WORKER_CACHE_SIZE: invoice workflows a worker keeps in memory (sticky cache), default 2000
 }
 
 // Production reports whether secrets are mandatory.
@@ -52,6 +52,23 @@ func (c *Config) Production() bool { return c.Env == "production" }
 
 // devPayLinkSecret is only ever used outside production.
 const devPayLinkSecret = "billflow-dev-pay-link-secret-not-for-production"
+
+// WorkerCacheSize reads WORKER_CACHE_SIZE through getenv: how many workflows
+// the worker keeps in its sticky cache (default 2000). Load reads it too; it
+// is separate for a process that must size the SDK's process-wide cache
+// before anything else in it creates a worker (billflow-dev, whose embedded
+// Temporal server runs workers of its own).
+func WorkerCacheSize(getenv func(string) string) (int, error) {
+	v := strings.TrimSpace(getenv("WORKER_CACHE_SIZE"))
+	if v == "" {
+		return 2000, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 100000 {
+		return 2000, fmt.Errorf("WORKER_CACHE_SIZE must be 1-100000 workflows, got %q", v)
+	}
+	return n, nil
+}
 
 // Load reads the environment through getenv (os.Getenv when nil).
 func Load(getenv func(string) string) (*Config, error) {
@@ -101,11 +118,10 @@ func Load(getenv func(string) string) (*Config, error) {
 		errs = append(errs, fmt.Errorf("REMINDER_HOUR must be 0-23, got %q", getenv("REMINDER_HOUR")))
 	}
 	c.ReminderHour = hour
-	cache, err := strconv.Atoi(get("WORKER_CACHE_SIZE", "1000"))
-	if err != nil || cache < 1 || cache > 100000 {
-		errs = append(errs, fmt.Errorf("WORKER_CACHE_SIZE must be 1-100000 workflows, got %q", getenv("WORKER_CACHE_SIZE")))
+	c.WorkerCacheSize, err = WorkerCacheSize(getenv)
+	if err != nil {
+		errs = append(errs, err)
 	}
-	c.WorkerCacheSize = cache
 	switch c.SMTPTLS {
 	case "none", "starttls", "tls":
 	default:

@@ -20,11 +20,11 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestMalformed(t *testing.T) {
-	_, err := Load(env(map[string]string{"SMTP_PORT": "abc", "SMTP_TLS": "ssl", "DATABASE_URL": "mysql://x", "TEMPORAL_ENCRYPTION_KEY": "short"}))
+	_, err := Load(env(map[string]string{"SMTP_PORT": "abc", "SMTP_TLS": "ssl", "DATABASE_URL": "mysql://x", "TEMPORAL_ENCRYPTION_KEY": "short", "WORKER_CACHE_SIZE": "0"}))
 	if err == nil {
 		t.Fatal("want error")
 	}
-	for _, want := range []string{"SMTP_PORT", "SMTP_TLS", "DATABASE_URL", "TEMPORAL_ENCRYPTION_KEY"} {
+	for _, want := range []string{"SMTP_PORT", "SMTP_TLS", "DATABASE_URL", "TEMPORAL_ENCRYPTION_KEY", "WORKER_CACHE_SIZE"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
@@ -47,5 +47,28 @@ func TestProductionRequiresSecrets(t *testing.T) {
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("config", "config", c)
 	if strings.Contains(buf.String(), "secretpw") || strings.Contains(buf.String(), "sk_live_x") {
 		t.Fatalf("secret leaked in log: %s", buf.String())
+	}
+}
+
+func TestWorkerCacheSize(t *testing.T) {
+	for _, tc := range []struct {
+		v       string
+		want    int
+		wantErr bool
+	}{{"", 2000, false}, {" 500 ", 500, false}, {"100000", 100000, false}, {"0", 0, true}, {"100001", 0, true}, {"lots", 0, true}} {
+		n, err := WorkerCacheSize(env(map[string]string{"WORKER_CACHE_SIZE": tc.v}))
+		if tc.wantErr {
+			if err == nil || !strings.Contains(err.Error(), "WORKER_CACHE_SIZE must be 1-100000") {
+				t.Errorf("%q: got %d, %v; want an error", tc.v, n, err)
+			}
+			continue
+		}
+		if err != nil || n != tc.want {
+			t.Errorf("%q: got %d, %v; want %d", tc.v, n, err, tc.want)
+		}
+		c, err := Load(env(map[string]string{"WORKER_CACHE_SIZE": tc.v}))
+		if err != nil || c.WorkerCacheSize != tc.want {
+			t.Errorf("Load with %q: got %v, %v; want %d", tc.v, c, err, tc.want)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	sdkworker "go.temporal.io/sdk/worker"
 	"log/slog"
 	"net/http"
 	_ "net/http/pprof"
@@ -110,6 +111,16 @@ func run(ctx context.Context, logger *slog.Logger) error {
 
 	apiAddr := getenv("HTTP_ADDR", "127.0.0.1:8080")
 	apiURL := "http://" + apiAddr
+	// The SDK keeps one sticky workflow cache per process, sized when the
+	// first worker is created. Here that is one of the embedded server's
+	// own workers, so without this the worker's WORKER_CACHE_SIZE would be
+	// ignored for the SDK's default of 10,000 workflows, and memory would
+	// grow with every open invoice.
+	cacheSize, err := config.WorkerCacheSize(os.Getenv)
+	if err != nil {
+		return err
+	}
+	sdkworker.SetStickyWorkflowCacheSize(cacheSize)
 	ts, err := devtemporal.Start(ctx, devtemporal.Options{DBFile: filepath.Join(dataDir, "temporal.db"), FrontendPort: 7233,
 		UIPort: 8233, Namespace: getenv("TEMPORAL_NAMESPACE", "default"), UICodecEndpoint: apiURL + "/codec", Logger: logger})
 	if err != nil {
