@@ -53,6 +53,8 @@ func (c *Config) Production() bool { return c.Env == "production" }
 // devPayLinkSecret is only ever used outside production.
 const devPayLinkSecret = "billflow-dev-pay-link-secret-not-for-production"
 
+const defaultWorkerCacheSize = 2000
+
 // WorkerCacheSize reads WORKER_CACHE_SIZE through getenv: how many workflows
 // the worker keeps in its sticky cache (default 2000). Load reads it too; it
 // is separate for a process that must size the SDK's process-wide cache
@@ -61,11 +63,11 @@ const devPayLinkSecret = "billflow-dev-pay-link-secret-not-for-production"
 func WorkerCacheSize(getenv func(string) string) (int, error) {
 	v := strings.TrimSpace(getenv("WORKER_CACHE_SIZE"))
 	if v == "" {
-		return 2000, nil
+		return defaultWorkerCacheSize, nil
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 || n > 100000 {
-		return 2000, fmt.Errorf("WORKER_CACHE_SIZE must be 1-100000 workflows, got %q", v)
+		return 0, fmt.Errorf("WORKER_CACHE_SIZE must be 1-100000 workflows, got %q", v)
 	}
 	return n, nil
 }

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	sdkworker "go.temporal.io/sdk/worker"
 	"log/slog"
 	"net/http"
 	_ "net/http/pprof"
@@ -22,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	sdkworker "go.temporal.io/sdk/worker"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/billflow/billflow/app"
