@@ -83,7 +83,12 @@ func run(ctx context.Context, mode string, args []string) error {
 	if err := json.Unmarshal(raw, &d); err != nil {
 		return err
 	}
-	l := &loader{d: d, hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+	db, err := pgxpool.New(ctx, d.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	l := &loader{d: d, db: db, hc: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 		MaxIdleConnsPerHost: 256,
 		// Below the API's 120 s IdleTimeout, so a connection idle through
 		// the pay run's settle wait is not reused just as the server closes it.
@@ -107,6 +112,7 @@ func run(ctx context.Context, mode string, args []string) error {
 type loader struct {
 	d  devInfo
 	hc *http.Client
+	db *pgxpool.Pool // the dev stack's Postgres, to wait on what billflow records
 }
 
 func (l *loader) call(ctx context.Context, method, path string, body any) (map[string]any, int, error) {
@@ -213,11 +219,7 @@ func (l *loader) temporal(ctx context.Context) (client.Client, error) {
 // for its issue step (PDF + email), pay it in full, wait for the receipt
 // (PDF + email). It reports lifecycles per second and per-lifecycle latency.
 func (l *loader) lifecycles(ctx context.Context, n, conc int) error {
-	db, err := pgxpool.New(ctx, l.d.DatabaseURL)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	db := l.db
 	cl, err := l.newClient(ctx, 0)
 	if err != nil {
 		return err
@@ -328,11 +330,7 @@ func (l *loader) scale(ctx context.Context, n, conc int, pids string) error {
 	opened := time.Since(start)
 	fmt.Printf("opened %d invoices (each an invoice workflow: PDF, email) in %s: %.1f lifecycles started/s\n", made.Load(), opened.Round(time.Second), float64(made.Load())/opened.Seconds())
 
-	db, err := pgxpool.New(ctx, l.d.DatabaseURL)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	db := l.db
 	ids = slices.DeleteFunc(ids, func(id string) bool { return id == "" })
 	// The issue step (PDF + email) of each invoice runs behind the API's
 	// answer; wait for all of them so the reminder run is measured alone.
@@ -354,11 +352,7 @@ func (l *loader) scale(ctx context.Context, n, conc int, pids string) error {
 // remind runs reminder-run over the open invoices due today that have no
 // reminder yet (e.g. those a scale run opened).
 func (l *loader) remind(ctx context.Context, pids string) error {
-	db, err := pgxpool.New(ctx, l.d.DatabaseURL)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	db := l.db
 	due := time.Now().UTC()
 	rows, err := db.Query(ctx, `SELECT id FROM invoices i WHERE amount_due > 0 AND status IN ('open','partially_paid') AND due_date = $1::date
 		AND NOT EXISTS (SELECT 1 FROM reminders_sent r WHERE r.invoice_id = i.id) ORDER BY id`, due.Format(time.DateOnly))
@@ -480,11 +474,7 @@ func devKey() []byte {
 
 // reads holds each rate for a while with an open-loop generator.
 func (l *loader) reads(ctx context.Context, rates string, d time.Duration) error {
-	db, err := pgxpool.New(ctx, l.d.DatabaseURL)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	db := l.db
 	cl, err := l.newClient(ctx, 0)
 	if err != nil {
 		return err
@@ -547,11 +537,7 @@ func (l *loader) reads(ctx context.Context, rates string, d time.Duration) error
 
 // pay pays count invoices with payers concurrent payers.
 func (l *loader) pay(ctx context.Context, payers, count, conc int, partial bool) error {
-	db, err := pgxpool.New(ctx, l.d.DatabaseURL)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
+	db := l.db
 	cl, err := l.newClient(ctx, 0)
 	if err != nil {
 		return err
