@@ -117,7 +117,9 @@ func startStack() (*stack, error) {
 		return nil, err
 	}
 	acts.Temporal = s.Temporal
-	s.Worker = worker.New(s.Temporal, acts, worker.Options{})
+	if s.Worker, err = worker.New(s.Temporal, acts, worker.Options{}); err != nil {
+		return nil, err
+	}
 	if err := s.Worker.Start(); err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/billflow/billflow/activities"
@@ -20,9 +21,15 @@ type Options struct {
 	// DocumentSlots is how many PDF activities run at once on
 	// workflows.DocumentsTaskQueue; default: the renderer's tabs plus two
 	// (one printing while the next loads its data), or 4 without a renderer.
+	// While the process charges a payer, documents get one slot at a time
+	// (documentSlots), emails too: they run on the same queue.
 	DocumentSlots int
 	Schedules     ScheduleOptions
 }
+
+// defaultSlots is the SDK's own default for the slot kinds billflow leaves
+// alone (1,000 workflow tasks or local activities at once).
+const defaultSlots = 1000
 
 // Workers are the task-queue workers of one process: TaskQueue (workflows,
 // charges, reminders) and DocumentsTaskQueue (PDF activities).
@@ -50,7 +57,8 @@ func (ws Workers) Stop() {
 
 // New registers every workflow and the one Activities value on the billing
 // task queue, and the same activities on the documents queue.
-func New(c client.Client, acts *activities.Activities, o Options) Workers {
+func New(c client.Client, acts *activities.Activities, o Options) (Workers, error) {
+	pay := newPayments()
 	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
 		MaxConcurrentActivityExecutionSize:     o.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: o.MaxConcurrentWorkflows,
@@ -59,6 +67,7 @@ func New(c client.Client, acts *activities.Activities, o Options) Workers {
 		// behind each other's polls.
 		MaxConcurrentWorkflowTaskPollers: 8,
 		MaxConcurrentActivityTaskPollers: 8,
+		Interceptors:                     []interceptor.WorkerInterceptor{&paymentsInterceptor{p: pay}},
 	})
 	Register(w, acts)
 	slots := o.DocumentSlots
@@ -68,12 +77,32 @@ func New(c client.Client, acts *activities.Activities, o Options) Workers {
 			slots = acts.Renderer.Tabs() + 2
 		}
 	}
+	tuner, err := documentsTuner(slots, pay)
+	if err != nil {
+		return nil, err
+	}
 	docs := sdkworker.New(c, workflows.DocumentsTaskQueue, sdkworker.Options{
-		MaxConcurrentActivityExecutionSize: slots,
-		MaxConcurrentActivityTaskPollers:   2,
+		Tuner:                            tuner,
+		MaxConcurrentActivityTaskPollers: 2,
 	})
 	docs.RegisterActivity(acts)
-	return Workers{w, docs}
+	return Workers{w, docs}, nil
+}
+
+// documentsTuner gives the documents worker one activity slot at a time
+// while this process charges a payer, and all of them otherwise
+// (documentSlots); other kinds of slot keep the SDK's default.
+func documentsTuner(slots int, pay *payments) (sdkworker.WorkerTuner, error) {
+	fixed := func() (sdkworker.SlotSupplier, error) { return sdkworker.NewFixedSizeSlotSupplier(defaultSlots) }
+	opts := sdkworker.CompositeTunerOptions{ActivitySlotSupplier: newDocumentSlots(slots, pay)}
+	for _, s := range []*sdkworker.SlotSupplier{&opts.WorkflowSlotSupplier, &opts.LocalActivitySlotSupplier,
+		&opts.NexusSlotSupplier, &opts.SessionActivitySlotSupplier} {
+		var err error
+		if *s, err = fixed(); err != nil {
+			return nil, err
+		}
+	}
+	return sdkworker.NewCompositeTuner(opts)
 }
 
 // Register puts the workflows and activities on any registry (a worker, a replayer, a test env).
@@ -92,7 +121,10 @@ func Register(r interface {
 
 // Run starts the worker and stops it gracefully when ctx ends.
 func Run(ctx context.Context, c client.Client, acts *activities.Activities, o Options) error {
-	w := New(c, acts, o)
+	w, err := New(c, acts, o)
+	if err != nil {
+		return err
+	}
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
