@@ -435,6 +435,13 @@ func dynamicConfig() dynamicconfig.StaticClient {
 		// it. 2048 still covers a burst of 1,000 payments.
 		dynamicconfig.HistoryCacheHostLevelMaxSize.Key():                 2048,
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+		// Task processors: 512 goroutines each by default, sized for
+		// clusters. One shard on a laptop needs a few; every idle one is a
+		// stack each GC cycle scans.
+		dynamicconfig.TimerProcessorSchedulerWorkerCount.Key():      32,
+		dynamicconfig.TransferProcessorSchedulerWorkerCount.Key():   32,
+		dynamicconfig.VisibilityProcessorSchedulerWorkerCount.Key(): 32,
+		dynamicconfig.ArchivalProcessorSchedulerWorkerCount.Key():   4,
 		// Pay is an Update; these are on by default in v1.32 but billflow
 		// must not depend on a default flipping.
 		dynamicconfig.FrontendEnableUpdateWorkflowExecution.Key():              true,
