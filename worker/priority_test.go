@@ -59,11 +59,8 @@ func TestDocumentSlotsAllWhenIdleOneWhilePaying(t *testing.T) {
 	s := newDocumentSlots(3, p)
 	require.Equal(t, 3, s.MaxSlots())
 
-	var permits []*sdkworker.SlotPermit
 	for range 3 {
-		permit := s.TryReserveSlot(nil)
-		require.NotNil(t, permit)
-		permits = append(permits, permit)
+		require.NotNil(t, s.TryReserveSlot(nil))
 	}
 	require.Nil(t, s.TryReserveSlot(nil), "never more than max")
 
@@ -78,59 +75,58 @@ func TestDocumentSlotsAllWhenIdleOneWhilePaying(t *testing.T) {
 	require.Nil(t, s.TryReserveSlot(nil))
 
 	// A waiting reservation gets the slot that is released.
-	got := make(chan error, 1)
-	go func() {
-		_, err := s.ReserveSlot(context.Background(), nil)
-		got <- err
-	}()
-	select {
-	case <-got:
-		t.Fatal("reserved a second slot while paying")
-	case <-time.After(3 * s.poll):
-	}
+	got := reserveAsync(context.Background(), s)
+	requireWaiting(t, s, got, "reserved a second slot while paying")
 	s.ReleaseSlot(nil)
-	select {
-	case err := <-got:
-		require.NoError(t, err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("the released slot was not handed to the waiting reservation")
-	}
+	require.NoError(t, reservation(t, got, "the released slot was not handed to the waiting reservation"))
 
 	// Payments end: after the quiet period a waiting reservation gets
 	// the other slots without any release.
 	p.inFlight.Add(-1)
 	p.lastEnd.Store(clk.now().UnixNano())
-	go func() {
-		_, err := s.ReserveSlot(context.Background(), nil)
-		got <- err
-	}()
-	select {
-	case <-got:
-		t.Fatal("reserved a second slot within the quiet period")
-	case <-time.After(3 * s.poll):
-	}
+	got = reserveAsync(context.Background(), s)
+	requireWaiting(t, s, got, "reserved a second slot within the quiet period")
 	clk.add(paymentQuiet)
-	select {
-	case err := <-got:
-		require.NoError(t, err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("the waiting reservation did not notice the payments ended")
-	}
+	require.NoError(t, reservation(t, got, "the waiting reservation did not notice the payments ended"))
 	require.NotNil(t, s.TryReserveSlot(nil), "all three slots when idle")
 	require.Nil(t, s.TryReserveSlot(nil))
 
 	// A cancelled reservation gives up with the context's error.
 	ctx, cancel := context.WithCancel(context.Background())
+	got = reserveAsync(ctx, s)
+	cancel()
+	require.ErrorIs(t, reservation(t, got, "a cancelled reservation kept waiting"), context.Canceled)
+}
+
+// reserveAsync starts a ReserveSlot; its error arrives on the channel.
+func reserveAsync(ctx context.Context, s *documentSlots) <-chan error {
+	got := make(chan error, 1)
 	go func() {
 		_, err := s.ReserveSlot(ctx, nil)
 		got <- err
 	}()
-	cancel()
+	return got
+}
+
+// requireWaiting fails with msg if the reservation ends within three polls.
+func requireWaiting(t *testing.T, s *documentSlots, got <-chan error, msg string) {
+	t.Helper()
+	select {
+	case <-got:
+		t.Fatal(msg)
+	case <-time.After(3 * s.poll):
+	}
+}
+
+// reservation waits for the reservation's result, failing with msg after 5 s.
+func reservation(t *testing.T, got <-chan error, msg string) error {
+	t.Helper()
 	select {
 	case err := <-got:
-		require.ErrorIs(t, err, context.Canceled)
+		return err
 	case <-time.After(5 * time.Second):
-		t.Fatal("a cancelled reservation kept waiting")
+		t.Fatal(msg)
+		return nil
 	}
 }
 

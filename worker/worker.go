@@ -93,12 +93,11 @@ func New(c client.Client, acts *activities.Activities, o Options) (Workers, erro
 // while this process charges a payer, and all of them otherwise
 // (documentSlots); other kinds of slot keep the SDK's default.
 func documentsTuner(slots int, pay *payments) (sdkworker.WorkerTuner, error) {
-	fixed := func() (sdkworker.SlotSupplier, error) { return sdkworker.NewFixedSizeSlotSupplier(defaultSlots) }
 	opts := sdkworker.CompositeTunerOptions{ActivitySlotSupplier: newDocumentSlots(slots, pay)}
 	for _, s := range []*sdkworker.SlotSupplier{&opts.WorkflowSlotSupplier, &opts.LocalActivitySlotSupplier,
 		&opts.NexusSlotSupplier, &opts.SessionActivitySlotSupplier} {
 		var err error
-		if *s, err = fixed(); err != nil {
+		if *s, err = sdkworker.NewFixedSizeSlotSupplier(defaultSlots); err != nil {
 			return nil, err
 		}
 	}
