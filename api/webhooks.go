@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 
 	"github.com/billflow/billflow/payments"
+	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -64,6 +65,9 @@ func (h *handlers) deliverEvent(c *gin.Context, ev *payments.Event) error {
 		return err
 	}
 	for _, p := range pays {
+		if settled(p, ev.Type) {
+			continue
+		}
 		sig := &workflows.PaymentEvent{EventID: ev.ID, Type: ev.Type, IntentID: ev.PaymentIntentID, PaymentID: p.ID,
 			FailureCode: ev.FailureCode, FailureMessage: ev.FailureMessage}
 		err := h.Temporal.SignalWorkflow(c.Request.Context(), workflows.InvoiceWorkflowID(p.InvoiceID), "", workflows.PaymentEventSignal, sig)
@@ -73,4 +77,13 @@ func (h *handlers) deliverEvent(c *gin.Context, ev *payments.Event) error {
 		}
 	}
 	return nil
+}
+
+// settled reports whether an event would change nothing for the payment:
+// its outcome is already recorded (billflow records a charge's outcome as the
+// processor answers it, before the invoice's workflow takes it in), and only
+// a dispute matters after that. Skipping these spares the invoice's workflow
+// a task for every payment's payment_intent.succeeded.
+func settled(p *store.Payment, eventType string) bool {
+	return eventType != "charge.dispute.created" && (p.Status == "succeeded" || p.Status == "failed")
 }

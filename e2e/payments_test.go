@@ -13,6 +13,7 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/billflow/billflow/internal/stripesandbox"
+	"github.com/billflow/billflow/workflows"
 )
 
 // intentsFor lists the sandbox PaymentIntents made for one invoice.
@@ -219,6 +220,12 @@ func TestWebhookSignatureAndDedup(t *testing.T) {
 	var seen int
 	require.NoError(t, s.Store.Pool.QueryRow(context.Background(), `SELECT count(*) FROM webhook_events WHERE id=$1`, "evt_dup_"+id).Scan(&seen))
 	assert.Equal(t, 1, seen)
+	// The payment's outcome was already recorded, so the invoice's workflow
+	// is not woken for it (a payment still in 3-D Secure is: see
+	// TestThreeDSecureRequiresActionThenPaid).
+	for _, e := range s.history(t, workflows.InvoiceWorkflowID(id)).Events {
+		assert.NotEqual(t, workflows.PaymentEventSignal, e.GetWorkflowExecutionSignaledEventAttributes().GetSignalName(), "event %d", e.GetEventId())
+	}
 	// Delivered twice: applied once (the second is acknowledged as a duplicate).
 	again := s.postWebhook(t, payload, webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: webhookSecret}).Header)
 	assert.Equal(t, 200, again.Status)
