@@ -1,13 +1,19 @@
 package payments
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
 )
@@ -131,4 +137,41 @@ func TestVerifyWebhook(t *testing.T) {
 	if _, err := VerifyWebhook(payload, signed.Header, "", 0); err == nil {
 		t.Error("empty secret accepted")
 	}
+}
+
+// Concurrent calls keep their connections: a second burst as wide as the
+// first opens none (with net/http's default of two idle connections per
+// host, it would open eighteen of twenty).
+func TestStripeKeepsConnectionsForConcurrentCalls(t *testing.T) {
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(20 * time.Millisecond) // all twenty calls in flight at once
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"pi_1","object":"payment_intent","amount":5000,"currency":"usd","status":"succeeded"}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	gw := NewStripe(StripeConfig{SecretKey: "sk_test_conns", APIBase: srv.URL})
+	burst := func() {
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				res, err := gw.GetPaymentIntent(context.Background(), "pi_1")
+				if assert.NoError(t, err) {
+					assert.Equal(t, StatusSucceeded, res.Status)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	burst()
+	first := opened.Load()
+	assert.Equal(t, int64(20), first)
+	burst()
+	assert.Equal(t, first, opened.Load(), "connections opened by the second burst")
 }

@@ -44,7 +44,12 @@ func NewStripe(cfg StripeConfig) *Stripe {
 		if timeout <= 0 {
 			timeout = 30 * time.Second
 		}
-		hc = &http.Client{Timeout: timeout}
+		// Keep connections for concurrent charges: the default keeps two
+		// per host, so every third charge at once paid for a new
+		// connection (a TLS handshake, at api.stripe.com).
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 64
+		hc = &http.Client{Timeout: timeout, Transport: tr}
 	}
 	bc := &stripe.BackendConfig{
 		HTTPClient:        hc,
