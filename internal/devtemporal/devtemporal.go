@@ -446,8 +446,12 @@ func dynamicConfig() dynamicconfig.StaticClient {
 		// must not depend on a default flipping.
 		dynamicconfig.FrontendEnableUpdateWorkflowExecution.Key():              true,
 		dynamicconfig.FrontendEnableUpdateWorkflowExecutionAsyncAccepted.Key(): true,
-		// A search attribute added while the server runs is usable at once.
-		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
+		// Not ForceSearchAttributesCacheRefreshOnRead (start-dev sets it):
+		// with SQL visibility every custom search attribute is a
+		// pre-allocated column, and adding one only writes an alias into
+		// the namespace, so the cluster metadata that cache holds never
+		// changes. Forced, every upsert, validation and visibility write
+		// re-read it from SQLite under one process-wide mutex.
 		// An activity scheduled by a workflow task goes straight back to the
 		// worker that completed it (the charge right after a pay Update).
 		dynamicconfig.EnableActivityEagerExecution.Key(): true,
