@@ -71,6 +71,7 @@ func run(ctx context.Context, mode string, args []string) error {
 	payers := fs.Int("payers", 20, "pay: concurrent payers")
 	count := fs.Int("count", 200, "pay: invoices to pay; lifecycles: lifecycles to run")
 	part := fs.Bool("partial", false, "pay: pay half of each invoice (a payment-received email) instead of all of it (a receipt PDF and email)")
+	settle := fs.Duration("settle", 2*time.Second, "pay: idle time between the last invoice email and the first payment")
 	pid := fs.String("pid", "", "scale: comma-separated PIDs whose peak memory (VmHWM) to report, e.g. billflow-dev's and an external worker's")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -100,7 +101,7 @@ func run(ctx context.Context, mode string, args []string) error {
 	case "reads":
 		return l.reads(ctx, *rates, *duration)
 	case "pay":
-		return l.pay(ctx, *payers, *count, *conc, *part)
+		return l.pay(ctx, *payers, *count, *conc, *part, *settle)
 	case "remind":
 		return l.remind(ctx, *pid)
 	case "lifecycles":
@@ -536,7 +537,7 @@ func (l *loader) reads(ctx context.Context, rates string, d time.Duration) error
 }
 
 // pay pays count invoices with payers concurrent payers.
-func (l *loader) pay(ctx context.Context, payers, count, conc int, partial bool) error {
+func (l *loader) pay(ctx context.Context, payers, count, conc int, partial bool, settle time.Duration) error {
 	db := l.db
 	cl, err := l.newClient(ctx, 0)
 	if err != nil {
@@ -574,18 +575,19 @@ func (l *loader) pay(ctx context.Context, payers, count, conc int, partial bool)
 		return err
 	}
 	fmt.Printf("all issued after %.1fs\n", time.Since(t0).Seconds())
-	time.Sleep(2 * time.Second)
+	time.Sleep(settle)
 	amount, kind := 12000, "full payments, each with a receipt PDF"
 	if partial {
 		amount, kind = 6000, "half payments, each with a payment-received email"
 	}
-	st := &stats{}
+	st, first := &stats{}, &stats{}
 	work := make(chan string)
 	t0 = time.Now()
 	for p := 0; p < payers; p++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			n := 0
 			for id := range work {
 				s := time.Now()
 				out, code, err := l.call(ctx, "POST", "/v1/invoices/"+id+"/payments", map[string]any{"amount": amount, "payment_method": "pm_card_visa"})
@@ -593,6 +595,9 @@ func (l *loader) pay(ctx context.Context, payers, count, conc int, partial bool)
 					firstErr.CompareAndSwap(nil, fmt.Errorf("pay %s: %d %v %v", id, code, err, out))
 				}
 				st.add(time.Since(s), err == nil && code == 200)
+				if n++; n == 1 {
+					first.add(time.Since(s), err == nil && code == 200)
+				}
 			}
 		}()
 	}
@@ -604,6 +609,7 @@ func (l *loader) pay(ctx context.Context, payers, count, conc int, partial bool)
 	el := time.Since(t0).Seconds()
 	fmt.Printf("POST /v1/invoices/{id}/payments with %d concurrent payers, %s: %d paid in %.1fs (%.1f payments/s), p50 %s, p95 %s, p99 %s, max %s, %d errors\n",
 		payers, kind, len(st.lat), el, float64(len(st.lat))/el, ms(st.pct(.5)), ms(st.pct(.95)), ms(st.pct(.99)), ms(st.pct(1)), st.errs)
+	fmt.Printf("  the first %d (one per payer, sent at once): p50 %s, max %s\n", len(first.lat), ms(first.pct(.5)), ms(first.pct(1)))
 	if e := firstErr.Load(); e != nil {
 		fmt.Println("  first error:", e)
 	}
