@@ -43,6 +43,12 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if cfg.MaxConns < 8 {
 		cfg.MaxConns = 8
 	}
+	// Open the whole pool up front (in the background), unless the URL
+	// says otherwise: a connection made during a burst costs the request
+	// that waits for it a backend start and authentication.
+	if !strings.Contains(url, "pool_min_conns") {
+		cfg.MinConns = cfg.MaxConns
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect postgres: %w", err)

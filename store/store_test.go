@@ -3,9 +3,11 @@ package store_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/billflow/billflow/internal/pgtest"
@@ -241,4 +243,23 @@ func TestRefundOnPartlyPaidInvoiceLeavesBalancePayable(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, store.StatusPartiallyRefunded, after.Status, "settled, with a refund")
 	require.Equal(t, int64(0), after.AmountDue)
+}
+
+// The pool opens all its connections up front, so a burst of requests does
+// not wait for new ones; pool_min_conns in the URL still decides.
+func TestOpenFillsThePool(t *testing.T) {
+	st, _ := open(t)
+	max := st.Pool.Config().MaxConns
+	require.Eventually(t, func() bool { return st.Pool.Stat().IdleConns() == max }, 10*time.Second, 20*time.Millisecond,
+		"idle %d of %d", st.Pool.Stat().IdleConns(), max)
+
+	url := pgtest.NewDB(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	one, err := store.Open(context.Background(), url+sep+"pool_min_conns=1")
+	require.NoError(t, err)
+	defer one.Close()
+	assert.Equal(t, int32(1), one.Pool.Config().MinConns)
 }
