@@ -537,7 +537,6 @@ func (l *loader) reads(ctx context.Context, rates string, d time.Duration) error
 	return nil
 }
 
-// pay pays count invoices with payers concurrent payers.
 // pay opens count invoices, waits until they are issued, then pays them with
 // payers concurrent payers (closed loop: each pays, then takes the next).
 // The payers start ramp/payers apart, as people do, rather than in one
@@ -600,9 +599,10 @@ func (l *loader) pay(ctx context.Context, payers, count, conc int, partial bool,
 				if err != nil || code != 200 {
 					firstErr.CompareAndSwap(nil, fmt.Errorf("pay %s: %d %v %v", id, code, err, out))
 				}
-				st.add(time.Since(s), err == nil && code == 200)
+				d, ok := time.Since(s), err == nil && code == 200
+				st.add(d, ok)
 				if n++; n == 1 {
-					first.add(time.Since(s), err == nil && code == 200)
+					first.add(d, ok)
 				}
 			}
 		}()
