@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/billflow/billflow/mail"
+	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/pdf"
 	"github.com/billflow/billflow/store"
@@ -143,6 +144,11 @@ func (a *Activities) Charge(ctx context.Context, in *ChargeInput) (*ChargeResult
 			return nil, err
 		}
 	}
+	unlock, err := a.lockClientPayments(ctx, inv.ClientID, in.PaymentID, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	var res *payments.ChargeResult
 	if activity.GetInfo(ctx).Attempt > 1 {
 		// The last attempt may have charged and then died: ask, never charge twice.
@@ -151,6 +157,18 @@ func (a *Activities) Charge(ctx context.Context, in *ChargeInput) (*ChargeResult
 		}
 	}
 	if res == nil {
+		// What is due now, under the lease: a balance payment may have paid
+		// this invoice since the workflow checked the amount.
+		if inv, err = a.Store.GetInvoice(ctx, in.InvoiceID); err != nil {
+			return nil, err
+		}
+		if in.Amount > inv.AmountDue {
+			msg := "this invoice was paid in the meantime"
+			if inv.AmountDue > 0 {
+				msg = fmt.Sprintf("the amount due changed to %s in the meantime; review it and pay again", money.Format(inv.AmountDue, inv.Currency))
+			}
+			return nil, temporal.NewNonRetryableApplicationError(msg, ErrTypeInvalidState, nil)
+		}
 		res, err = a.Gateway.Charge(ctx, payments.ChargeRequest{
 			IdempotencyKey: in.PaymentID, Amount: in.Amount, Currency: in.Currency, CustomerID: customerID,
 			PaymentMethodID: pmID, OffSession: offSession, SaveCard: in.SaveCard && in.SavedPaymentMethodID == "",

@@ -65,6 +65,13 @@ func (a *Activities) ChargeBalance(ctx context.Context, in *ChargeBalanceInput) 
 		}
 		return res, nil
 	}
+	// Under the client's payment lease from reading the balance until its
+	// payments are recorded: no invoice payment slips in between.
+	unlock, err := a.lockClientPayments(ctx, in.ClientID, in.BalancePaymentID, true)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	open, err := a.Store.OpenInvoicesOldestFirst(ctx, in.ClientID)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -95,4 +97,59 @@ func TestBalancePaymentThreeDSecureReturnsToPortal(t *testing.T) {
 	for _, id := range ids {
 		s.waitStatus(t, id, "paid")
 	}
+}
+
+// An invoice payment racing a balance payment of the same client: the
+// client's payment lease lets one of them charge and the other finds the
+// amount gone, so nothing is paid twice.
+func TestBalancePaymentRacingInvoicePaymentPaysOnce(t *testing.T) {
+	s := getStack(t)
+	ctx := context.Background()
+	cl := s.newClient(t, s.Key)
+	a := s.newInvoice(t, s.Key, cl, 10000, nil).str("id")
+	b := s.newInvoice(t, s.Key, cl, 5000, nil).str("id")
+
+	// Hold the lease so both charges queue behind it and then race.
+	ok, err := s.Store.LockClientPayments(ctx, cl, "test-holder", true, time.Minute)
+	require.NoError(t, err)
+	require.True(t, ok)
+	before := s.Sandbox.CountPaymentIntents()
+	var wg sync.WaitGroup
+	var bal, inv *resp
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		bal = s.do(t, "POST", "/v1/clients/"+cl+"/balance-payments", s.Key, map[string]any{"amount": 15000, "payment_method": "pm_card_visa"})
+	}()
+	go func() {
+		defer wg.Done()
+		inv = s.do(t, "POST", "/v1/invoices/"+a+"/payments", s.Key, map[string]any{"amount": 10000, "payment_method": "pm_card_mastercard"})
+	}()
+	time.Sleep(500 * time.Millisecond)
+	assert.Equal(t, before, s.Sandbox.CountPaymentIntents(), "no charge while another charge of the client holds the lease")
+	require.NoError(t, s.Store.UnlockClientPayments(ctx, cl, "test-holder"))
+	wg.Wait()
+
+	// Exactly one of them charged.
+	require.True(t, (bal.Status == 200) != (inv.Status == 200), "balance %d %s; invoice %d %s", bal.Status, bal.Raw, inv.Status, inv.Raw)
+	assert.Equal(t, before+1, s.Sandbox.CountPaymentIntents())
+	if bal.Status == 200 {
+		assert.Equal(t, 409, inv.Status)
+		assert.Equal(t, "invoice_not_payable", inv.errCode())
+		assert.Contains(t, string(inv.Raw), "paid in the meantime")
+		s.waitStatus(t, a, "paid")
+		s.waitStatus(t, b, "paid")
+	} else {
+		assert.Equal(t, 409, bal.Status)
+		assert.Equal(t, "balance_changed", bal.errCode())
+		s.waitStatus(t, a, "paid")
+		assert.Equal(t, int64(5000), s.do(t, "GET", "/v1/invoices/"+b, s.Key, nil).num("amount_due"))
+	}
+	ps, err := s.Store.ListPayments(ctx, a)
+	require.NoError(t, err)
+	var paid int64
+	for _, p := range ps {
+		paid += p.Amount
+	}
+	assert.Equal(t, int64(10000), paid, "invoice A paid exactly once")
 }

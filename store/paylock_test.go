@@ -1,0 +1,53 @@
+package store_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestClientPaymentLease(t *testing.T) {
+	st, ctx := open(t)
+	_, inv := seed(t, st, ctx, 10000, false)
+	cl := inv.ClientID
+	take := func(holder string, exclusive bool, lease time.Duration) bool {
+		t.Helper()
+		ok, err := st.LockClientPayments(ctx, cl, holder, exclusive, lease)
+		require.NoError(t, err)
+		return ok
+	}
+	give := func(holder string) { t.Helper(); require.NoError(t, st.UnlockClientPayments(ctx, cl, holder)) }
+
+	// Invoice payments share the lease.
+	assert.True(t, take("pay_a", false, time.Minute))
+	assert.True(t, take("pay_b", false, time.Minute), "two invoice payments charge at once")
+	assert.True(t, take("pay_a", false, time.Minute), "a retried charge takes its own lease again")
+
+	// A balance payment waits for them, and keeps new ones out meanwhile.
+	assert.False(t, take("bal_x", true, time.Minute), "balance payment waits for the invoice payments")
+	assert.False(t, take("pay_c", false, time.Minute), "a new invoice payment waits behind the balance payment")
+	assert.False(t, take("bal_y", true, time.Minute), "one balance payment waits at a time")
+	give("pay_a")
+	assert.False(t, take("bal_x", true, time.Minute), "pay_b still charging")
+	give("pay_b")
+	assert.True(t, take("bal_x", true, time.Minute), "alone now")
+	assert.False(t, take("pay_c", false, time.Minute))
+	give("pay_c") // a non-holder's give-back changes nothing
+	assert.False(t, take("pay_c", false, time.Minute))
+	give("bal_x")
+	assert.True(t, take("pay_c", false, time.Minute))
+
+	// Leases are per client.
+	ok, err := st.LockClientPayments(ctx, "cli_other", "bal_z", true, time.Minute)
+	require.NoError(t, err)
+	assert.True(t, ok)
+
+	// A holder that died frees the lease when it runs out.
+	give("pay_c")
+	assert.True(t, take("bal_dead", true, 50*time.Millisecond))
+	assert.False(t, take("pay_d", false, time.Minute))
+	time.Sleep(100 * time.Millisecond)
+	assert.True(t, take("pay_d", false, time.Minute), "an expired lease is taken over")
+}
