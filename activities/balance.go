@@ -109,6 +109,9 @@ func (a *Activities) ChargeBalance(ctx context.Context, in *ChargeBalanceInput) 
 		}
 	}
 	if res == nil {
+		if err := a.supersedeAwaitingAction(ctx, in.ClientID, "", ErrTypeBalanceChanged); err != nil {
+			return nil, err
+		}
 		res, err = a.Gateway.Charge(ctx, payments.ChargeRequest{IdempotencyKey: in.BalancePaymentID, Amount: in.Total,
 			Currency: in.Currency, CustomerID: customerID, PaymentMethodID: pmID, OffSession: offSession,
 			SaveCard: in.SaveCard && in.SavedPaymentMethodID == "", PayerName: in.PayerName, BillingZIP: in.BillingZIP,

@@ -4,6 +4,10 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/billflow/billflow/payments"
 )
 
 // paymentLease outlasts one charge attempt (30 s start-to-close, the
@@ -51,4 +55,34 @@ func (a *Activities) lockClientPayments(ctx context.Context, clientID, holder st
 		}
 		pause = min(2*pause, 100*time.Millisecond)
 	}
+}
+
+// supersedeAwaitingAction cancels the client's payments still waiting for
+// 3-D Secure (on one invoice, or on all when invoiceID is ""), before a new
+// charge under the client's payment lease: the payer chose to pay another
+// way, and finishing the old one later would pay twice. The processor's
+// payment_intent.canceled webhook then records each as failed through its
+// invoice's workflow. If one went through meanwhile, nothing new may be
+// charged: the answer is a non-retryable error of type changedType, and that
+// payment's own webhook records it.
+func (a *Activities) supersedeAwaitingAction(ctx context.Context, clientID, invoiceID, changedType string) error {
+	pend, err := a.Store.AwaitingActionPayments(ctx, clientID, invoiceID)
+	if err != nil {
+		return err
+	}
+	for _, p := range pend {
+		if p.ProcessorIntentID == "" {
+			continue
+		}
+		res, err := a.Gateway.CancelPaymentIntent(ctx, p.ProcessorIntentID)
+		if err != nil {
+			return gatewayErr("cancel payment intent", err)
+		}
+		a.log().Info("payment awaiting 3-D Secure superseded", "invoice_id", p.InvoiceID, "payment_id", p.ID, "status", res.Status)
+		if res.Status != payments.StatusFailed {
+			return temporal.NewNonRetryableApplicationError(
+				"a payment started earlier was just confirmed, so the amount due changed; nothing more was charged", changedType, nil)
+		}
+	}
+	return nil
 }

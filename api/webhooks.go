@@ -52,7 +52,7 @@ func (h *handlers) stripeWebhook(c *gin.Context) {
 
 func (h *handlers) deliverEvent(c *gin.Context, ev *payments.Event) error {
 	switch ev.Type {
-	case "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.processing",
+	case "payment_intent.succeeded", "payment_intent.payment_failed", "payment_intent.processing", "payment_intent.canceled",
 		"charge.refunded", "charge.dispute.created":
 	default:
 		return nil

@@ -130,6 +130,73 @@ func TestThreeDSecureRequiresActionThenPaid(t *testing.T) {
 	s.waitStatus(t, id, "paid")
 }
 
+// The payer leaves 3-D Secure unfinished and pays with another card: the
+// waiting PaymentIntent is canceled first, so finishing it later cannot pay
+// twice, and it is recorded as failed without a "payment failed" email.
+func TestUnfinishedThreeDSecureIsReplacedByALaterPayment(t *testing.T) {
+	s := getStack(t)
+	cl := s.newClient(t, s.Key)
+	id := s.newInvoice(t, s.Key, cl, 15000, nil).str("id")
+	r := s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 15000, "payment_method": "pm_card_authenticationRequired"})
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	first := r.Body["payment"].(map[string]any)
+	require.Equal(t, "requires_action", first["status"])
+
+	again := s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 15000, "payment_method": "pm_card_visa"})
+	require.Equal(t, 200, again.Status, string(again.Raw))
+	assert.Equal(t, "succeeded", again.Body["payment"].(map[string]any)["status"])
+	s.waitStatus(t, id, "paid")
+
+	pis := s.intentsFor(id)
+	require.Len(t, pis, 2)
+	var waiting string
+	for _, pi := range pis {
+		if pi.Metadata["payment_id"] == first["id"] {
+			waiting = pi.ID
+			assert.Equal(t, "canceled", pi.Status)
+		}
+	}
+	require.NotEmpty(t, waiting)
+	assert.Error(t, s.Sandbox.CompleteAction(waiting, true), "the replaced payment can no longer be authenticated")
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		p, err := s.Store.GetPayment(context.Background(), first["id"].(string))
+		if assert.NoError(c, err) {
+			assert.Equal(c, "failed", p.Status)
+		}
+	}, 20*time.Second, 100*time.Millisecond)
+	inv := s.do(t, "GET", "/v1/invoices/"+id, s.Key, nil)
+	assert.Equal(t, float64(15000), inv.Body["amount_paid"])
+	s.waitIdle(t, id, 2)
+	for _, m := range s.mailsFor(id) {
+		assert.NotEqual(t, "payment_failed", kindOf(m), "no failure email for a replaced payment")
+	}
+}
+
+// A balance payment replaces an invoice payment left waiting for 3-D Secure.
+func TestBalancePaymentReplacesUnfinishedThreeDSecure(t *testing.T) {
+	s := getStack(t)
+	cl := s.newClient(t, s.Key)
+	a := s.newInvoice(t, s.Key, cl, 7000, nil).str("id")
+	b := s.newInvoice(t, s.Key, cl, 3000, nil).str("id")
+	r := s.do(t, "POST", "/v1/invoices/"+a+"/payments", s.Key, map[string]any{"amount": 7000, "payment_method": "pm_card_authenticationRequired"})
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	waiting := s.intentsFor(a)
+	require.Len(t, waiting, 1)
+
+	bp := s.do(t, "POST", "/v1/clients/"+cl+"/balance-payments", s.Key, map[string]any{"amount": 10000, "payment_method": "pm_card_visa"})
+	require.Equal(t, 200, bp.Status, string(bp.Raw))
+	assert.Equal(t, "succeeded", bp.str("status"))
+	s.waitStatus(t, a, "paid")
+	s.waitStatus(t, b, "paid")
+	for _, pi := range s.Sandbox.PaymentIntents() {
+		if pi.ID == waiting[0].ID {
+			assert.Equal(t, "canceled", pi.Status)
+		}
+	}
+	assert.Error(t, s.Sandbox.CompleteAction(waiting[0].ID, true))
+	assert.Equal(t, float64(7000), s.do(t, "GET", "/v1/invoices/"+a, s.Key, nil).Body["amount_paid"])
+}
+
 func TestRefundsPartialAndTooLarge(t *testing.T) {
 	s := getStack(t)
 	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 20000, nil).str("id")

@@ -150,6 +150,10 @@ type Gateway interface {
 	// FindPaymentIntent finds the PaymentIntent whose metadata payment_id is
 	// paymentID; nil, nil if there is none.
 	FindPaymentIntent(ctx context.Context, paymentID string) (*ChargeResult, error)
+	// CancelPaymentIntent cancels a PaymentIntent still waiting for the payer
+	// (3-D Secure not finished). If it moved on meanwhile (succeeded,
+	// processing) it is left alone; either way the answer is where it stands.
+	CancelPaymentIntent(ctx context.Context, id string) (*ChargeResult, error)
 	// Refund refunds part or all of a PaymentIntent.
 	Refund(ctx context.Context, req RefundRequest) (*RefundResult, error)
 	// AttachPaymentMethod saves a method on a customer.

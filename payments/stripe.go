@@ -261,6 +261,25 @@ func (s *Stripe) GetPaymentIntent(ctx context.Context, id string) (*ChargeResult
 	return chargeResult(pi), nil
 }
 
+// CancelPaymentIntent cancels an unfinished PaymentIntent ("abandoned": a
+// later payment replaced it). Stripe refuses to cancel one that succeeded or
+// is processing (payment_intent_unexpected_state); then its current state is
+// the answer. Canceling is idempotent at Stripe, so a retry is safe.
+func (s *Stripe) CancelPaymentIntent(ctx context.Context, id string) (*ChargeResult, error) {
+	p := &stripe.PaymentIntentCancelParams{CancellationReason: stripe.String(string(stripe.PaymentIntentCancellationReasonAbandoned))}
+	p.Context = ctx
+	p.AddExpand("payment_method")
+	pi, err := s.api.PaymentIntents.Cancel(id, p)
+	if err != nil {
+		var se *stripe.Error
+		if errors.As(err, &se) && se.Code == stripe.ErrorCodePaymentIntentUnexpectedState {
+			return s.GetPaymentIntent(ctx, id)
+		}
+		return nil, mapError("cancel payment intent "+id, err)
+	}
+	return chargeResult(pi), nil
+}
+
 // FindPaymentIntent searches PaymentIntents by metadata payment_id and
 // returns the newest, or nil, nil when there is none.
 //

@@ -285,6 +285,22 @@ func TestContractGetAndFindPaymentIntent(t *testing.T) {
 	wantForm(t, r, map[string]string{"query": "metadata['payment_id']:'pay_1'"})
 }
 
+func TestContractCancelPaymentIntent(t *testing.T) {
+	gw, rec := newMockGateway(t)
+	res, err := gw.CancelPaymentIntent(context.Background(), "pi_123")
+	if err != nil {
+		t.Fatalf("cancel payment intent: %v", err)
+	}
+	if res.PaymentIntentID == "" {
+		t.Error("no payment intent id")
+	}
+	r := rec.last(t)
+	if r.Method != http.MethodPost || r.Path != "/v1/payment_intents/pi_123/cancel" {
+		t.Errorf("sent %s %s", r.Method, r.Path)
+	}
+	wantForm(t, r, map[string]string{"cancellation_reason": "abandoned", "expand[0]": "payment_method"})
+}
+
 func TestContractRefund(t *testing.T) {
 	gw, rec := newMockGateway(t)
 	res, err := gw.Refund(context.Background(), RefundRequest{

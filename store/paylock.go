@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // LockClientPayments takes or renews holder's lease on a client's payments
@@ -25,4 +27,17 @@ func (s *Store) LockClientPayments(ctx context.Context, clientID, holder string,
 func (s *Store) UnlockClientPayments(ctx context.Context, clientID, holder string) error {
 	_, err := s.Pool.Exec(ctx, `DELETE FROM client_payment_leases WHERE client_id=$1 AND holder=$2`, clientID, holder)
 	return mapErr("give back payment lease of client "+clientID, err)
+}
+
+// AwaitingActionPayments lists a client's payments still waiting for the
+// payer to finish 3-D Secure: on one invoice, or on all of them when
+// invoiceID is "".
+func (s *Store) AwaitingActionPayments(ctx context.Context, clientID, invoiceID string) ([]*Payment, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT `+paymentCols+` FROM payments
+ WHERE client_id=$1 AND status='requires_action' AND ($2='' OR invoice_id=$2) ORDER BY created_at, id`, clientID, invoiceID)
+	if err != nil {
+		return nil, mapErr("payments awaiting action", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Payment, error) { return scanPayment(r) })
+	return out, mapErr("payments awaiting action", err)
 }

@@ -51,3 +51,28 @@ func TestClientPaymentLease(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	assert.True(t, take("pay_d", false, time.Minute), "an expired lease is taken over")
 }
+
+func TestAwaitingActionPayments(t *testing.T) {
+	st, ctx := open(t)
+	_, inv := seed(t, st, ctx, 10000, true)
+	_, _, err := st.RecordPayment(ctx, payment(inv, "pay_wait", 4000, "requires_action"))
+	require.NoError(t, err)
+	_, _, err = st.RecordPayment(ctx, payment(inv, "pay_done", 3000, "succeeded"))
+	require.NoError(t, err)
+	for _, invoiceID := range []string{inv.ID, ""} {
+		ps, err := st.AwaitingActionPayments(ctx, inv.ClientID, invoiceID)
+		require.NoError(t, err)
+		require.Len(t, ps, 1, "invoice %q", invoiceID)
+		assert.Equal(t, "pay_wait", ps[0].ID)
+	}
+	ps, err := st.AwaitingActionPayments(ctx, inv.ClientID, "inv_other")
+	require.NoError(t, err)
+	assert.Empty(t, ps)
+	upd := payment(inv, "pay_wait", 4000, "failed")
+	upd.FailureCode = "payment_intent_canceled"
+	_, _, err = st.RecordPayment(ctx, upd)
+	require.NoError(t, err)
+	ps, err = st.AwaitingActionPayments(ctx, inv.ClientID, "")
+	require.NoError(t, err)
+	assert.Empty(t, ps, "a canceled payment no longer waits")
+}

@@ -416,9 +416,17 @@ func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
 	case "succeeded":
 		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: p.ID, Amount: p.Amount, Final: res.Invoice.AmountDue == 0})
 	case "failed":
-		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment_failed", PaymentID: p.ID, Amount: p.Amount})
+		// A canceled intent was replaced by a later payment before its 3-D
+		// Secure was finished (billflow cancels no other): nothing to tell.
+		if res.FailureCode != canceledIntent {
+			w.st.Pending = append(w.st.Pending, Notice{Kind: "payment_failed", PaymentID: p.ID, Amount: p.Amount})
+		}
 	}
 }
+
+// canceledIntent is the failure code of a payment whose PaymentIntent was
+// canceled.
+const canceledIntent = "payment_intent_canceled"
 
 // onPaymentApplied takes in a payment a balance payment recorded on this invoice.
 func (w *invoiceWF) onPaymentApplied(ctx workflow.Context, pa *PaymentApplied) {

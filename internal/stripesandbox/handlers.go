@@ -323,6 +323,33 @@ func (s *Sandbox) completeAction(piID string, ok bool) (*paymentIntent, error) {
 	return pi, nil
 }
 
+// cancelPaymentIntent cancels an intent no money moved on yet, as Stripe
+// does; a succeeded, processing or canceled one is
+// payment_intent_unexpected_state.
+func (s *Sandbox) cancelPaymentIntent(id string, form url.Values) response {
+	if r := checkParams(form, "expand", "cancellation_reason"); r != nil {
+		return *r
+	}
+	pi := s.intents[id]
+	if pi == nil {
+		return notFound("payment_intent", id, "intent")
+	}
+	switch reason := form.Get("cancellation_reason"); reason {
+	case "", "duplicate", "fraudulent", "requested_by_customer", "abandoned":
+	default:
+		return badRequest("parameter_invalid_string", "cancellation_reason", "Invalid cancellation_reason: must be one of duplicate, fraudulent, requested_by_customer or abandoned")
+	}
+	switch pi.Status {
+	case "requires_payment_method", "requires_confirmation", "requires_action", "requires_capture":
+	default:
+		return badRequest("payment_intent_unexpected_state", "",
+			fmt.Sprintf("You cannot cancel this PaymentIntent because it has a status of %s. Only a PaymentIntent with one of the following statuses may be canceled: requires_payment_method, requires_capture, requires_confirmation, requires_action, processing.", pi.Status))
+	}
+	pi.Status, pi.NextActionURL = "canceled", ""
+	s.emit("payment_intent.canceled", pi.ID, s.intentJSON(pi, false))
+	return response{http.StatusOK, s.intentJSON(pi, expands(form)["payment_method"])}
+}
+
 func (s *Sandbox) getPaymentIntent(id string, form url.Values) response {
 	if r := checkParams(form, "expand", "client_secret"); r != nil {
 		return *r

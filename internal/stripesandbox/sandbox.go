@@ -10,7 +10,8 @@
 //
 // Endpoints: POST /v1/customers, GET /v1/customers/{id},
 // POST /v1/payment_intents, GET /v1/payment_intents/{id},
-// GET /v1/payment_intents/search, POST /v1/refunds, GET /v1/refunds/{id},
+// GET /v1/payment_intents/search, POST /v1/payment_intents/{id}/cancel,
+// POST /v1/refunds, GET /v1/refunds/{id},
 // GET /v1/payment_methods/{id}, POST /v1/payment_methods/{id}/attach,
 // POST /v1/payment_methods/{id}/detach. Controls (not Stripe):
 // GET|POST /sandbox/3ds/{pi}?result=success|failure finishes 3-D Secure and
@@ -442,6 +443,8 @@ func (s *Sandbox) route(r *http.Request, form url.Values, key string) response {
 		return s.createPaymentIntent(r, form, key)
 	case len(parts) == 2 && parts[0] == "payment_intents" && parts[1] == "search" && get:
 		return s.searchPaymentIntents(form)
+	case len(parts) == 3 && parts[0] == "payment_intents" && parts[2] == "cancel" && post:
+		return s.cancelPaymentIntent(parts[1], form)
 	case len(parts) == 2 && parts[0] == "payment_intents" && get:
 		return s.getPaymentIntent(parts[1], form)
 	case len(parts) == 1 && parts[0] == "refunds" && post:

@@ -640,3 +640,39 @@ func TestStartLogsThatItIsNotStripe(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// A later payment replaces one still waiting for 3-D Secure: the waiting
+// intent is canceled and can no longer be finished; one that already
+// succeeded is left as it is.
+func TestCancelPaymentIntent(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	res, err := e.gw.Charge(ctx, charge("pm_card_authenticationRequired", "pay_cancel"))
+	if err != nil || res.Status != payments.StatusRequiresAction {
+		t.Fatal(res, err)
+	}
+	got, err := e.gw.CancelPaymentIntent(ctx, res.PaymentIntentID)
+	if err != nil || got.Status != payments.StatusFailed || got.FailureCode != "payment_intent_canceled" || got.NextActionURL != "" {
+		t.Fatalf("cancel: %+v %v", got, err)
+	}
+	eventually(t, "canceled webhook", func() bool { return e.rc.find("payment_intent.canceled", res.PaymentIntentID) != nil })
+	if err := e.sb.CompleteAction(res.PaymentIntentID, true); err == nil {
+		t.Error("a canceled intent was authenticated")
+	}
+	again, err := e.gw.CancelPaymentIntent(ctx, res.PaymentIntentID)
+	if err != nil || again.Status != payments.StatusFailed {
+		t.Fatalf("cancel again: %+v %v", again, err)
+	}
+
+	paid, err := e.gw.Charge(ctx, charge("pm_card_visa", "pay_cancel_paid"))
+	if err != nil || paid.Status != payments.StatusSucceeded {
+		t.Fatal(paid, err)
+	}
+	kept, err := e.gw.CancelPaymentIntent(ctx, paid.PaymentIntentID)
+	if err != nil || kept.Status != payments.StatusSucceeded {
+		t.Fatalf("cancel of a succeeded intent: %+v %v", kept, err)
+	}
+	if _, err := e.gw.CancelPaymentIntent(ctx, "pi_missing"); err == nil {
+		t.Error("canceled an intent that does not exist")
+	}
+}

@@ -36,3 +36,7 @@ BEGIN
     END IF;
     RETURN true;
 END $$;
+
+-- Payments still waiting for the payer's 3-D Secure: a later charge of the
+-- same client cancels them first (activities/paylock.go).
+CREATE INDEX payments_awaiting_action ON payments(client_id) WHERE status = 'requires_action';
