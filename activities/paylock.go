@@ -10,10 +10,11 @@ import (
 	"github.com/billflow/billflow/payments"
 )
 
-// paymentLease outlasts one charge attempt (30 s start-to-close, the
-// processor call inside it) with room to spare; it only matters when a worker
-// dies holding it.
-const paymentLease = 2 * time.Minute
+// paymentLease outlasts one charge attempt (30 s start-to-close cancels the
+// attempt, and its lease is given back even then) with room to spare; it only
+// matters when a worker dies holding it: that client's next charge waits at
+// most this long.
+const paymentLease = time.Minute
 
 // paymentLockWait is how long a charge waits for another charge of the same
 // client before its attempt fails (and is retried).
