@@ -157,11 +157,11 @@ func (a *Activities) Charge(ctx context.Context, in *ChargeInput) (*ChargeResult
 		}
 	}
 	if res == nil {
-		// What is due now, under the lease: a balance payment may have paid
-		// this invoice since the workflow checked the amount.
 		if err := a.supersedeAwaitingAction(ctx, inv.ClientID, inv.ID, ErrTypeInvalidState); err != nil {
 			return nil, err
 		}
+		// What is due now, under the lease: a balance payment may have paid
+		// this invoice since the workflow checked the amount.
 		if inv, err = a.Store.GetInvoice(ctx, in.InvoiceID); err != nil {
 			return nil, err
 		}

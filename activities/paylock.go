@@ -71,10 +71,12 @@ func (a *Activities) supersedeAwaitingAction(ctx context.Context, clientID, invo
 	if err != nil {
 		return err
 	}
+	canceled := map[string]bool{} // a balance payment's intent has a payment per invoice
 	for _, p := range pend {
-		if p.ProcessorIntentID == "" {
+		if p.ProcessorIntentID == "" || canceled[p.ProcessorIntentID] {
 			continue
 		}
+		canceled[p.ProcessorIntentID] = true
 		res, err := a.Gateway.CancelPaymentIntent(ctx, p.ProcessorIntentID)
 		if err != nil {
 			return gatewayErr("cancel payment intent", err)

@@ -153,3 +153,40 @@ func TestBalancePaymentRacingInvoicePaymentPaysOnce(t *testing.T) {
 	}
 	assert.Equal(t, int64(10000), paid, "invoice A paid exactly once")
 }
+
+// A balance payment left waiting for 3-D Secure is canceled when the client
+// pays one of its invoices directly: finishing it later would pay that
+// invoice twice. Its other invoices stay due.
+func TestInvoicePaymentReplacesUnfinishedBalancePayment(t *testing.T) {
+	s := getStack(t)
+	ctx := context.Background()
+	cl := s.newClient(t, s.Key)
+	a := s.newInvoice(t, s.Key, cl, 7000, nil).str("id")
+	b := s.newInvoice(t, s.Key, cl, 5000, nil).str("id")
+	bp := s.do(t, "POST", "/v1/clients/"+cl+"/balance-payments", s.Key, map[string]any{"amount": 12000, "payment_method": "pm_card_authenticationRequired"})
+	require.Equal(t, 200, bp.Status, string(bp.Raw))
+	require.Equal(t, "requires_action", bp.str("status"))
+
+	r := s.do(t, "POST", "/v1/invoices/"+a+"/payments", s.Key, map[string]any{"amount": 7000, "payment_method": "pm_card_visa"})
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	s.waitStatus(t, a, "paid")
+	var intentID string
+	for _, pi := range s.Sandbox.PaymentIntents() {
+		if pi.Metadata["balance_payment_id"] == bp.str("id") {
+			intentID = pi.ID
+			assert.Equal(t, "canceled", pi.Status)
+		}
+	}
+	require.NotEmpty(t, intentID)
+	assert.Error(t, s.Sandbox.CompleteAction(intentID, true))
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		ps, err := s.Store.PaymentsOfBalance(ctx, bp.str("id"))
+		if assert.NoError(c, err) && assert.Len(c, ps, 2) {
+			for _, p := range ps {
+				assert.Equal(c, "failed", p.Status)
+			}
+		}
+	}, 20*time.Second, 100*time.Millisecond)
+	assert.Equal(t, int64(5000), s.do(t, "GET", "/v1/invoices/"+b, s.Key, nil).num("amount_due"))
+	assert.Equal(t, float64(7000), s.do(t, "GET", "/v1/invoices/"+a, s.Key, nil).Body["amount_paid"])
+}
