@@ -10,6 +10,13 @@ import (
 	"net/url"
 	"slices"
 	"time"
+
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/log"
+	"go.temporal.io/server/common/metrics"
+	persistencesql "go.temporal.io/server/common/persistence/sql"
+	"go.temporal.io/server/common/persistence/sql/sqlplugin"
+	"go.temporal.io/server/common/resolver"
 )
 
 // checkpointInterval is how often the checkpointer folds the WAL back into
@@ -27,14 +34,36 @@ const (
 // automatic checkpoint runs inside the commit that crosses the threshold, on
 // the plugin's one connection, so every persistence call of the server waited
 // behind a 4 MB copy and an fsync several times a second under load. The
-// checkpointer does the same work from a connection of its own: a PASSIVE
-// checkpoint never blocks the writer, and SQLite restarts the WAL from its
-// start on the next write once a checkpoint has caught up.
+// checkpointer does the bulk of that work from a connection of its own: a
+// PASSIVE checkpoint never blocks the writer. Only the short RESTART that
+// makes the WAL start over runs on the server's connection, between its
+// transactions.
 type checkpointer struct {
 	db   *sql.DB
 	log  *slog.Logger
 	stop context.CancelFunc
 	done chan struct{}
+	// server runs the RESTART checkpoint on the server's own connection
+	// (nil: on db). From any other connection, the RESTART holds SQLite's
+	// write lock while the server may be inside a transaction that has read
+	// and is about to write; SQLite fails such an upgrade at once with
+	// SQLITE_BUSY ("database is locked") instead of waiting, and Temporal
+	// logs each retry as an ERROR. On the server's one connection it runs
+	// between the server's transactions.
+	server *serverConn
+}
+
+// serverConn is a handle on the server's SQLite connection: the plugin keeps
+// one connection pool per DSN (one connection), so opening the server's
+// config again shares it.
+type serverConn struct{ db sqlplugin.AdminDB }
+
+func openServerConn(conf *config.SQL) (*serverConn, error) {
+	db, err := persistencesql.NewSQLAdminDB(sqlplugin.DbKindMain, conf, resolver.NewNoopResolver(), log.NewNoopLogger(), metrics.NoopMetricsHandler)
+	if err != nil {
+		return nil, fmt.Errorf("open the temporal server's database connection: %w", err)
+	}
+	return &serverConn{db: db}, nil
 }
 
 // fileDSN opens file with fileConnectAttributes, as the server's SQLite
@@ -56,7 +85,7 @@ func fileDSN(file string) string {
 // startCheckpointer starts checkpointing file every checkpointInterval until
 // close. It uses modernc's "sqlite" driver, which the server's SQLite plugin
 // registers.
-func startCheckpointer(file string, logger *slog.Logger) (*checkpointer, error) {
+func startCheckpointer(file string, logger *slog.Logger, server *serverConn) (*checkpointer, error) {
 	db, err := sql.Open("sqlite", fileDSN(file))
 	if err != nil {
 		return nil, fmt.Errorf("open %s for checkpoints: %w", file, err)
@@ -71,7 +100,7 @@ func startCheckpointer(file string, logger *slog.Logger) (*checkpointer, error) 
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	c := &checkpointer{db: db, log: logger, stop: cancel, done: make(chan struct{})}
+	c := &checkpointer{db: db, log: logger, stop: cancel, done: make(chan struct{}), server: server}
 	go c.run(ctx)
 	return c, nil
 }
@@ -113,6 +142,10 @@ func (c *checkpointer) checkpoint(ctx context.Context) (walFrames, checkpointed 
 	if err != nil || walFrames < restartFrames {
 		return walFrames, checkpointed, err
 	}
+	if c.server != nil {
+		// The server's connection reports no counts through Exec.
+		return walFrames, checkpointed, c.server.db.Exec("PRAGMA main.wal_checkpoint(RESTART)")
+	}
 	return c.run1(ctx, "RESTART")
 }
 
@@ -132,5 +165,9 @@ func (c *checkpointer) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, _, err := c.checkpoint(ctx)
-	return errors.Join(err, c.db.Close())
+	err = errors.Join(err, c.db.Close())
+	if c.server != nil {
+		err = errors.Join(err, c.server.db.Close())
+	}
+	return err
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/server/common/config"
+	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 )
 
 // TestCheckpointerBoundsTheWAL writes far more than walSizeLimit through a
@@ -27,7 +29,7 @@ func TestCheckpointerBoundsTheWAL(t *testing.T) {
 	// what the test writes on a slow machine too.
 	defer func(d time.Duration) { checkpointInterval = d }(checkpointInterval)
 	checkpointInterval = 100 * time.Millisecond
-	c, err := startCheckpointer(path, nil)
+	c, err := startCheckpointer(path, nil, nil)
 	require.NoError(t, err)
 
 	blob := bytes.Repeat([]byte("0123456789abcdef"), 64<<10/16) // 64 KiB
@@ -60,4 +62,23 @@ func TestCheckpointerBoundsTheWAL(t *testing.T) {
 	var n int
 	require.NoError(t, db.QueryRow(`SELECT count(*) FROM t`).Scan(&n))
 	require.Equal(t, rows, n)
+}
+
+// The checkpointer's RESTART runs on the server's own connection, so it never
+// holds the write lock while a server transaction is open (SQLite fails that
+// transaction's write at once, "database is locked"). That rests on the
+// SQLite plugin sharing one single-connection pool per DSN: a temporary
+// table, which only its own connection sees, shows it.
+func TestServerConnIsTheServersConnection(t *testing.T) {
+	conf := &config.SQL{PluginName: sqliteplugin.PluginName, DatabaseName: filepath.Join(t.TempDir(), "temporal.db"),
+		ConnectAttributes: fileConnectAttributes()}
+	server, err := openServerConn(conf) // as the server opens its store
+	require.NoError(t, err)
+	defer server.db.Close()
+	ckpt, err := openServerConn(conf)
+	require.NoError(t, err)
+	defer ckpt.db.Close()
+	require.NoError(t, server.db.Exec(`CREATE TEMP TABLE only_here (x INTEGER)`))
+	require.NoError(t, ckpt.db.Exec(`INSERT INTO temp.only_here VALUES (1)`), "the checkpointer has a connection of its own")
+	require.NoError(t, ckpt.db.Exec(`PRAGMA main.wal_checkpoint(RESTART)`))
 }

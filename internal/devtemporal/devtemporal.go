@@ -166,8 +166,12 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("start temporal server: %w", err)
 	}
 	if opts.DBFile != "" {
-		if s.ckpt, err = startCheckpointer(opts.DBFile, opts.Logger); err != nil {
+		conn, err := openServerConn(sqlConf)
+		if err != nil {
 			return nil, errors.Join(err, s.Stop())
+		}
+		if s.ckpt, err = startCheckpointer(opts.DBFile, opts.Logger, conn); err != nil {
+			return nil, errors.Join(err, conn.db.Close(), s.Stop())
 		}
 	}
 	if s.uiURL != "" {
