@@ -50,20 +50,17 @@ type checkpointer struct {
 	// SQLITE_BUSY ("database is locked") instead of waiting, and Temporal
 	// logs each retry as an ERROR. On the server's one connection it runs
 	// between the server's transactions.
-	server *serverConn
+	server sqlplugin.AdminDB
 }
 
-// serverConn is a handle on the server's SQLite connection: the plugin keeps
-// one connection pool per DSN (one connection), so opening the server's
-// config again shares it.
-type serverConn struct{ db sqlplugin.AdminDB }
-
-func openServerConn(conf *config.SQL) (*serverConn, error) {
+// openServerConn opens the server's SQLite connection again: the plugin keeps
+// one connection pool per DSN (one connection), so this shares it.
+func openServerConn(conf *config.SQL) (sqlplugin.AdminDB, error) {
 	db, err := persistencesql.NewSQLAdminDB(sqlplugin.DbKindMain, conf, resolver.NewNoopResolver(), log.NewNoopLogger(), metrics.NoopMetricsHandler)
 	if err != nil {
 		return nil, fmt.Errorf("open the temporal server's database connection: %w", err)
 	}
-	return &serverConn{db: db}, nil
+	return db, nil
 }
 
 // fileDSN opens file with fileConnectAttributes, as the server's SQLite
@@ -85,7 +82,7 @@ func fileDSN(file string) string {
 // startCheckpointer starts checkpointing file every checkpointInterval until
 // close. It uses modernc's "sqlite" driver, which the server's SQLite plugin
 // registers.
-func startCheckpointer(file string, logger *slog.Logger, server *serverConn) (*checkpointer, error) {
+func startCheckpointer(file string, logger *slog.Logger, server sqlplugin.AdminDB) (*checkpointer, error) {
 	db, err := sql.Open("sqlite", fileDSN(file))
 	if err != nil {
 		return nil, fmt.Errorf("open %s for checkpoints: %w", file, err)
@@ -144,7 +141,7 @@ func (c *checkpointer) checkpoint(ctx context.Context) (walFrames, checkpointed 
 	}
 	if c.server != nil {
 		// The server's connection reports no counts through Exec.
-		return walFrames, checkpointed, c.server.db.Exec("PRAGMA main.wal_checkpoint(RESTART)")
+		return walFrames, checkpointed, c.server.Exec("PRAGMA main.wal_checkpoint(RESTART)")
 	}
 	return c.run1(ctx, "RESTART")
 }
@@ -167,7 +164,7 @@ func (c *checkpointer) close() error {
 	_, _, err := c.checkpoint(ctx)
 	err = errors.Join(err, c.db.Close())
 	if c.server != nil {
-		err = errors.Join(err, c.server.db.Close())
+		err = errors.Join(err, c.server.Close())
 	}
 	return err
 }

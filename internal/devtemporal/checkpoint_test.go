@@ -74,11 +74,11 @@ func TestServerConnIsTheServersConnection(t *testing.T) {
 		ConnectAttributes: fileConnectAttributes()}
 	server, err := openServerConn(conf) // as the server opens its store
 	require.NoError(t, err)
-	defer server.db.Close()
+	defer server.Close()
 	ckpt, err := openServerConn(conf)
 	require.NoError(t, err)
-	defer ckpt.db.Close()
-	require.NoError(t, server.db.Exec(`CREATE TEMP TABLE only_here (x INTEGER)`))
-	require.NoError(t, ckpt.db.Exec(`INSERT INTO temp.only_here VALUES (1)`), "the checkpointer has a connection of its own")
-	require.NoError(t, ckpt.db.Exec(`PRAGMA main.wal_checkpoint(RESTART)`))
+	defer ckpt.Close()
+	require.NoError(t, server.Exec(`CREATE TEMP TABLE only_here (x INTEGER)`))
+	require.NoError(t, ckpt.Exec(`INSERT INTO temp.only_here VALUES (1)`), "the checkpointer has a connection of its own")
+	require.NoError(t, ckpt.Exec(`PRAGMA main.wal_checkpoint(RESTART)`))
 }

@@ -171,7 +171,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 			return nil, errors.Join(err, s.Stop())
 		}
 		if s.ckpt, err = startCheckpointer(opts.DBFile, opts.Logger, conn); err != nil {
-			return nil, errors.Join(err, conn.db.Close(), s.Stop())
+			return nil, errors.Join(err, conn.Close(), s.Stop())
 		}
 	}
 	if s.uiURL != "" {
