@@ -12,12 +12,10 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/billflow/billflow/mail"
-	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/pdf"
 	"github.com/billflow/billflow/store"
@@ -110,116 +108,6 @@ func (a *Activities) ensureCustomer(ctx context.Context, c *store.Client) (strin
 		return "", gatewayErr("create customer", err)
 	}
 	return a.Store.SetStripeCustomer(ctx, c.ID, id)
-}
-
-// Charge takes one payment exactly once. The payment ID is the processor's
-// idempotency key; a retry first looks for a recorded payment, then asks the
-// processor for an existing PaymentIntent, and only then charges.
-func (a *Activities) Charge(ctx context.Context, in *ChargeInput) (*ChargeResult, error) {
-	inv, err := a.Store.GetInvoice(ctx, in.InvoiceID)
-	if err != nil {
-		return nil, err
-	}
-	if p, err := a.Store.GetPayment(ctx, in.PaymentID); err == nil {
-		return &ChargeResult{PaymentID: p.ID, IntentID: p.ProcessorIntentID, Status: p.Status,
-			MethodLabel: MethodLabel(p.MethodType, p.Brand, p.Last4, p.BankName), Invoice: snapshot(inv)}, nil
-	} else if !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	client, err := a.Store.GetClient(ctx, inv.PracticeID, inv.ClientID)
-	if err != nil {
-		return nil, err
-	}
-	pmID, offSession := in.PaymentMethodID, in.OffSession
-	var customerID string
-	if in.SavedPaymentMethodID != "" {
-		saved, err := a.Store.GetPaymentMethod(ctx, client.ID, in.SavedPaymentMethodID)
-		if err != nil {
-			return nil, temporal.NewNonRetryableApplicationError("that saved payment method is not available", ErrTypeGateway, err)
-		}
-		pmID, offSession = saved.ProcessorPMID, true
-	}
-	if in.SaveCard || in.SavedPaymentMethodID != "" {
-		if customerID, err = a.ensureCustomer(ctx, client); err != nil {
-			return nil, err
-		}
-	}
-	unlock, err := a.lockClientPayments(ctx, inv.ClientID, in.PaymentID, false)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	var res *payments.ChargeResult
-	if activity.GetInfo(ctx).Attempt > 1 {
-		// The last attempt may have charged and then died: ask, never charge twice.
-		if res, err = a.Gateway.FindPaymentIntent(ctx, in.PaymentID); err != nil {
-			return nil, gatewayErr("find payment intent", err)
-		}
-	}
-	if res == nil {
-		if err := a.supersedeAwaitingAction(ctx, inv.ClientID, inv.ID, ErrTypeInvalidState); err != nil {
-			return nil, err
-		}
-		// What is due now, under the lease: a balance payment may have paid
-		// this invoice since the workflow checked the amount.
-		if inv, err = a.Store.GetInvoice(ctx, in.InvoiceID); err != nil {
-			return nil, err
-		}
-		if in.Amount > inv.AmountDue {
-			msg := "this invoice was paid in the meantime"
-			if inv.AmountDue > 0 {
-				msg = fmt.Sprintf("the amount due changed to %s in the meantime; review it and pay again", money.Format(inv.AmountDue, inv.Currency))
-			}
-			return nil, temporal.NewNonRetryableApplicationError(msg, ErrTypeInvalidState, nil)
-		}
-		res, err = a.Gateway.Charge(ctx, payments.ChargeRequest{
-			IdempotencyKey: in.PaymentID, Amount: in.Amount, Currency: in.Currency, CustomerID: customerID,
-			PaymentMethodID: pmID, OffSession: offSession, SaveCard: in.SaveCard && in.SavedPaymentMethodID == "",
-			PayerName: in.PayerName, BillingZIP: in.BillingZIP, Description: inv.Number, ReturnURL: in.ReturnURL,
-			Metadata: map[string]string{"practice_id": inv.PracticeID, "client_id": inv.ClientID, "invoice_id": inv.ID,
-				"payment_id": in.PaymentID},
-		})
-		if err != nil {
-			return nil, gatewayErr("charge", err)
-		}
-	}
-	out := &ChargeResult{PaymentID: in.PaymentID, IntentID: res.PaymentIntentID, Status: string(res.Status),
-		FailureCode: res.FailureCode, DeclineCode: res.DeclineCode, FailureMessage: res.FailureMessage,
-		NextActionURL: res.NextActionURL,
-		MethodLabel:   MethodLabel(res.Method.Type, res.Method.Brand, res.Method.Last4, res.Method.BankName)}
-	if res.Status == payments.StatusFailed {
-		// A decline changes nothing: no payment row, no ledger entry.
-		a.log().Info("charge declined", "invoice_id", inv.ID, "payment_id", in.PaymentID, "code", res.FailureCode, "decline_code", res.DeclineCode)
-		out.Invoice = snapshot(inv)
-		return out, nil
-	}
-	payerName := in.PayerName
-	if payerName == "" {
-		payerName = res.Method.CardholderName
-	}
-	inv, _, err = a.Store.RecordPayment(ctx, &store.Payment{
-		ID: in.PaymentID, PracticeID: inv.PracticeID, ClientID: inv.ClientID, InvoiceID: inv.ID,
-		BalancePaymentID: in.BalancePaymentID, IdempotencyKey: in.PaymentID, Amount: in.Amount, Currency: in.Currency,
-		Status: string(res.Status), ProcessorIntentID: res.PaymentIntentID, MethodType: res.Method.Type,
-		Brand: res.Method.Brand, Last4: res.Method.Last4, BankName: res.Method.BankName, PayerName: payerName,
-		BillingZIP: in.BillingZIP,
-	})
-	if err != nil {
-		return nil, err
-	}
-	if in.SaveCard && in.SavedPaymentMethodID == "" && res.Method.ID != "" {
-		if _, err := a.Store.SavePaymentMethod(ctx, &store.SavedPaymentMethod{
-			PracticeID: inv.PracticeID, ClientID: inv.ClientID, ProcessorPMID: res.Method.ID, Type: res.Method.Type,
-			Brand: res.Method.Brand, Last4: res.Method.Last4, ExpMonth: int32(res.Method.ExpMonth), ExpYear: int32(res.Method.ExpYear),
-			BankName: res.Method.BankName, CardholderName: firstNonEmpty(in.PayerName, res.Method.CardholderName),
-			BillingZIP: firstNonEmpty(in.BillingZIP, res.Method.BillingZIP),
-		}); err != nil {
-			return nil, err
-		}
-	}
-	a.log().Info("payment recorded", "invoice_id", inv.ID, "payment_id", in.PaymentID, "status", res.Status, "amount", in.Amount)
-	out.Invoice = snapshot(inv)
-	return out, nil
 }
 
 func firstNonEmpty(s ...string) string {
@@ -315,7 +203,32 @@ func stripeReason(r string) string {
 }
 
 // VoidInvoice voids an unpaid invoice in the read model and kills its links.
+// A payment left waiting for 3-D Secure is canceled at the processor first,
+// under the client's payment lease, so finishing it later cannot capture
+// money on a void invoice; if it went through meanwhile, or a charge's
+// outcome is still unknown, the invoice is not voided.
 func (a *Activities) VoidInvoice(ctx context.Context, in *InvoiceRef) (*InvoiceSnapshot, error) {
+	cur, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Status != store.StatusVoid {
+		holder := "void_" + cur.ID
+		unlock, err := a.lockClientPayments(ctx, cur.ClientID, holder, false)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+		if err := a.supersedeAwaitingAction(ctx, cur.ClientID, cur.ID, ErrTypeInvalidState); err != nil {
+			return nil, err
+		}
+		if n, err := a.Store.UnsettledCharges(ctx, cur.ClientID, cur.ID, ""); err != nil {
+			return nil, err
+		} else if n > 0 {
+			return nil, temporal.NewNonRetryableApplicationError(
+				"a payment of this invoice is still being confirmed with the processor; void it once that is settled", ErrTypeInvalidState, nil)
+		}
+	}
 	inv, err := a.Store.VoidInvoice(ctx, in.InvoiceID)
 	if errors.Is(err, store.ErrConflict) {
 		return nil, temporal.NewNonRetryableApplicationError("only an unpaid invoice can be voided", ErrTypeInvalidState, err)

@@ -82,10 +82,23 @@ func (a *Activities) supersedeAwaitingAction(ctx context.Context, clientID, invo
 			return gatewayErr("cancel payment intent", err)
 		}
 		a.log().Info("payment awaiting 3-D Secure superseded", "invoice_id", p.InvoiceID, "payment_id", p.ID, "status", res.Status)
-		if res.Status != payments.StatusFailed {
-			return temporal.NewNonRetryableApplicationError(
-				"a payment started earlier was just confirmed, so the amount due changed; nothing more was charged", changedType, nil)
+		if res.Status == payments.StatusFailed {
+			// Recorded now, not only when the webhook comes: a void
+			// invoice's workflow may have ended by then.
+			for _, q := range pend {
+				if q.ProcessorIntentID != p.ProcessorIntentID {
+					continue
+				}
+				upd := *q
+				upd.Status, upd.FailureCode, upd.FailureMessage = string(res.Status), res.FailureCode, res.FailureMessage
+				if _, _, err := a.Store.RecordPayment(ctx, &upd); err != nil {
+					return err
+				}
+			}
+			continue
 		}
+		return temporal.NewNonRetryableApplicationError(
+			"a payment started earlier was just confirmed, so the amount due changed; nothing more was charged", changedType, nil)
 	}
 	return nil
 }

@@ -25,6 +25,13 @@ type ChargeInput struct {
 	BillingZIP           string
 	ReturnURL            string
 	BalancePaymentID     string
+	// Scope and IdempotencyKey name the payer's request (the API's
+	// Idempotency-Key and whose it is); RequestHash is what it asked. A
+	// request seen before, in any workflow run, gets its first payment.
+	Scope          string
+	IdempotencyKey string
+	RequestHash    string
+	PayLinkID      string // the pay link it came through, if any
 }
 
 // ChargeResult is the processor's answer, recorded.

@@ -141,6 +141,9 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 		in.MethodLabel = labelForNewMethod(req.PaymentMethod)
 	}
 	in.BalancePaymentID = "bal_" + strings.TrimPrefix(cl.ID, "cli_") + "_" + hashKey(key)
+	in.Scope, in.IdempotencyKey = "balance", key
+	in.RequestHash = (&workflows.PayInput{Amount: in.Total, PaymentMethodID: in.PaymentMethodID,
+		SavedPaymentMethodID: in.SavedPaymentMethodID, SaveCard: in.SaveCard, PayerName: in.PayerName, BillingZIP: in.BillingZIP}).Fingerprint()
 	run, err := h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: wfID, TaskQueue: workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
@@ -161,6 +164,13 @@ func (h *handlers) balanceResult(ctx context.Context, run client.WorkflowRun) (*
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeBalanceChanged {
 			return nil, &balanceFailure{status: http.StatusConflict, code: "balance_changed", message: appErr.Message()}
+		}
+		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeKeyReused {
+			return nil, &balanceFailure{status: http.StatusConflict, code: "idempotency_key_reused", message: appErr.Message(),
+				param: "Idempotency-Key"}
+		}
+		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeInvalidPayment {
+			return nil, &balanceFailure{status: http.StatusBadRequest, code: "parameter_invalid", message: appErr.Message()}
 		}
 		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeGateway {
 			return nil, &balanceFailure{status: http.StatusBadRequest, code: "payment_method_invalid", message: appErr.Message(),

@@ -434,6 +434,12 @@ func (h *handlers) payInvoice(c *gin.Context) {
 	} else {
 		in.MethodLabel = labelForNewMethod(req.PaymentMethod)
 	}
+	key, ok := requestKey(c)
+	if !ok {
+		return
+	}
+	in.IdempotencyKey, in.Scope = key, idempotencyScope(principalOf(c))
+	in.RequestHash = in.Fingerprint()
 	var res workflows.PayResult
 	if !h.update(c, inv, workflows.PayUpdate, in, &res) {
 		return
@@ -510,15 +516,9 @@ func firstNonEmpty(s ...string) string {
 // update sends an Update and waits for its result. The Idempotency-Key header
 // is the Update ID, so a retried request gets the first answer, never a second charge.
 func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg any, out any) bool {
-	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
-	if len(key) > 255 {
-		badRequest(c, "parameter_invalid", "Idempotency-Key must be at most 255 characters", "Idempotency-Key")
+	key, ok := requestKey(c)
+	if !ok {
 		return false
-	}
-	if key == "" {
-		b := make([]byte, 12)
-		_, _ = rand.Read(b)
-		key = hex.EncodeToString(b)
 	}
 	args := []any{}
 	if arg != nil {
@@ -543,6 +543,8 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 			apiError(c, http.StatusConflict, "invalid_request_error", "invoice_not_payable", appErr.Message(), "")
 		case workflows.ErrTypeInvalidPayment, workflows.ErrTypeInvalidRefund:
 			badRequest(c, "parameter_invalid", appErr.Message(), "amount")
+		case workflows.ErrTypeKeyReused:
+			apiError(c, http.StatusConflict, "idempotency_error", "idempotency_key_reused", appErr.Message(), "Idempotency-Key")
 		default:
 			h.internal(c, "update "+name, err)
 		}
@@ -554,6 +556,28 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	}
 	return false
 }
+
+// requestKey is the request's Idempotency-Key, or one made up for it (the
+// same for the whole request); false when the header is too long (answered).
+func requestKey(c *gin.Context) (string, bool) {
+	if k, ok := c.Get(ctxRequestKey); ok {
+		return k.(string), true
+	}
+	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
+	if len(key) > 255 {
+		badRequest(c, "parameter_invalid", "Idempotency-Key must be at most 255 characters", "Idempotency-Key")
+		return "", false
+	}
+	if key == "" {
+		b := make([]byte, 12)
+		_, _ = rand.Read(b)
+		key = hex.EncodeToString(b)
+	}
+	c.Set(ctxRequestKey, key)
+	return key, true
+}
+
+const ctxRequestKey = "request_key"
 
 // ---- refund & void ----
 

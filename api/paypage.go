@@ -662,6 +662,7 @@ func (h *handlers) payPageSubmit(c *gin.Context) {
 		return
 	}
 
+	pay.PayLinkID = hashKey(pl.Token)
 	res, err := h.sendPay(c, pl.Invoice, h.idempotencyKey(pl.Token, nonce), pay)
 	if err != nil {
 		status, msg := h.payPageError(c, err)
@@ -828,6 +829,7 @@ func (h *handlers) pageLimited(c *gin.Context, invoiceID, clientID string) (int,
 // name and ID scheme), but returns the error so the page can explain it in
 // HTML rather than JSON.
 func (h *handlers) sendPay(c *gin.Context, inv *store.Invoice, key string, in *workflows.PayInput) (*workflows.PayResult, error) {
+	in.IdempotencyKey, in.Scope, in.RequestHash = key, "paypage", in.Fingerprint()
 	handle, err := h.Temporal.UpdateWorkflow(c.Request.Context(), client.UpdateWorkflowOptions{
 		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), UpdateID: workflows.PayUpdate + ":" + key,
 		UpdateName: workflows.PayUpdate, Args: []any{in}, WaitForStage: client.WorkflowUpdateStageCompleted,

@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"
@@ -32,19 +34,24 @@ func (h *handlers) stripeWebhook(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	fresh, err := h.Store.MarkWebhookEvent(ctx, ev.ID, ev.Type)
+	seen, err := h.Store.WebhookEventSeen(ctx, ev.ID)
 	if err != nil {
-		h.unavailable(c, "mark webhook", err)
+		h.unavailable(c, "webhook seen", err)
 		return
 	}
-	if !fresh {
+	if seen {
 		c.JSON(http.StatusOK, gin.H{"received": true, "duplicate": true})
 		return
 	}
+	// Delivered first, marked after: a crash in between makes Stripe send it
+	// again, and delivering twice changes nothing (each workflow and the
+	// reconciler take an outcome once).
 	if err := h.deliverEvent(c, ev); err != nil {
-		// Forget the event so Stripe's retry is processed.
-		_ = h.Store.UnmarkWebhookEvent(ctx, ev.ID)
 		h.unavailable(c, "deliver webhook", err)
+		return
+	}
+	if _, err := h.Store.MarkWebhookEvent(ctx, ev.ID, ev.Type); err != nil {
+		h.unavailable(c, "mark webhook", err)
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"received": true})
@@ -60,9 +67,13 @@ func (h *handlers) deliverEvent(c *gin.Context, ev *payments.Event) error {
 	if ev.PaymentIntentID == "" {
 		return nil
 	}
-	pays, err := h.Store.PaymentsByIntent(c.Request.Context(), ev.PaymentIntentID)
+	ctx := c.Request.Context()
+	pays, err := h.Store.PaymentsByIntent(ctx, ev.PaymentIntentID)
 	if err != nil {
 		return err
+	}
+	if len(pays) == 0 {
+		return h.settleUnrecorded(c, ev)
 	}
 	for _, p := range pays {
 		if settled(p, ev.Type) {
@@ -70,13 +81,58 @@ func (h *handlers) deliverEvent(c *gin.Context, ev *payments.Event) error {
 		}
 		sig := &workflows.PaymentEvent{EventID: ev.ID, Type: ev.Type, IntentID: ev.PaymentIntentID, PaymentID: p.ID,
 			FailureCode: ev.FailureCode, FailureMessage: ev.FailureMessage}
-		err := h.Temporal.SignalWorkflow(c.Request.Context(), workflows.InvoiceWorkflowID(p.InvoiceID), "", workflows.PaymentEventSignal, sig)
+		err := h.Temporal.SignalWorkflow(ctx, workflows.InvoiceWorkflowID(p.InvoiceID), "", workflows.PaymentEventSignal, sig)
 		var nf *serviceerror.NotFound
-		if err != nil && !errors.As(err, &nf) {
+		if errors.As(err, &nf) {
+			// The invoice's lifecycle has ended (void, or past its refund
+			// window): the payment is settled from the processor and
+			// recorded all the same, a credit to refund if the invoice
+			// owes nothing.
+			err = h.startSettle(c, firstNonEmpty(p.BalancePaymentID, p.ID))
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// settleUnrecorded handles an event for a PaymentIntent no payment records:
+// a charge whose answer billflow never recorded (its worker died, its
+// write failed). One whose charge activity may still be recording it is
+// left to that activity (and the reconciler after it); an older one is
+// settled now.
+func (h *handlers) settleUnrecorded(c *gin.Context, ev *payments.Event) error {
+	ctx := c.Request.Context()
+	att, err := h.Store.AttemptByIntent(ctx, ev.PaymentIntentID)
+	if errors.Is(err, store.ErrNotFound) {
+		id := firstNonEmpty(ev.Metadata["balance_payment_id"], ev.Metadata["payment_id"])
+		if id == "" {
+			return nil
+		}
+		att, err = h.Store.GetPaymentAttempt(ctx, id)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // not billflow's
+	}
+	if err != nil {
+		return err
+	}
+	if att.Status != store.AttemptCharging || time.Since(att.UpdatedAt) < workflows.SettleChargingAfter {
+		return nil
+	}
+	return h.startSettle(c, att.ID)
+}
+
+// startSettle starts the reconcile workflow for one payment attempt.
+func (h *handlers) startSettle(c *gin.Context, attemptID string) error {
+	_, err := h.Temporal.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{
+		ID: workflows.SettleWorkflowID(attemptID), TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		StaticSummary:            "Settle payment " + attemptID + " from the processor",
+	}, workflows.ReconcileWorkflow, &workflows.ReconcileInput{AttemptID: attemptID})
+	return err
 }
 
 // settled reports whether an event would change nothing for the payment:
@@ -85,5 +141,5 @@ func (h *handlers) deliverEvent(c *gin.Context, ev *payments.Event) error {
 // a dispute matters after that. Skipping these spares the invoice's workflow
 // a task for every payment's payment_intent.succeeded.
 func settled(p *store.Payment, eventType string) bool {
-	return eventType != "charge.dispute.created" && (p.Status == "succeeded" || p.Status == "failed")
+	return eventType != "charge.dispute.created" && eventType != "payment_intent.canceled" && (p.Status == "succeeded" || p.Status == "failed")
 }

@@ -64,45 +64,17 @@ func (s *Store) RecordPayment(ctx context.Context, p *Payment) (*Invoice, *Payme
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM invoices WHERE id=$1 FOR UPDATE`, p.InvoiceID); err != nil {
 			return err
 		}
-		const ins = `INSERT INTO payments (id, practice_id, client_id, invoice_id, balance_payment_id, idempotency_key, amount,
- currency, status, processor_intent_id, method_type, brand, last4, bank_name, payer_name, billing_zip, failure_code,
- decline_code, failure_message, succeeded_at)
- VALUES ($1,$2,$3,$4,NULLIF($5,''),$6,$7,$8,$9,NULLIF($10,''),$11,$12,$13,$14,$15,$16,$17,$18,$19,
-  CASE WHEN $9='succeeded' THEN now() END)
- ON CONFLICT (id) DO NOTHING RETURNING ` + paymentCols
-		cur, err := scanPayment(tx.QueryRow(ctx, ins, p.ID, p.PracticeID, p.ClientID, p.InvoiceID, p.BalancePaymentID,
-			p.IdempotencyKey, p.Amount, p.Currency, p.Status, p.ProcessorIntentID, p.MethodType, p.Brand, p.Last4,
-			p.BankName, p.PayerName, p.BillingZIP, p.FailureCode, p.DeclineCode, p.FailureMessage))
-		if err == pgx.ErrNoRows {
-			cur, err = scanPayment(tx.QueryRow(ctx, `SELECT `+paymentCols+` FROM payments WHERE id=$1 FOR UPDATE`, p.ID))
-			if err != nil {
-				return err
-			}
-			if cur.InvoiceID != p.InvoiceID || cur.Amount != p.Amount {
-				return fmt.Errorf("payment %s recorded with other invoice or amount: %w", p.ID, ErrConflict)
-			}
-			if !paymentFinal(cur.Status) && cur.Status != p.Status {
-				cur, err = scanPayment(tx.QueryRow(ctx, `UPDATE payments SET status=$2,
- processor_intent_id=COALESCE(processor_intent_id, NULLIF($3,'')), failure_code=$4, decline_code=$5, failure_message=$6,
- method_type=COALESCE(NULLIF($7,''), method_type), brand=COALESCE(NULLIF($8,''), brand), last4=COALESCE(NULLIF($9,''), last4),
- succeeded_at = CASE WHEN $2='succeeded' THEN now() ELSE succeeded_at END
- WHERE id=$1 RETURNING `+paymentCols, p.ID, p.Status, p.ProcessorIntentID, p.FailureCode, p.DeclineCode,
-					p.FailureMessage, p.MethodType, p.Brand, p.Last4))
-				if err != nil {
-					return err
-				}
-			}
-		} else if err != nil {
+		var err error
+		if out, err = recordPaymentTx(ctx, tx, p); err != nil {
 			return err
 		}
-		if cur.Status == "succeeded" {
-			if _, err := tx.Exec(ctx, `INSERT INTO ledger_entries (practice_id, client_id, invoice_id, kind, amount, currency, payment_id, entry_key)
- VALUES ($1,$2,$3,'payment',$4,$5,$6,$7) ON CONFLICT (entry_key) DO NOTHING`,
-				cur.PracticeID, cur.ClientID, cur.InvoiceID, -cur.Amount, cur.Currency, cur.ID, "payment:"+cur.ID); err != nil {
-				return err
-			}
+		// The attempt behind it (store/attempts.go) follows its payment.
+		if _, err := tx.Exec(ctx, `UPDATE payment_attempts SET status=$2, processor_intent_id=COALESCE(processor_intent_id, NULLIF($3,'')),
+ failure_code=$4, decline_code=$5, failure_message=$6, updated_at=now()
+ WHERE id=COALESCE(NULLIF($7,''), $1) AND status NOT IN ('succeeded','failed') AND status <> $2`,
+			out.ID, out.Status, out.ProcessorIntentID, out.FailureCode, out.DeclineCode, out.FailureMessage, out.BalancePaymentID); err != nil {
+			return err
 		}
-		out = cur
 		inv, err = refreshInvoice(ctx, tx, p.InvoiceID)
 		return err
 	})
@@ -110,6 +82,50 @@ func (s *Store) RecordPayment(ctx context.Context, p *Payment) (*Invoice, *Payme
 		return nil, nil, mapErr("record payment "+p.ID, err)
 	}
 	return inv, out, nil
+}
+
+// recordPaymentTx writes one payment and its ledger entry inside tx, which
+// holds the invoice's row lock; the caller refreshes the invoice.
+func recordPaymentTx(ctx context.Context, tx pgx.Tx, p *Payment) (*Payment, error) {
+	const ins = `INSERT INTO payments (id, practice_id, client_id, invoice_id, balance_payment_id, idempotency_key, amount,
+ currency, status, processor_intent_id, method_type, brand, last4, bank_name, payer_name, billing_zip, failure_code,
+ decline_code, failure_message, succeeded_at)
+ VALUES ($1,$2,$3,$4,NULLIF($5,''),$6,$7,$8,$9,NULLIF($10,''),$11,$12,$13,$14,$15,$16,$17,$18,$19,
+  CASE WHEN $9='succeeded' THEN now() END)
+ ON CONFLICT (id) DO NOTHING RETURNING ` + paymentCols
+	cur, err := scanPayment(tx.QueryRow(ctx, ins, p.ID, p.PracticeID, p.ClientID, p.InvoiceID, p.BalancePaymentID,
+		p.IdempotencyKey, p.Amount, p.Currency, p.Status, p.ProcessorIntentID, p.MethodType, p.Brand, p.Last4,
+		p.BankName, p.PayerName, p.BillingZIP, p.FailureCode, p.DeclineCode, p.FailureMessage))
+	if err == pgx.ErrNoRows {
+		cur, err = scanPayment(tx.QueryRow(ctx, `SELECT `+paymentCols+` FROM payments WHERE id=$1 FOR UPDATE`, p.ID))
+		if err != nil {
+			return nil, err
+		}
+		if cur.InvoiceID != p.InvoiceID || cur.Amount != p.Amount {
+			return nil, fmt.Errorf("payment %s recorded with other invoice or amount: %w", p.ID, ErrConflict)
+		}
+		if !paymentFinal(cur.Status) && cur.Status != p.Status {
+			cur, err = scanPayment(tx.QueryRow(ctx, `UPDATE payments SET status=$2,
+ processor_intent_id=COALESCE(processor_intent_id, NULLIF($3,'')), failure_code=$4, decline_code=$5, failure_message=$6,
+ method_type=COALESCE(NULLIF($7,''), method_type), brand=COALESCE(NULLIF($8,''), brand), last4=COALESCE(NULLIF($9,''), last4),
+ succeeded_at = CASE WHEN $2='succeeded' THEN now() ELSE succeeded_at END
+ WHERE id=$1 RETURNING `+paymentCols, p.ID, p.Status, p.ProcessorIntentID, p.FailureCode, p.DeclineCode,
+				p.FailureMessage, p.MethodType, p.Brand, p.Last4))
+			if err != nil {
+				return nil, err
+			}
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	if cur.Status == "succeeded" {
+		if _, err := tx.Exec(ctx, `INSERT INTO ledger_entries (practice_id, client_id, invoice_id, kind, amount, currency, payment_id, entry_key)
+ VALUES ($1,$2,$3,'payment',$4,$5,$6,$7) ON CONFLICT (entry_key) DO NOTHING`,
+			cur.PracticeID, cur.ClientID, cur.InvoiceID, -cur.Amount, cur.Currency, cur.ID, "payment:"+cur.ID); err != nil {
+			return nil, err
+		}
+	}
+	return cur, nil
 }
 
 // GetPayment reads one payment.
@@ -322,8 +338,9 @@ func (s *Store) MarkWebhookEvent(ctx context.Context, id, typ string) (bool, err
 	return tag.RowsAffected() == 1, nil
 }
 
-// UnmarkWebhookEvent forgets an event whose handling failed, so Stripe's retry is processed.
-func (s *Store) UnmarkWebhookEvent(ctx context.Context, id string) error {
-	_, err := s.Pool.Exec(ctx, `DELETE FROM webhook_events WHERE id=$1`, id)
-	return mapErr("unmark webhook event", err)
+// WebhookEventSeen reports whether a processor event was processed already.
+func (s *Store) WebhookEventSeen(ctx context.Context, id string) (bool, error) {
+	var seen bool
+	err := s.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_events WHERE id=$1)`, id).Scan(&seen)
+	return seen, mapErr("webhook event seen", err)
 }

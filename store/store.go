@@ -24,6 +24,8 @@ var (
 	ErrNotFound  = errors.New("not found")
 	ErrDuplicate = errors.New("duplicate")
 	ErrConflict  = errors.New("conflict")
+	// ErrInvalidText is text Postgres refuses to store (a NUL byte, say).
+	ErrInvalidText = errors.New("text that cannot be stored")
 )
 
 //go:embed migrations/*.sql
@@ -152,6 +154,9 @@ func mapErr(op string, err error) error {
 			return fmt.Errorf("%s: %w (%s)", op, ErrDuplicate, pgErr.ConstraintName)
 		case "23503", "23514":
 			return fmt.Errorf("%s: %w: %s", op, ErrConflict, pgErr.ConstraintName)
+		}
+		if strings.HasPrefix(pgErr.Code, "22") {
+			return fmt.Errorf("%s: %w: %s", op, ErrInvalidText, pgErr.Message)
 		}
 	}
 	return fmt.Errorf("%s: %w", op, err)

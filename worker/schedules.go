@@ -28,6 +28,16 @@ type scheduleSpec struct {
 	Args     []any
 	Summary  string
 	Note     string
+	// CatchupWindow is how long after a missed time (the server or every
+	// worker down) the run still happens; default 24 hours.
+	CatchupWindow time.Duration
+}
+
+func (s scheduleSpec) catchup() time.Duration {
+	if s.CatchupWindow > 0 {
+		return s.CatchupWindow
+	}
+	return 24 * time.Hour
 }
 
 // schedules lists every Schedule; add a new one here and EnsureSchedules
@@ -47,6 +57,8 @@ func schedules(o ScheduleOptions) []scheduleSpec {
 			Args:     []any{&workflows.StatementRunInput{}},
 			Summary:  "Monthly statements for the previous month",
 			Note:     "managed by the billflow worker",
+			// A multi-day outage over the 1st still sends the month's statements.
+			CatchupWindow: 10 * 24 * time.Hour,
 		},
 		{
 			// Reminders: every day at ReminderHour UTC; each invoice workflow
@@ -62,6 +74,18 @@ func schedules(o ScheduleOptions) []scheduleSpec {
 			Args:     []any{&workflows.ReminderRunInput{}},
 			Summary:  "Daily payment reminders for invoices with a balance",
 			Note:     "managed by the billflow worker",
+		},
+		{
+			// The janitor: payments whose outcome was never recorded (a
+			// charge that timed out, a webhook that never came) are asked
+			// of the processor and recorded. It never charges.
+			ID:            workflows.ReconcileRunID,
+			Spec:          client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: 2 * time.Minute}}},
+			Workflow:      workflows.ReconcileWorkflow,
+			Args:          []any{&workflows.ReconcileInput{}},
+			Summary:       "Settle payments with no recorded outcome from the processor",
+			Note:          "managed by the billflow worker",
+			CatchupWindow: 10 * time.Minute,
 		},
 	}
 }
@@ -79,14 +103,14 @@ func EnsureSchedules(ctx context.Context, c client.Client, o ScheduleOptions) er
 		action := &client.ScheduleWorkflowAction{ID: s.ID, Workflow: s.Workflow, Args: s.Args, TaskQueue: workflows.TaskQueue,
 			StaticSummary: s.Summary, WorkflowRunTimeout: 24 * time.Hour}
 		_, err := sc.Create(ctx, client.ScheduleOptions{ID: s.ID, Spec: s.Spec, Action: action,
-			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchupWindow: 24 * time.Hour, Note: s.Note})
+			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchupWindow: s.catchup(), Note: s.Note})
 		if err == nil {
 			continue
 		}
 		if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
 			return fmt.Errorf("create schedule %s: %w", s.ID, err)
 		}
-		spec := s.Spec
+		spec, catchup := s.Spec, s.catchup()
 		err = sc.GetHandle(ctx, s.ID).Update(ctx, client.ScheduleUpdateOptions{
 			DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 				sched := in.Description.Schedule
@@ -94,7 +118,7 @@ func EnsureSchedules(ctx context.Context, c client.Client, o ScheduleOptions) er
 				if sched.Policy == nil {
 					sched.Policy = &client.SchedulePolicies{}
 				}
-				sched.Policy.Overlap, sched.Policy.CatchupWindow = enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, 24*time.Hour
+				sched.Policy.Overlap, sched.Policy.CatchupWindow = enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, catchup
 				return &client.ScheduleUpdate{Schedule: &sched}, nil
 			},
 		})

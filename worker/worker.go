@@ -5,6 +5,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
@@ -26,6 +27,9 @@ type Options struct {
 	DocumentSlots int
 	Schedules     ScheduleOptions
 }
+
+// StopTimeout is how long a stopping worker waits for running activities.
+const StopTimeout = 45 * time.Second
 
 // defaultSlots is the SDK's own default for the slot kinds billflow leaves
 // alone (1,000 workflow tasks or local activities at once).
@@ -68,6 +72,10 @@ func New(c client.Client, acts *activities.Activities, o Options) (Workers, erro
 		MaxConcurrentWorkflowTaskPollers: 8,
 		MaxConcurrentActivityTaskPollers: 8,
 		Interceptors:                     []interceptor.WorkerInterceptor{&paymentsInterceptor{p: pay}},
+		// On SIGTERM a charge in flight gets to finish and record its
+		// answer (a charge attempt is bounded at 2 minutes; most take
+		// well under a second) instead of leaving it to the reconciler.
+		WorkerStopTimeout: StopTimeout,
 	})
 	Register(w, acts)
 	slots := o.DocumentSlots
@@ -115,6 +123,7 @@ func Register(r interface {
 	r.RegisterWorkflow(workflows.RefundAfterCloseWorkflow)
 	r.RegisterWorkflow(workflows.StatementRunWorkflow)
 	r.RegisterWorkflow(workflows.DocumentWorkflow)
+	r.RegisterWorkflow(workflows.ReconcileWorkflow)
 	r.RegisterActivity(acts)
 }
 

@@ -31,6 +31,10 @@ type BalancePaymentInput struct {
 	MethodLabel          string
 	// ReturnURL is where 3-D Secure sends the payer back.
 	ReturnURL string
+	// Scope, IdempotencyKey and RequestHash name the request (PayInput).
+	Scope          string
+	IdempotencyKey string
+	RequestHash    string
 }
 
 // BalancePaymentResult is the charge and where it went.
@@ -57,7 +61,7 @@ func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*Bal
 		label = "card"
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    30 * time.Second,
+		StartToCloseTimeout:    chargeTimeout,
 		ScheduleToCloseTimeout: 2 * time.Hour,
 		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
 			NonRetryableErrorTypes: []string{ErrTypeGateway, ErrTypeBalanceChanged}},
@@ -68,6 +72,7 @@ func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*Bal
 		BalancePaymentID: in.BalancePaymentID, PracticeID: in.PracticeID, ClientID: in.ClientID, Currency: in.Currency,
 		Total: in.Total, InvoiceIDs: in.InvoiceIDs, PaymentMethodID: in.PaymentMethodID, SavedPaymentMethodID: in.SavedPaymentMethodID,
 		SaveCard: in.SaveCard, PayerName: in.PayerName, BillingZIP: in.BillingZIP, ReturnURL: in.ReturnURL,
+		Scope: in.Scope, IdempotencyKey: in.IdempotencyKey, RequestHash: in.RequestHash,
 	}).Get(ctx, &res); err != nil {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) {

@@ -5,10 +5,15 @@
 package workflows
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/billflow/billflow/activities"
 )
 
 // TaskQueue is where every billflow workflow and activity runs.
@@ -59,6 +64,8 @@ const (
 	ErrTypeInvalidState   = "InvalidState"
 	ErrTypeCardDeclined   = "CardDeclined"
 	ErrTypeGateway        = "GatewayRejected"
+	// ErrTypeKeyReused: the Idempotency-Key already paid for something else.
+	ErrTypeKeyReused = activities.ErrTypeKeyReused
 )
 
 // PartialTerms are the invoice's installment rules.
@@ -153,6 +160,10 @@ type PaymentApplied struct {
 	Amount      int64
 	Status      string
 	MethodLabel string
+	// Notify: the reconciler recorded this payment of the invoice's own
+	// (its charge's answer was lost); the client gets the usual receipt or
+	// payment email.
+	Notify bool
 }
 
 // Installments counts payments that took money or are taking it.
@@ -178,6 +189,22 @@ type PayInput struct {
 	MethodLabel           string // "Visa •••• 4242", for summaries and receipts
 	ReturnURL             string
 	RequestedByPracticeID string
+	// IdempotencyKey and Scope are the caller's Idempotency-Key and whose it
+	// is; RequestHash is what the request asked. Postgres keeps them with
+	// the payment attempt, so the same request in a later run (after a
+	// continue-as-new) gets the first payment, never a second charge.
+	IdempotencyKey string
+	Scope          string
+	RequestHash    string
+	PayLinkID      string
+}
+
+// Fingerprint is what a pay request asks, for telling the same request
+// from another under one Idempotency-Key.
+func (in *PayInput) Fingerprint() string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("pay\x00%d\x00%s\x00%s\x00%t\x00%s\x00%s", in.Amount, in.PaymentMethodID,
+		in.SavedPaymentMethodID, in.SaveCard, in.PayerName, in.BillingZIP)))
+	return hex.EncodeToString(sum[:])
 }
 
 // PayResult is the pay Update's answer.

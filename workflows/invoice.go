@@ -324,21 +324,24 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 		InvoiceID: w.in.InvoiceID, PaymentID: paymentID, Amount: in.Amount, Currency: w.st.Currency,
 		PaymentMethodID: in.PaymentMethodID, SavedPaymentMethodID: in.SavedPaymentMethodID, SaveCard: in.SaveCard,
 		OffSession: in.OffSession, PayerName: in.PayerName, BillingZIP: in.BillingZIP, ReturnURL: in.ReturnURL,
+		IdempotencyKey: in.IdempotencyKey, Scope: in.Scope, RequestHash: in.RequestHash, PayLinkID: in.PayLinkID,
 	}
 	var res activities.ChargeResult
 	var err error
 	// The charge runs as a local activity in the workflow task that accepted
 	// the pay Update: one workflow task and no activity dispatch per payment
-	// instead of two and one. A charge re-run after a worker crash reuses the
-	// payment ID as Stripe's idempotency key, so it never charges twice.
+	// instead of two and one. A charge re-run after a worker crash finds its
+	// payment attempt in Postgres and asks the processor before charging.
+	// Its limit leaves room over the processor's own timeout (30 s) for the
+	// lease, a 3-D Secure cancel and an outcome lookup.
 	if w.chargeLocal {
 		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout: 30 * time.Second, ScheduleToCloseTimeout: 2 * time.Hour, RetryPolicy: retry, Summary: summary,
+			StartToCloseTimeout: chargeTimeout, ScheduleToCloseTimeout: 2 * time.Hour, RetryPolicy: retry, Summary: summary,
 		})
 		err = workflow.ExecuteLocalActivity(lctx, acts.Charge, charge).Get(ctx, &res)
 	} else {
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 30 * time.Second, ScheduleToCloseTimeout: 2 * time.Hour, RetryPolicy: retry, Summary: summary,
+			StartToCloseTimeout: chargeTimeout, ScheduleToCloseTimeout: 2 * time.Hour, RetryPolicy: retry, Summary: summary,
 		})
 		err = workflow.ExecuteActivity(actx, acts.Charge, charge).Get(ctx, &res)
 	}
@@ -349,19 +352,34 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 		}
 		return nil, err
 	}
+	// The request may have been paid before, in an earlier run: its
+	// payment keeps its first ID and is taken in once.
+	if res.PaymentID != "" {
+		paymentID = res.PaymentID
+	}
 	if res.MethodLabel != "" {
 		label = res.MethodLabel
 	}
-	if res.Status != "failed" {
+	known := w.hasPayment(paymentID)
+	if res.Status != "failed" && !known {
 		w.st.Payments = append(w.st.Payments, PaymentState{ID: paymentID, Amount: in.Amount, Status: res.Status,
 			IntentID: res.IntentID, MethodLabel: label, CreatedAt: workflow.Now(ctx)})
 	}
 	w.apply(ctx, &res.Invoice)
-	if res.Status == "succeeded" {
+	if res.Status == "succeeded" && !known {
 		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: paymentID, Amount: in.Amount, Final: res.Invoice.AmountDue == 0})
 	}
 	return &PayResult{PaymentID: paymentID, Amount: in.Amount, Status: res.Status, FailureCode: res.FailureCode,
 		DeclineCode: res.DeclineCode, FailureMessage: res.FailureMessage, NextActionURL: res.NextActionURL, Invoice: res.Invoice}, nil
+}
+
+// chargeTimeout bounds one charge attempt: the client lease wait (15 s),
+// canceling a 3-D Secure payment, the processor's answer (STRIPE_TIMEOUT,
+// 30 s by default) and an outcome lookup, with room.
+const chargeTimeout = 2 * time.Minute
+
+func (w *invoiceWF) hasPayment(id string) bool {
+	return slices.ContainsFunc(w.st.Payments, func(p PaymentState) bool { return p.ID == id })
 }
 
 // chargeLocalChange marks the move of the charge from an activity to a local
@@ -430,13 +448,16 @@ const canceledIntent = "payment_intent_canceled"
 
 // onPaymentApplied takes in a payment a balance payment recorded on this invoice.
 func (w *invoiceWF) onPaymentApplied(ctx workflow.Context, pa *PaymentApplied) {
-	if slices.ContainsFunc(w.st.Payments, func(p PaymentState) bool { return p.ID == pa.PaymentID }) {
+	if w.hasPayment(pa.PaymentID) {
 		return
 	}
 	if err := w.lock.Lock(ctx); err != nil {
 		return
 	}
 	defer w.lock.Unlock()
+	if w.hasPayment(pa.PaymentID) {
+		return // the payment's own charge took it in while this waited
+	}
 	w.st.Payments = append(w.st.Payments, PaymentState{ID: pa.PaymentID, Amount: pa.Amount, Status: pa.Status,
 		IntentID: pa.IntentID, MethodLabel: pa.MethodLabel, CreatedAt: workflow.Now(ctx)})
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second,
@@ -447,7 +468,10 @@ func (w *invoiceWF) onPaymentApplied(ctx workflow.Context, pa *PaymentApplied) {
 		return
 	}
 	w.apply(ctx, &snap)
-	if pa.Status == "succeeded" && snap.AmountDue == 0 {
+	switch {
+	case pa.Status == "succeeded" && pa.Notify:
+		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: pa.PaymentID, Amount: pa.Amount, Final: snap.AmountDue == 0})
+	case pa.Status == "succeeded" && snap.AmountDue == 0:
 		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: pa.PaymentID, Amount: pa.Amount, Final: true, Silent: true})
 	}
 }
@@ -544,8 +568,9 @@ func (w *invoiceWF) void(ctx workflow.Context) (*InvoiceSnapshot, error) {
 		return nil, err
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		Summary:             "Void invoice " + w.st.Number,
+		StartToCloseTimeout:    chargeTimeout,
+		ScheduleToCloseTimeout: 10 * time.Minute,
+		Summary:                "Void invoice " + w.st.Number,
 	})
 	var snap InvoiceSnapshot
 	if err := workflow.ExecuteActivity(actx, acts.VoidInvoice, &activities.InvoiceRef{InvoiceID: w.in.InvoiceID}).Get(ctx, &snap); err != nil {

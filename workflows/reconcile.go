@@ -1,0 +1,85 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/billflow/billflow/activities"
+)
+
+// ReconcileRunID is the workflow ID the `payment-reconcile` Schedule starts.
+const ReconcileRunID = "payment-reconcile"
+
+// SettleWorkflowID is the reconcile workflow for one payment attempt (a
+// webhook for a charge billflow never recorded, or for a closed invoice).
+func SettleWorkflowID(attemptID string) string { return "settle-" + attemptID }
+
+// SettleChargingAfter is how old a charge with no recorded answer is before
+// it is settled from the processor rather than left to its own activity.
+const SettleChargingAfter = activities.SettleChargingAfter
+
+// ReconcileInput is the reconcile workflow's argument: one attempt, or (no
+// AttemptID) every attempt left unsettled too long.
+type ReconcileInput = activities.ReconcileInput
+
+// ReconcileResult counts what a reconcile run did.
+type ReconcileResult struct {
+	Checked int
+	Settled int
+	Errors  int
+}
+
+// maxReconcilePages bounds one run; the next run goes on where it stopped.
+const maxReconcilePages = 20
+
+// ReconcileWorkflow asks the processor about payments whose outcome billflow
+// has not recorded, records them, and tells their invoices' workflows: a
+// charge recorded here is new to its invoice (a receipt or payment email
+// follows); a status that moved is a payment event. It never charges.
+func ReconcileWorkflow(ctx workflow.Context, in *ReconcileInput) (*ReconcileResult, error) {
+	if in == nil {
+		in = &ReconcileInput{}
+	}
+	out := &ReconcileResult{}
+	for page := 0; page < maxReconcilePages; page++ {
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 5 * time.Minute,
+			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: time.Minute, MaximumAttempts: 10},
+			Summary:             fmt.Sprintf("Ask the processor about unsettled payments, page %d", page+1),
+		})
+		var res activities.ReconcileResult
+		if err := workflow.ExecuteActivity(actx, acts.ReconcilePayments, in).Get(ctx, &res); err != nil {
+			return out, err
+		}
+		out.Checked += res.Checked
+		out.Errors += res.Errors
+		out.Settled += len(res.Settled)
+		for _, s := range res.Settled {
+			tellInvoices(ctx, &s)
+		}
+		if !res.More {
+			break
+		}
+	}
+	return out, nil
+}
+
+// tellInvoices signals each invoice a settled attempt paid.
+func tellInvoices(ctx workflow.Context, s *activities.SettledPayment) {
+	for _, al := range s.Allocations {
+		var sig any = &PaymentEvent{Type: "reconciled", IntentID: s.IntentID, PaymentID: al.PaymentID}
+		name := PaymentEventSignal
+		if s.NewPayments {
+			name = PaymentAppliedSignal
+			sig = &PaymentApplied{PaymentID: al.PaymentID, IntentID: s.IntentID, Amount: al.Amount, Status: s.Status,
+				MethodLabel: s.MethodLabel, Notify: true}
+		}
+		if err := workflow.SignalExternalWorkflow(ctx, InvoiceWorkflowID(al.InvoiceID), "", name, sig).Get(ctx, nil); err != nil {
+			// The invoice's workflow has ended: the payment is recorded in Postgres all the same.
+			workflow.GetLogger(ctx).Warn("could not tell invoice workflow", "invoice", al.InvoiceID, "error", err)
+		}
+	}
+}
