@@ -39,7 +39,7 @@ func (h *handlers) payBalance(c *gin.Context) {
 		badRequest(c, "parameter_invalid", "give exactly one of payment_method or saved_payment_method_id", "payment_method")
 		return
 	}
-	if !h.allowPayment(c, "", cl.ID) {
+	if !h.allowPayment(c, "", cl.ID) || !h.allowAfterDeclines(c, cl.ID, "") {
 		return
 	}
 	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))

@@ -400,6 +400,9 @@ func (h *handlers) payInvoice(c *gin.Context) {
 	if !h.allowPayment(c, inv.ID, inv.ClientID) {
 		return
 	}
+	if !h.allowAfterDeclines(c, inv.ClientID, "") {
+		return
+	}
 	if req.Amount == nil {
 		badRequest(c, "parameter_missing", "amount is required, in the currency's minor unit", "amount")
 		return

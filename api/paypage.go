@@ -663,6 +663,14 @@ func (h *handlers) payPageSubmit(c *gin.Context) {
 	}
 
 	pay.PayLinkID = hashKey(pl.Token)
+	if retry, locked, err := h.declineLockout(c, pl.Invoice.ClientID, pay.PayLinkID); err != nil {
+		h.pageUnavailable(c, "count declines", err)
+		return
+	} else if locked {
+		c.Header("Retry-After", strconv.Itoa(retry))
+		fail(http.StatusTooManyRequests, "Too many declined payments on this invoice. Payments are paused for an hour; nothing was charged. Please contact the practice.")
+		return
+	}
 	res, err := h.sendPay(c, pl.Invoice, h.idempotencyKey(pl.Token, nonce), pay)
 	if err != nil {
 		status, msg := h.payPageError(c, err)

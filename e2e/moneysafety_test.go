@@ -200,3 +200,35 @@ func TestReconcilerRecordsALostCharge(t *testing.T) {
 	assert.Zero(t, out.Settled)
 	assert.Equal(t, 1, s.countPayments(t, id))
 }
+
+// Card testing: after too many declines in an hour a client's payers are
+// locked out (429 too_many_declines) before anything reaches the processor;
+// the practice's own key is not.
+func TestDeclinesLockOutTheClientsPayers(t *testing.T) {
+	s := getStack(t)
+	ctx := context.Background()
+	cl := s.newClient(t, s.Key)
+	id := s.newInvoice(t, s.Key, cl, 5000, nil).str("id")
+	tok := s.portalToken(t, s.Key, cl)
+	// One real decline through the portal token, recorded for the practitioner.
+	r := s.do(t, "POST", "/v1/invoices/"+id+"/payments", tok, map[string]any{"amount": 5000, "payment_method": "pm_card_chargeDeclined"})
+	require.Equal(t, 402, r.Status, string(r.Raw))
+	declined, err := s.Store.DeclinedAttempts(ctx, id, 10)
+	require.NoError(t, err)
+	require.Len(t, declined, 1)
+	assert.Equal(t, "card_declined", declined[0].FailureCode)
+	// Nine more, as a card tester's run leaves them.
+	_, err = s.Store.Pool.Exec(ctx, `INSERT INTO payment_attempts (id, kind, practice_id, client_id, invoice_id, target, scope,
+ idempotency_key, request_hash, amount, currency, status, failure_code, declined)
+ SELECT 'pay_ct_'||g||'_'||$2, 'invoice', practice_id, client_id, id, id, 'test', 'ct'||g, 'h', 5000, 'usd', 'failed', 'card_declined', true
+ FROM invoices, generate_series(1,9) g WHERE id=$1`, id, cl)
+	require.NoError(t, err)
+	before := len(s.intentsFor(id))
+	r = s.do(t, "POST", "/v1/invoices/"+id+"/payments", tok, map[string]any{"amount": 5000, "payment_method": "pm_card_visa"})
+	require.Equal(t, 429, r.Status, string(r.Raw))
+	assert.Equal(t, "too_many_declines", r.errCode())
+	assert.NotEmpty(t, r.Header.Get("Retry-After"))
+	assert.Equal(t, before, len(s.intentsFor(id)), "nothing reached the processor")
+	r = s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 5000, "payment_method": "pm_card_visa"})
+	require.Equal(t, 200, r.Status, "the practice's own key is not locked out: %s", r.Raw)
+}
