@@ -140,6 +140,10 @@ func (h *handlers) createClientDocument(c *gin.Context, kind string) {
 		badRequest(c, "parameter_invalid", ferr.msg, ferr.param)
 		return
 	}
+	if retry, limited := h.renderLimited(c, cl.ID); limited {
+		tooMany(c, retry, "too_many_documents", "documents requested")
+		return
+	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), renderWait)
 	defer cancel()
 	run, err := h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{

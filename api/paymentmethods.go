@@ -49,6 +49,21 @@ func (h *handlers) attachPaymentMethod(c *gin.Context) {
 		badRequest(c, "parameter_invalid", "payment_method must be a PaymentMethod ID (pm_…)", "payment_method")
 		return
 	}
+	// Everything that will be stored is checked before the processor sees
+	// the card: a row that cannot be written after a successful attach
+	// would leave a card on the customer that billflow does not list.
+	if len(req.CardholderName) > 200 {
+		badRequest(c, "parameter_invalid", "cardholder_name must be at most 200 characters", "cardholder_name")
+		return
+	}
+	if z := strings.TrimSpace(req.BillingZIP); z != "" && !zipRe.MatchString(z) {
+		badRequest(c, "parameter_invalid", "billing_zip must be a ZIP or postal code", "billing_zip")
+		return
+	}
+	if retry, limited := h.attachLimited(c, cl.ID); limited {
+		tooMany(c, retry, "too_many_card_attempts", "cards saved")
+		return
+	}
 	ctx := c.Request.Context()
 	customerID := cl.StripeCustomerID
 	if customerID == "" {

@@ -22,6 +22,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"go.temporal.io/api/serviceerror"
@@ -75,6 +76,19 @@ type payLink struct {
 	Token    string
 	Invoice  *store.Invoice
 	Practice *store.Practice
+	// Portal is set when the visitor also holds the client's portal session
+	// (the page is served under /portal/pay/, where the cookie is sent).
+	// Only then are the client's saved cards listed and usable: a pay link
+	// alone (a forwarded or leaked email) offers a new card or bank debit.
+	Portal bool
+}
+
+// URL is the page's own path: under /portal/pay/ for a portal session.
+func (pl *payLink) URL() string {
+	if pl.Portal {
+		return portalPath + "/pay/" + pl.Token
+	}
+	return "/pay/" + pl.Token
 }
 
 // resolvePayLink checks the token in the URL. A forged or unknown token is
@@ -113,7 +127,23 @@ func (h *handlers) resolvePayLink(c *gin.Context) (*payLink, bool) {
 			Practice: practiceViewOf(practice), Number: inv.Number})
 		return nil, false
 	}
-	return &payLink{Token: tok, Invoice: inv, Practice: practice}, true
+	pl := &payLink{Token: tok, Invoice: inv, Practice: practice}
+	if strings.HasPrefix(c.FullPath(), portalPath+"/") {
+		pl.Portal = h.holdsPortalSession(c, inv)
+	}
+	return pl, true
+}
+
+// holdsPortalSession says whether the request carries a portal session of
+// the invoice's own client. A missing, expired or other client's session is
+// simply not one; the page still works as a plain pay link.
+func (h *handlers) holdsPortalSession(c *gin.Context, inv *store.Invoice) bool {
+	tok, err := c.Cookie(portalCookie)
+	if err != nil || tok == "" || len(tok) > maxTokenLen || !store.IsPortalToken(tok) {
+		return false
+	}
+	practiceID, clientID, err := h.Store.ClientForPortalToken(c.Request.Context(), tok, h.Now())
+	return err == nil && practiceID == inv.PracticeID && clientID == inv.ClientID
 }
 
 // ---- page data ----
@@ -259,7 +289,7 @@ func (h *handlers) pageMessage(c *gin.Context, status int, pl *payLink, heading,
 	d := pageData{Title: heading, Heading: heading, Text: text}
 	if pl != nil {
 		d.Practice = practiceViewOf(pl.Practice)
-		d.BackURL = "/pay/" + pl.Token
+		d.BackURL = pl.URL()
 	}
 	h.renderPage(c, status, "message", d)
 }
@@ -405,7 +435,7 @@ func (h *handlers) payPageData(c *gin.Context, pl *payLink, in *formInput) (*pag
 		maxInst = 2
 	}
 	minimum := max(inv.MinimumPayment(), money.MinimumCharge(cur))
-	f := &formView{Action: "/pay/" + pl.Token, CSRF: h.csrfToken(pl.Token), Nonce: randomHex(16), ScriptNonce: randomHex(16),
+	f := &formView{Action: pl.URL(), CSRF: h.csrfToken(pl.Token), Nonce: randomHex(16), ScriptNonce: randomHex(16),
 		Symbol: currencySymbol(cur), Exponent: money.Exponent(cur), FullFormatted: money.Format(inv.AmountDue, cur),
 		TestMode: h.testMode(), Elements: h.elements(), PublishableKey: h.Config.StripePublishableKey,
 		FullMinor: inv.AmountDue}
@@ -423,12 +453,14 @@ func (h *handlers) payPageData(c *gin.Context, pl *payLink, in *formInput) (*pag
 			f.InstallmentsNote = fmt.Sprintf("This invoice allows %d more payments, including this one.", left)
 		}
 	}
-	saved, err := h.Store.ListPaymentMethods(ctx, inv.ClientID)
-	if err != nil {
-		return nil, err
-	}
-	for _, m := range saved {
-		f.Saved = append(f.Saved, savedView{ID: m.ID, Label: methodLabel(m.Type, m.Brand, m.Last4, m.BankName)})
+	if pl.Portal {
+		saved, err := h.Store.ListPaymentMethods(ctx, inv.ClientID)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range saved {
+			f.Saved = append(f.Saved, savedView{ID: m.ID, Label: methodLabel(m.Type, m.Brand, m.Last4, m.BankName)})
+		}
 	}
 	if in == nil {
 		in = &formInput{choice: "full", testCard: "pm_card_visa"}
@@ -651,6 +683,16 @@ func (h *handlers) payPageSubmit(c *gin.Context) {
 	// allowed now (partial terms, minimum, installments, paid already) is the
 	// workflow's to say: a double-submit must reach it with the same Update
 	// ID and get the first answer, even though the invoice has changed since.
+	if !pl.Portal {
+		if refused, err := h.savedCardWithoutPortal(c, pl, in); err != nil {
+			h.pageUnavailable(c, "payment methods", err)
+			return
+		} else if refused {
+			fail(http.StatusForbidden, "Saved cards can be used only from your Billing & Payments portal. "+
+				"Sign in to the portal to use one, or pay here with a new card. Nothing was charged.")
+			return
+		}
+	}
 	pay, msg := h.payInputFromForm(c, pl, in)
 	if msg != "" {
 		fail(http.StatusBadRequest, msg)
@@ -709,18 +751,40 @@ func (h *handlers) payPageSubmit(c *gin.Context) {
 	out := pageData{Title: "Payment received · " + pl.Practice.Name, Practice: practiceViewOf(pl.Practice),
 		Number: fresh.Number, Amount: money.Format(res.Amount, fresh.Currency), StatusLabel: statusLabel(fresh),
 		Paid: money.Format(fresh.AmountPaid, fresh.Currency), Due: money.Format(fresh.AmountDue, fresh.Currency),
-		PaidInFull: fresh.AmountDue == 0 && fresh.AmountProcessing == 0, BackURL: "/pay/" + pl.Token, Outcome: res.Status}
+		PaidInFull: fresh.AmountDue == 0 && fresh.AmountProcessing == 0, BackURL: pl.URL(), Outcome: res.Status}
 	if res.Status == "processing" {
 		out.Title = "Payment processing · " + pl.Practice.Name
 	}
 	h.renderPage(c, http.StatusOK, "result", out)
 }
 
+// savedCardWithoutPortal says whether a pay-link-only visitor asked for one
+// of the client's saved cards: by its billflow ID, or by the processor's
+// PaymentMethod ID posted as if it were a newly entered card.
+func (h *handlers) savedCardWithoutPortal(c *gin.Context, pl *payLink, in *formInput) (bool, error) {
+	if strings.HasPrefix(in.method, "saved:") {
+		return true, nil
+	}
+	if in.method != "new" || in.pmID == "" {
+		return false, nil
+	}
+	saved, err := h.Store.ListPaymentMethods(c.Request.Context(), pl.Invoice.ClientID)
+	if err != nil {
+		return false, err
+	}
+	for _, m := range saved {
+		if m.ProcessorPMID == in.pmID {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // payInputFromForm turns the form into the pay Update's input, or a message
 // that names what to fix.
 func (h *handlers) payInputFromForm(c *gin.Context, pl *payLink, in *formInput) (*workflows.PayInput, string) {
 	cur := pl.Invoice.Currency
-	pay := &workflows.PayInput{ReturnURL: h.Config.PublicBaseURL + "/pay/" + pl.Token}
+	pay := &workflows.PayInput{ReturnURL: h.Config.PublicBaseURL + pl.URL()}
 	switch in.choice {
 	case "full":
 		// The amount the payer saw on the button, not whatever is due by now.
@@ -800,6 +864,9 @@ func (h *handlers) payMethodFromForm(c *gin.Context, clientID string, in *formIn
 	if len(pay.PayerName) > 200 {
 		return "The cardholder name is too long (200 characters at most)."
 	}
+	if strings.ContainsRune(pay.PayerName, 0) || !utf8.ValidString(pay.PayerName) {
+		return "The cardholder name contains characters that cannot be used; type it again."
+	}
 	if pay.BillingZIP != "" && !zipRe.MatchString(pay.BillingZIP) {
 		return "Enter a valid billing ZIP or postal code."
 	}
@@ -810,27 +877,6 @@ func (h *handlers) payMethodFromForm(c *gin.Context, clientID string, in *formIn
 // client, per IP) that guard against card testing on this public page.
 func (h *handlers) payPageLimited(c *gin.Context, inv *store.Invoice) (int, bool) {
 	return h.pageLimited(c, inv.ID, inv.ClientID)
-}
-
-// pageLimited is payPageLimited for any page that charges; a key that is
-// "" is not limited.
-func (h *handlers) pageLimited(c *gin.Context, invoiceID, clientID string) (int, bool) {
-	if h.limits == nil {
-		return 0, false
-	}
-	now := h.Now()
-	for _, ch := range []struct {
-		set *limiterSet
-		key string
-	}{{h.limits.invoice, invoiceID}, {h.limits.client, clientID}, {h.limits.ip, c.ClientIP()}} {
-		if ch.set == nil || ch.key == "" {
-			continue
-		}
-		if ok, wait := ch.set.reserve(ch.key, now); !ok {
-			return max(1, int(math.Ceil(wait.Seconds()))), true
-		}
-	}
-	return 0, false
 }
 
 // sendPay sends the pay Update as the API's payments route does (same Update

@@ -48,6 +48,11 @@ func (h *handlers) portalRoutes(r *gin.Engine) {
 	g.GET("/pay", h.portalPayForm)
 	g.POST("/pay", h.portalPaySubmit)
 	g.GET("/invoices/:id/pay", h.portalPayInvoice)
+	// The pay page again, under /portal so that the session cookie comes
+	// along and the client's saved cards are offered. Without a session it is
+	// the plain pay page.
+	r.GET(portalPath+"/pay/:token", h.payPage)
+	r.POST(portalPath+"/pay/:token", h.payPageSubmit)
 	g.GET("/invoices/:id/pdf", h.portalInvoicePDF)
 	g.GET("/documents/:id/pdf", h.portalDocumentPDF)
 	g.POST("/payment-methods/:pm/remove", h.portalRemoveCard)
@@ -660,7 +665,7 @@ func (h *handlers) portalPayInvoice(c *gin.Context) {
 		return
 	}
 	h.pageHeaders(c, "")
-	c.Redirect(http.StatusSeeOther, "/pay/"+tok)
+	c.Redirect(http.StatusSeeOther, portalPath+"/pay/"+tok)
 	c.Abort()
 }
 

@@ -61,9 +61,13 @@ func (l *limiterSet) sweep(now time.Time) {
 	}
 }
 
-// paymentLimits are per pay link / invoice, per client and per IP.
+// paymentLimits are per pay link / invoice, per client and per IP, plus the
+// limits on saving a card (a SetupIntent tests a card as well as a charge
+// does) and on rendering documents (each render is a Chromium page).
 type paymentLimits struct {
-	invoice, client, ip *limiterSet
+	invoice, client, ip    *limiterSet
+	attachClient, attachIP *limiterSet
+	renderClient, renderIP *limiterSet
 }
 
 // RateLimits configures payment-attempt limits; zero values take defaults.
@@ -71,6 +75,8 @@ type RateLimits struct {
 	PerInvoiceEvery time.Duration // default one attempt per 6 s, burst 10
 	PerClientEvery  time.Duration // default one per 3 s, burst 20
 	PerIPEvery      time.Duration // default one per second, burst 30
+	AttachEvery     time.Duration // saved cards: default one per 30 s per client (burst 5), per 10 s per IP (burst 10)
+	RenderEvery     time.Duration // documents: default one per 2 s per client (burst 10), per second per IP (burst 20)
 	Burst           int           // 0: the defaults above
 }
 
@@ -88,35 +94,91 @@ func newPaymentLimits(c RateLimits) *paymentLimits {
 		return def
 	}
 	return &paymentLimits{
-		invoice: newLimiterSet(or(c.PerInvoiceEvery, 6*time.Second), burst(10)),
-		client:  newLimiterSet(or(c.PerClientEvery, 3*time.Second), burst(20)),
-		ip:      newLimiterSet(or(c.PerIPEvery, time.Second), burst(30)),
+		invoice:      newLimiterSet(or(c.PerInvoiceEvery, 6*time.Second), burst(10)),
+		client:       newLimiterSet(or(c.PerClientEvery, 3*time.Second), burst(20)),
+		ip:           newLimiterSet(or(c.PerIPEvery, time.Second), burst(30)),
+		attachClient: newLimiterSet(or(c.AttachEvery, 30*time.Second), burst(5)),
+		attachIP:     newLimiterSet(or(c.AttachEvery/3, 10*time.Second), burst(10)),
+		renderClient: newLimiterSet(or(c.RenderEvery, 2*time.Second), burst(10)),
+		renderIP:     newLimiterSet(or(c.RenderEvery/2, time.Second), burst(20)),
 	}
 }
 
-// allowPayment checks every limit that applies and answers 429 if one is
-// exhausted. Keys that are "" are not limited. A practice's own API key is a
-// trusted server, not a payer at a public page, and is not limited.
-func (h *handlers) allowPayment(c *gin.Context, invoiceID, clientID string) bool {
-	if p := principalOf(c); p.ClientID == "" && p.InvoiceID == "" && p.PracticeID != "" {
-		return true
+type limitCheck struct {
+	set *limiterSet
+	key string
+}
+
+// limited takes a token from every check (a key that is "" is not limited)
+// and says, for the first that is exhausted, how many seconds until retry.
+func (h *handlers) limited(checks ...limitCheck) (retryAfter int, limited bool) {
+	if h.limits == nil {
+		return 0, false
 	}
 	now := h.Now()
-	checks := []struct {
-		set *limiterSet
-		key string
-	}{{h.limits.invoice, invoiceID}, {h.limits.client, clientID}, {h.limits.ip, c.ClientIP()}}
 	for _, ch := range checks {
-		if ch.key == "" {
+		if ch.set == nil || ch.key == "" {
 			continue
 		}
 		if ok, wait := ch.set.reserve(ch.key, now); !ok {
-			secs := int(math.Ceil(wait.Seconds()))
-			c.Header("Retry-After", fmt.Sprint(secs))
-			apiError(c, http.StatusTooManyRequests, "rate_limit_error", "too_many_payment_attempts",
-				fmt.Sprintf("too many payment attempts; try again in %d seconds", secs), "")
-			return false
+			return max(1, int(math.Ceil(wait.Seconds()))), true
 		}
 	}
+	return 0, false
+}
+
+// tooMany answers 429 with Retry-After.
+func tooMany(c *gin.Context, retryAfter int, code, what string) {
+	c.Header("Retry-After", fmt.Sprint(retryAfter))
+	apiError(c, http.StatusTooManyRequests, "rate_limit_error", code,
+		fmt.Sprintf("too many %s; try again in %d seconds", what, retryAfter), "")
+}
+
+// trustedServer is a practice's own API key: its server, not a payer at a
+// public page, and not limited.
+func trustedServer(c *gin.Context) bool {
+	p := principalOf(c)
+	return p.ClientID == "" && p.InvoiceID == "" && p.PracticeID != ""
+}
+
+// allowPayment checks every limit that applies and answers 429 if one is
+// exhausted. Keys that are "" are not limited.
+func (h *handlers) allowPayment(c *gin.Context, invoiceID, clientID string) bool {
+	if trustedServer(c) {
+		return true
+	}
+	if retry, lim := h.pageLimited(c, invoiceID, clientID); lim {
+		tooMany(c, retry, "too_many_payment_attempts", "payment attempts")
+		return false
+	}
 	return true
+}
+
+// pageLimited is the payment-attempt limit (per invoice, per client, per IP)
+// for any route or page that charges.
+func (h *handlers) pageLimited(c *gin.Context, invoiceID, clientID string) (int, bool) {
+	l := h.limits
+	if l == nil {
+		return 0, false
+	}
+	return h.limited(limitCheck{l.invoice, invoiceID}, limitCheck{l.client, clientID}, limitCheck{l.ip, c.ClientIP()})
+}
+
+// attachLimited limits saving cards per client and per IP.
+func (h *handlers) attachLimited(c *gin.Context, clientID string) (int, bool) {
+	l := h.limits
+	if l == nil || trustedServer(c) {
+		return 0, false
+	}
+	return h.limited(limitCheck{l.attachClient, clientID}, limitCheck{l.attachIP, c.ClientIP()})
+}
+
+// renderLimited limits document renders (each holds a Chromium page) per
+// client and per IP. A practice's own server is not limited.
+func (h *handlers) renderLimited(c *gin.Context, clientID string) (int, bool) {
+	l := h.limits
+	if l == nil || trustedServer(c) {
+		return 0, false
+	}
+	return h.limited(limitCheck{l.renderClient, clientID}, limitCheck{l.renderIP, c.ClientIP()})
 }

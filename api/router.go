@@ -14,6 +14,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -72,6 +73,17 @@ func Router(d Deps) *gin.Engine {
 	}
 	r := gin.New()
 	r.ContextWithFallback = true
+	// Gin believes X-Forwarded-For from every peer unless told otherwise, and
+	// a spoofed header would give a card-testing script a fresh per-IP limit
+	// on every request. Only configured proxies are believed; none by default.
+	var proxies []string
+	if d.Config != nil {
+		proxies = d.Config.TrustedProxies
+	}
+	if err := r.SetTrustedProxies(proxies); err != nil {
+		// config.Load validated them; a failure here is a programming error.
+		panic(fmt.Sprintf("api: trusted proxies %v: %v", proxies, err))
+	}
 	r.Use(h.requestID, h.logRequests, h.recover)
 	r.NoRoute(func(c *gin.Context) {
 		apiError(c, http.StatusNotFound, "invalid_request_error", "route_not_found", "no such route", "")
@@ -262,7 +274,64 @@ func decodeJSON(c *gin.Context, body []byte, dst any) bool {
 		badRequest(c, "invalid_json", "request body has data after the JSON object", "")
 		return false
 	}
+	if field, bad := nulField(reflect.ValueOf(dst), ""); bad {
+		badRequest(c, "parameter_invalid", "text must not contain NUL (\\u0000) characters", field)
+		return false
+	}
 	return true
+}
+
+// nulField finds a string in v holding a NUL, which Postgres cannot store:
+// refused here, before anything is charged or written. It names the field
+// as the JSON does.
+func nulField(v reflect.Value, path string) (string, bool) {
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return "", false
+		}
+		return nulField(v.Elem(), path)
+	case reflect.String:
+		return path, strings.ContainsRune(v.String(), 0)
+	case reflect.Struct:
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			if !t.Field(i).IsExported() {
+				continue
+			}
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+			if name == "" {
+				name = t.Field(i).Name
+			}
+			if name == "-" {
+				continue
+			}
+			if path != "" {
+				name = path + "." + name
+			}
+			if f, bad := nulField(v.Field(i), name); bad {
+				return f, true
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		for i := 0; i < v.Len(); i++ {
+			if f, bad := nulField(v.Index(i), fmt.Sprintf("%s[%d]", path, i)); bad {
+				return f, true
+			}
+		}
+	case reflect.Map:
+		it := v.MapRange()
+		for it.Next() {
+			k := fmt.Sprint(it.Key().Interface())
+			if strings.ContainsRune(k, 0) {
+				return path, true
+			}
+			if f, bad := nulField(it.Value(), path+"."+k); bad {
+				return f, true
+			}
+		}
+	}
+	return "", false
 }
 
 func describeJSONError(err error) (string, string) {

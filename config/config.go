@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strconv"
@@ -45,6 +46,7 @@ type Config struct {
 	ReminderHour         int           // REMINDER_HOUR (0-23, practice-local cron runs daily at this UTC hour), default 9
 	TemporalUIOrigin     string        // TEMPORAL_UI_ORIGIN for the codec endpoint's CORS, default http://127.0.0.1:8233
 	WorkerCacheSize      int           // WORKER_CACHE_SIZE: invoice workflows a worker keeps in memory (sticky cache), default 2000
+	TrustedProxies       []string      // TRUSTED_PROXIES: comma-separated IPs/CIDRs whose X-Forwarded-For is believed; default none (the peer address is the client)
 }
 
 // Production reports whether secrets are mandatory.
@@ -123,6 +125,16 @@ func Load(getenv func(string) string) (*Config, error) {
 	c.WorkerCacheSize, err = WorkerCacheSize(getenv)
 	if err != nil {
 		errs = append(errs, err)
+	}
+	for _, p := range strings.Split(getenv("TRUSTED_PROXIES"), ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if _, _, err := net.ParseCIDR(p); err != nil && net.ParseIP(p) == nil {
+			errs = append(errs, fmt.Errorf("TRUSTED_PROXIES must be comma-separated IP addresses or CIDRs, got %q", p))
+			continue
+		}
+		c.TrustedProxies = append(c.TrustedProxies, p)
 	}
 	switch c.SMTPTLS {
 	case "none", "starttls", "tls":
@@ -222,6 +234,7 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("smtp_password", mask(c.SMTPPassword)),
 		slog.String("public_base_url", c.PublicBaseURL),
 		slog.String("http_addr", c.HTTPAddr),
+		slog.Any("trusted_proxies", c.TrustedProxies),
 		slog.Bool("payload_encryption", c.EncryptionKey != nil),
 	)
 }

@@ -19,12 +19,27 @@ func TestDefaults(t *testing.T) {
 	}
 }
 
+func TestTrustedProxies(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil || len(c.TrustedProxies) != 0 {
+		t.Fatalf("default: %v %v, want none trusted", c.TrustedProxies, err)
+	}
+	c, err = Load(env(map[string]string{"TRUSTED_PROXIES": " 10.0.0.0/8 ,192.0.2.1,, 2001:db8::/32"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.TrustedProxies, " "); got != "10.0.0.0/8 192.0.2.1 2001:db8::/32" {
+		t.Fatalf("got %q", got)
+	}
+}
+
 func TestMalformed(t *testing.T) {
-	_, err := Load(env(map[string]string{"SMTP_PORT": "abc", "SMTP_TLS": "ssl", "DATABASE_URL": "mysql://x", "TEMPORAL_ENCRYPTION_KEY": "short", "WORKER_CACHE_SIZE": "0"}))
+	_, err := Load(env(map[string]string{"SMTP_PORT": "abc", "SMTP_TLS": "ssl", "DATABASE_URL": "mysql://x", "TEMPORAL_ENCRYPTION_KEY": "short", "WORKER_CACHE_SIZE": "0",
+		"TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"}))
 	if err == nil {
 		t.Fatal("want error")
 	}
-	for _, want := range []string{"SMTP_PORT", "SMTP_TLS", "DATABASE_URL", "TEMPORAL_ENCRYPTION_KEY", "WORKER_CACHE_SIZE"} {
+	for _, want := range []string{"SMTP_PORT", "SMTP_TLS", "DATABASE_URL", "TEMPORAL_ENCRYPTION_KEY", "WORKER_CACHE_SIZE", `TRUSTED_PROXIES must be comma-separated IP addresses or CIDRs, got "proxy.internal"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}

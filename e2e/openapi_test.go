@@ -460,7 +460,7 @@ func (w *world) cases(t *testing.T, cf *conformance) ([]string, map[string]opCas
 		"GET /v1/clients/{id}/billing", "GET /v1/clients/{id}/account-history",
 		"GET /portal", "GET /portal/invoices/{id}/pay", "GET /portal/invoices/{id}/pdf", "GET /portal/documents/{id}/pdf",
 		"POST /portal/payment-methods/{pm}/remove", "POST /portal/sign-out",
-		"GET /pay/{token}", "GET /pay/{token}/pdf", "POST /pay/{token}",
+		"GET /pay/{token}", "GET /pay/{token}/pdf", "POST /pay/{token}", "GET /portal/pay/{token}", "POST /portal/pay/{token}",
 		"POST /v1/invoices", "POST /v1/invoices/{id}/void", "POST /v1/invoices/{id}/send",
 		"POST /v1/invoices/{id}/payments", "POST /v1/invoices/{id}/refunds",
 		"GET /portal/pay", "POST /v1/clients/{id}/balance-payments", "POST /portal/pay",
@@ -748,6 +748,13 @@ func (w *world) cases(t *testing.T, cf *conformance) ([]string, map[string]opCas
 				return apiCall{method: "POST", path: "/pay/" + w.payLink, contentType: "application/x-www-form-urlencoded",
 					body: payForm("", "pm_card_visa", "10.00")}
 			}},
+			{name: "saved card, no portal session", want: 403, call: func(t *testing.T) apiCall {
+				v, err := url.ParseQuery(string(payForm(csrfOf(t), "pm_card_visa", "10.00")))
+				require.NoError(t, err)
+				v.Set("method", "saved:spm_anycard")
+				return apiCall{method: "POST", path: "/pay/" + w.payLink, contentType: "application/x-www-form-urlencoded",
+					body: []byte(v.Encode())}
+			}},
 			{name: "amount not a number", want: 400, call: func(t *testing.T) apiCall {
 				return apiCall{method: "POST", path: "/pay/" + w.payLink, contentType: "application/x-www-form-urlencoded",
 					body: payForm(csrfOf(t), "pm_card_visa", "ten dollars")}
@@ -756,6 +763,16 @@ func (w *world) cases(t *testing.T, cf *conformance) ([]string, map[string]opCas
 				return apiCall{method: "POST", path: "/pay/" + w.expired, contentType: "application/x-www-form-urlencoded",
 					body: payForm(csrfOf(t), "pm_card_visa", "10.00")}
 			}},
+		}},
+
+		// Inside the portal: the same page, with A1's session cookie along
+		// (a pay link of A1's invoice); without the link it is no page.
+		"GET /portal/pay/{token}": {success: 200, call: func(_ *testing.T, c cred, _ bool) apiCall {
+			return apiCall{method: "GET", path: "/portal/pay/" + payToken(c), header: w.portalCookie(w.tokA1)}
+		}},
+		"POST /portal/pay/{token}": {success: 200, call: func(t *testing.T, c cred, _ bool) apiCall {
+			return apiCall{method: "POST", path: "/portal/pay/" + payToken(c), header: w.portalCookie(w.tokA1),
+				contentType: "application/x-www-form-urlencoded", body: payForm(csrfOf(t), "pm_card_visa", "10.00")}
 		}},
 
 		"POST /v1/invoices": {success: 201, override: map[cred]int{credB: 400}, // A1 is no client of B's: resource_missing on client_id

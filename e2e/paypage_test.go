@@ -324,7 +324,7 @@ func TestPayPageRejectsBadForms(t *testing.T) {
 		{"unknown test card", func(v url.Values) { v.Set("test_card", "pm_card_fake") }, "Choose one of the listed test cards"},
 		{"no name", func(v url.Values) { v.Del("cardholder_name") }, "Enter the cardholder name"},
 		{"no zip", func(v url.Values) { v.Del("billing_zip") }, "Enter the billing ZIP code"},
-		{"foreign saved card", func(v url.Values) { v.Set("method", "saved:spm_nope") }, "no longer available"},
+		{"NUL in name", func(v url.Values) { v.Set("cardholder_name", "Ada\x00Lovelace") }, "contains characters that cannot be used"},
 		{"bad nonce", func(v url.Values) { v.Set("nonce", "x") }, "This form has expired"},
 	}
 	for _, c := range cases {
@@ -414,17 +414,49 @@ func TestPayPageSaveCardThenPayWithIt(t *testing.T) {
 	save.Set("save_card", "1")
 	require.Equal(t, 200, s.postPage(t, link, save).Status)
 
-	// The next invoice of the same client offers the saved card, chosen by default.
+	// A pay link alone (a forwarded or leaked email) neither lists nor charges
+	// the client's saved cards: they belong to the portal.
 	id2 := s.newInvoice(t, s.Key, cl, 4500, nil).str("id")
 	link2 := s.payLinkFromMail(t, id2)
-	p := s.getPage(t, link2)
+	alone := s.getPage(t, link2)
+	require.Equal(t, 200, alone.Status)
+	assert.NotContains(t, alone.Body, `value="saved:`, "no saved card offered through a pay link alone")
+	assert.NotContains(t, alone.Body, "4242")
+	pms := s.do(t, "GET", "/v1/clients/"+cl+"/payment-methods", s.Key, nil)
+	require.Len(t, pms.Body["data"], 1)
+	savedID := pms.Body["data"].([]any)[0].(map[string]any)["id"].(string)
+	steal := formFields(t, alone.Body)
+	steal.Set("method", "saved:"+savedID)
+	steal.Set("amount_choice", "full")
+	refused := s.postPage(t, link2, steal)
+	assert.Equal(t, 403, refused.Status, refused.Body)
+	assert.Contains(t, refused.Body, "Saved cards can be used only from your Billing &amp; Payments portal")
+	assert.Contains(t, refused.Body, "Nothing was charged.")
+	assert.Equal(t, 0, s.countPayments(t, id2))
+	// The portal session of another client is no portal session for this one.
+	otherTok := s.portalToken(t, s.Key, s.newClient(t, s.Key))
+	portalPath := strings.TrimPrefix(link2, s.API.URL)
+	portalPath = "/portal" + portalPath
+	foreign := s.portalReq(t, "GET", portalPath, otherTok, nil)
+	require.Equal(t, 200, foreign.Status)
+	assert.NotContains(t, foreign.Body, `value="saved:`)
+
+	// With the client's own portal session, Pay Now on the invoice offers the
+	// saved card, chosen by default.
+	tok := s.portalToken(t, s.Key, cl)
+	now := s.portalReq(t, "GET", "/portal/invoices/"+id2+"/pay", tok, nil)
+	require.Equal(t, 303, now.Status, now.Body)
+	payAt := now.Header.Get("Location")
+	require.True(t, strings.HasPrefix(payAt, "/portal/pay/"), payAt)
+	p := s.portalReq(t, "GET", payAt, tok, nil)
 	require.Equal(t, 200, p.Status)
 	m := regexp.MustCompile(`<input type="radio" name="method" value="saved:(spm_[A-Za-z0-9_]+)" checked> Visa •••• 4242</label>`).FindStringSubmatch(p.Body)
 	require.NotNil(t, m, "saved card radio")
+	require.Equal(t, savedID, m[1])
 	v := formFields(t, p.Body)
 	v.Set("method", "saved:"+m[1])
 	v.Set("amount_choice", "full")
-	paid := s.postPage(t, link2, v)
+	paid := s.portalReq(t, "POST", payAt, tok, v)
 	require.Equal(t, 200, paid.Status, paid.Body)
 	assert.Regexp(t, `id="status">Paid<`, paid.Body)
 	got := s.do(t, "GET", "/v1/invoices/"+id2, s.Key, nil)
@@ -440,7 +472,12 @@ func TestPayPageSaveCardThenPayWithIt(t *testing.T) {
 	v3.Set("method", "saved:"+m[1])
 	v3.Set("amount_choice", "full")
 	r := s.postPage(t, link3, v3)
-	assert.Equal(t, 400, r.Status)
+	assert.Equal(t, 403, r.Status)
+	assert.Equal(t, 0, s.countPayments(t, id3))
+	// ...nor with that other client's own portal session.
+	tok3 := s.portalToken(t, s.Key, other)
+	r = s.portalReq(t, "POST", "/portal"+strings.TrimPrefix(link3, s.API.URL), tok3, v3)
+	assert.Equal(t, 400, r.Status, r.Body)
 	assert.Contains(t, r.Body, "no longer available")
 	assert.Equal(t, 0, s.countPayments(t, id3))
 }

@@ -180,7 +180,7 @@ func TestPortalBrowserBillingAndPayments(t *testing.T) {
 	// Pay Now on one invoice opens its hosted pay page.
 	b.reloads(t, chromedp.Click(chromedp.ID("pay-"+num(overdue))))
 	b.do(t, chromedp.WaitVisible(chromedp.ID("pay-button")))
-	assert.Contains(t, b.location(t), s.API.URL+"/pay/pl1.")
+	assert.Contains(t, b.location(t), s.API.URL+"/portal/pay/pl1.")
 	assert.Equal(t, "$120.00", b.text(t, "amount-due"))
 	assert.Equal(t, num(overdue), strings.Fields(b.text(t, "invoice-title"))[1])
 

@@ -105,7 +105,7 @@ func TestPortalSignInCookieAndScope(t *testing.T) {
 	mine := s.do(t, "GET", "/v1/invoices?client_id="+cl, s.Key, nil).Body["data"].([]any)[0].(map[string]any)["id"].(string)
 	pay := s.portalReq(t, "GET", "/portal/invoices/"+mine+"/pay", tok, nil)
 	require.Equal(t, 303, pay.Status)
-	assert.Regexp(t, `^/pay/pl1\.`, pay.Header.Get("Location"))
+	assert.Regexp(t, `^/portal/pay/pl1\.`, pay.Header.Get("Location"))
 	assert.Equal(t, 200, s.getPage(t, s.API.URL+pay.Header.Get("Location")).Status)
 
 	// Forms need the session's CSRF token.
