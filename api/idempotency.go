@@ -48,6 +48,9 @@ const (
 	// idempotencyStoreWait bounds the writes after the handler, which run
 	// even when the caller has gone away.
 	idempotencyStoreWait = 5 * time.Second
+	// idempotencySettleRetry is how long a failed completion or release
+	// of a key is retried in the background.
+	idempotencySettleRetry = time.Minute
 )
 
 // idempotency is the middleware. It runs after authentication, since the
@@ -120,24 +123,50 @@ func (h *handlers) idempotency(c *gin.Context) {
 		h.releaseIdempotencyKey(c, req, claim.Token)
 		return
 	}
+	contentType, body := c.Writer.Header().Get("Content-Type"), rec.body.Bytes()
+	h.settleIdempotencyKey(c, "store idempotent response", func(ctx context.Context) error {
+		return h.Store.CompleteIdempotencyKey(ctx, req.Scope, req.Key, claim.Token, status, contentType, body)
+	})
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), idempotencyStoreWait)
 	defer cancel()
-	if err := h.Store.CompleteIdempotencyKey(ctx, req.Scope, req.Key, claim.Token, status,
-		c.Writer.Header().Get("Content-Type"), rec.body.Bytes()); err != nil {
-		// The answer has gone out; a retry after the lock runs the request
-		// again, and the layers underneath keep that from doing anything twice.
-		h.Logger.Warn("store idempotent response", "request_id", c.GetString(ctxRequestID), "error", err.Error())
-	}
 	h.sweepIdempotencyKeys(ctx)
 }
 
 func (h *handlers) releaseIdempotencyKey(c *gin.Context, req store.IdempotencyRequest, token string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), idempotencyStoreWait)
-	defer cancel()
-	if err := h.Store.ReleaseIdempotencyKey(ctx, req.Scope, req.Key, token); err != nil {
-		// The key stays claimed until its lock runs out; then a retry runs.
-		h.Logger.Warn("release idempotency key", "request_id", c.GetString(ctxRequestID), "error", err.Error())
+	h.settleIdempotencyKey(c, "release idempotency key", func(ctx context.Context) error {
+		return h.Store.ReleaseIdempotencyKey(ctx, req.Scope, req.Key, token)
+	})
+}
+
+// settleIdempotencyKey runs the write that completes or releases a claimed
+// key. When it fails (Postgres restarting) it is retried in the background
+// for up to idempotencySettleRetry: left undone, the key would stay claimed
+// until its lock runs out, and every retry of the request would get
+// 409 idempotency_key_in_use for minutes after a few seconds' outage. A
+// write that never lands is still safe: the retry after the lock runs the
+// request again, and the layers underneath keep that from doing anything twice.
+func (h *handlers) settleIdempotencyKey(c *gin.Context, op string, write func(context.Context) error) {
+	try := func() error {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), idempotencyStoreWait)
+		defer cancel()
+		return write(ctx)
 	}
+	err := try()
+	if err == nil {
+		return
+	}
+	reqID := c.GetString(ctxRequestID)
+	h.Logger.Warn(op+"; retrying", "request_id", reqID, "error", err.Error())
+	go func() {
+		deadline := time.Now().Add(idempotencySettleRetry)
+		for wait := 250 * time.Millisecond; time.Now().Before(deadline); wait = min(2*wait, 4*time.Second) {
+			time.Sleep(wait)
+			if err = try(); err == nil {
+				return
+			}
+		}
+		h.Logger.Warn(op+" failed; the key frees when its lock runs out", "request_id", reqID, "error", err.Error())
+	}()
 }
 
 // sweepIdempotencyKeys deletes a batch of expired keys, at most once per

@@ -346,3 +346,32 @@ func TestBindOptionalJSON(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, w.Code)
 	assert.Contains(t, w.Body.String(), `"param":"reason"`)
 }
+
+// A key whose release fails (Postgres restarting as the 503 goes out) is
+// released by a retry moments later, not left claimed until its lock runs
+// out: the client's retry runs instead of getting 409 in_use for minutes.
+func TestIdempotencyReleaseIsRetriedAfterADatabaseFault(t *testing.T) {
+	rig := newIdemRig(t)
+	ctx := context.Background()
+	// The next release fails once, as during a restart (a sequence, as
+	// the failed statement rolls back everything else it wrote).
+	_, err := rig.st.Pool.Exec(ctx, `CREATE SEQUENCE fail_release;
+CREATE FUNCTION fail_release_once() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF nextval('fail_release') = 1 THEN
+    RAISE EXCEPTION 'injected: database restarting' USING ERRCODE = '57P01';
+  END IF;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER fail_release BEFORE DELETE ON idempotency_keys FOR EACH ROW EXECUTE FUNCTION fail_release_once();`)
+	require.NoError(t, err)
+	body := `{"name":"Ada","status":503}`
+	require.Equal(t, http.StatusServiceUnavailable, rig.post("/v1/things/x", "restart", body).Code)
+	var tried bool
+	require.NoError(t, rig.st.Pool.QueryRow(ctx, `SELECT is_called FROM fail_release`).Scan(&tried))
+	require.True(t, tried, "the release was tried (and failed)")
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		w := rig.post("/v1/things/x", "restart", body)
+		assert.Equal(c, http.StatusServiceUnavailable, w.Code, "the retry ran: %s", w.Body.String())
+	}, 10*time.Second, 100*time.Millisecond)
+}

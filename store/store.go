@@ -13,6 +13,8 @@ import (
 	"io/fs"
 	"sort"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -55,11 +57,45 @@ func Open(ctx context.Context, url string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect postgres: %w", err)
 	}
-	if err := pool.Ping(ctx); err != nil {
+	if err := pingUntilUp(ctx, pool, openWait); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("ping postgres: %w", err)
 	}
 	return &Store{Pool: pool}, nil
+}
+
+// openWait is how long Open waits for a Postgres that is starting, shutting
+// down or restarting: a worker started during a database restart waits for
+// it instead of exiting, as the Temporal dial does for its server.
+const openWait = 30 * time.Second
+
+// pingUntilUp pings until Postgres answers, retrying only while the error
+// says it is (re)starting or not yet listening; anything else (a wrong
+// password, a missing database) fails at once.
+func pingUntilUp(ctx context.Context, pool *pgxpool.Pool, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for {
+		err := pool.Ping(ctx)
+		if err == nil || !restarting(err) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// restarting reports whether err is Postgres not being up yet: connection
+// refused, or SQLSTATE class 57 (admin shutdown, crash shutdown, cannot
+// connect now).
+func restarting(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return strings.HasPrefix(pgErr.Code, "57")
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // Close releases the pool.

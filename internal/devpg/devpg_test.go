@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/billflow/billflow/store"
 )
 
 func testContext(t *testing.T) context.Context {
@@ -376,5 +378,45 @@ func TestStartErrors(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "precious")); errors.Is(err, os.ErrNotExist) {
 		t.Fatal("Start removed a file it did not own")
+	}
+}
+
+// A billflow process started while Postgres is down (restarting, say)
+// waits for it instead of exiting; a wrong database fails at once.
+func TestStoreOpenWaitsForPostgres(t *testing.T) {
+	ctx := testContext(t)
+	dir := filepath.Join(t.TempDir(), "pg")
+	c := startTest(t, ctx, dir)
+	url, port := c.URL(), c.Port()
+	if err := c.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	up := make(chan error, 1)
+	go func() {
+		time.Sleep(1500 * time.Millisecond)
+		c2, err := Start(ctx, Options{DataDir: dir, Port: port, Fast: true})
+		if err == nil {
+			t.Cleanup(func() { _ = c2.Stop() })
+		}
+		up <- err
+	}()
+	began := time.Now()
+	st, err := store.Open(ctx, url)
+	if err != nil {
+		t.Fatalf("Open while Postgres was starting: %v", err)
+	}
+	st.Close()
+	if err := <-up; err != nil {
+		t.Fatal(err)
+	}
+	if waited := time.Since(began); waited < time.Second {
+		t.Fatalf("Open returned after %v, before Postgres was started", waited)
+	}
+	began = time.Now()
+	if _, err := store.Open(ctx, strings.Replace(url, "/billflow?", "/no_such_db?", 1)); err == nil {
+		t.Fatal("Open of a missing database succeeded")
+	}
+	if d := time.Since(began); d > 5*time.Second {
+		t.Fatalf("a missing database took %v to fail; it is not a restart", d)
 	}
 }
