@@ -26,41 +26,42 @@ import (
 // Config is every setting billflow reads. Production (BILLFLOW_ENV=production)
 // requires the secrets; development fills in safe local defaults.
 type Config struct {
-	Env               string // "development" (default) or "production"
-	DatabaseURL       string // DATABASE_URL
-	TemporalAddress   string // TEMPORAL_ADDRESS, default 127.0.0.1:7233
-	TemporalNamespace string // TEMPORAL_NAMESPACE, default "default"
+	Env                  string        // "development" (default) or "production"
+	DatabaseURL          string        // DATABASE_URL
+	TemporalAddress      string        // TEMPORAL_ADDRESS, default 127.0.0.1:7233
+	TemporalNamespace    string        // TEMPORAL_NAMESPACE, default "default"
+	StripeSecretKey      string        // STRIPE_SECRET_KEY
+	StripeAPIBase        string        // STRIPE_API_BASE, default Stripe's API
+	StripePublishableKey string        // STRIPE_PUBLISHABLE_KEY (pay page, production)
+	StripeWebhookSecret  string        // STRIPE_WEBHOOK_SECRET
+	StripeTimeout        time.Duration // STRIPE_TIMEOUT per request, default 30s; an expired request's outcome is resolved by asking Stripe
+	SMTPHost             string        // SMTP_HOST, default 127.0.0.1
+	SMTPPort             int           // SMTP_PORT, default 1025
+	SMTPUsername         string        // SMTP_USERNAME
+	SMTPPassword         string        // SMTP_PASSWORD
+	SMTPTLS              string        // SMTP_TLS: none|starttls|tls, default none
+	MailFrom             string        // MAIL_FROM, default "billflow <billing@billflow.localhost>"
+	PublicBaseURL        string        // PUBLIC_BASE_URL, default http://127.0.0.1:8080
+	ChromiumPath         string        // CHROMIUM_PATH, default "": pdf picks chromium-headless-shell if installed, else /usr/bin/chromium
+	HTTPAddr             string        // HTTP_ADDR, default 127.0.0.1:8080
+	PayLinkSecret        []byte        // PAY_LINK_SECRET
+	EncryptionKey        []byte        // TEMPORAL_ENCRYPTION_KEY (32 bytes, hex or base64); nil = payloads unencrypted
+	EncryptionKeyID      string        // derived from the key so rotated keys are told apart
+	EncryptionOldKeys    [][]byte      // TEMPORAL_ENCRYPTION_OLD_KEYS, comma-separated: still decrypt, never encrypt
+	ReminderHour         int           // REMINDER_HOUR (0-23, practice-local cron runs daily at this UTC hour), default 9
+	TemporalUIOrigin     string        // TEMPORAL_UI_ORIGIN for the codec endpoint's CORS, default http://127.0.0.1:8233
+	WorkerCacheSize      int           // WORKER_CACHE_SIZE: invoice workflows a worker keeps in memory (sticky cache), default 2000
+	TrustedProxies       []string      // TRUSTED_PROXIES: comma-separated IPs/CIDRs whose X-Forwarded-For is believed; default none (the peer address is the client)
+
 	// Credentials to the Temporal frontend. Whoever reaches it can start,
 	// signal and terminate invoices, so a cluster beyond this machine
 	// should demand mTLS or an API key.
-	TemporalTLS           bool          // TEMPORAL_TLS: dial the frontend over TLS; default false, implied true by any setting below
-	TemporalTLSCA         string        // TEMPORAL_TLS_CA: PEM file of the CA that signed the frontend's certificate; default the system roots
-	TemporalTLSCert       string        // TEMPORAL_TLS_CERT: PEM client certificate for mTLS; set with TEMPORAL_TLS_KEY
-	TemporalTLSKey        string        // TEMPORAL_TLS_KEY: PEM private key of TEMPORAL_TLS_CERT
-	TemporalTLSServerName string        // TEMPORAL_TLS_SERVER_NAME: name the frontend's certificate is verified against (and SNI); default the address's host
-	TemporalAPIKey        string        // TEMPORAL_API_KEY: sent as bearer credentials (Temporal Cloud API keys); needs TLS unless the address is loopback
-	StripeSecretKey       string        // STRIPE_SECRET_KEY
-	StripeAPIBase         string        // STRIPE_API_BASE, default Stripe's API
-	StripePublishableKey  string        // STRIPE_PUBLISHABLE_KEY (pay page, production)
-	StripeWebhookSecret   string        // STRIPE_WEBHOOK_SECRET
-	StripeTimeout         time.Duration // STRIPE_TIMEOUT per request, default 30s; an expired request's outcome is resolved by asking Stripe
-	SMTPHost              string        // SMTP_HOST, default 127.0.0.1
-	SMTPPort              int           // SMTP_PORT, default 1025
-	SMTPUsername          string        // SMTP_USERNAME
-	SMTPPassword          string        // SMTP_PASSWORD
-	SMTPTLS               string        // SMTP_TLS: none|starttls|tls, default none
-	MailFrom              string        // MAIL_FROM, default "billflow <billing@billflow.localhost>"
-	PublicBaseURL         string        // PUBLIC_BASE_URL, default http://127.0.0.1:8080
-	ChromiumPath          string        // CHROMIUM_PATH, default "": pdf picks chromium-headless-shell if installed, else /usr/bin/chromium
-	HTTPAddr              string        // HTTP_ADDR, default 127.0.0.1:8080
-	PayLinkSecret         []byte        // PAY_LINK_SECRET
-	EncryptionKey         []byte        // TEMPORAL_ENCRYPTION_KEY (32 bytes, hex or base64); nil = payloads unencrypted
-	EncryptionKeyID       string        // derived from the key so rotated keys are told apart
-	EncryptionOldKeys     [][]byte      // TEMPORAL_ENCRYPTION_OLD_KEYS, comma-separated: still decrypt, never encrypt
-	ReminderHour          int           // REMINDER_HOUR (0-23, practice-local cron runs daily at this UTC hour), default 9
-	TemporalUIOrigin      string        // TEMPORAL_UI_ORIGIN for the codec endpoint's CORS, default http://127.0.0.1:8233
-	WorkerCacheSize       int           // WORKER_CACHE_SIZE: invoice workflows a worker keeps in memory (sticky cache), default 2000
-	TrustedProxies        []string      // TRUSTED_PROXIES: comma-separated IPs/CIDRs whose X-Forwarded-For is believed; default none (the peer address is the client)
+	TemporalTLS           bool   // TEMPORAL_TLS: dial the frontend over TLS; default false, implied true by any setting below
+	TemporalTLSCA         string // TEMPORAL_TLS_CA: PEM file of the CA that signed the frontend's certificate; default the system roots
+	TemporalTLSCert       string // TEMPORAL_TLS_CERT: PEM client certificate for mTLS; set with TEMPORAL_TLS_KEY
+	TemporalTLSKey        string // TEMPORAL_TLS_KEY: PEM private key of TEMPORAL_TLS_CERT
+	TemporalTLSServerName string // TEMPORAL_TLS_SERVER_NAME: name the frontend's certificate is verified against (and SNI); default the address's host
+	TemporalAPIKey        string // TEMPORAL_API_KEY: sent as bearer credentials (Temporal Cloud API keys); needs TLS unless the address is loopback
 }
 
 // Production reports whether secrets are mandatory.
@@ -100,28 +101,23 @@ func Load(getenv func(string) string) (*Config, error) {
 		return def
 	}
 	c := &Config{
-		Env:                   get("BILLFLOW_ENV", "development"),
-		DatabaseURL:           get("DATABASE_URL", ""),
-		TemporalAddress:       get("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
-		TemporalNamespace:     get("TEMPORAL_NAMESPACE", "default"),
-		TemporalTLSCA:         get("TEMPORAL_TLS_CA", ""),
-		TemporalTLSCert:       get("TEMPORAL_TLS_CERT", ""),
-		TemporalTLSKey:        get("TEMPORAL_TLS_KEY", ""),
-		TemporalTLSServerName: get("TEMPORAL_TLS_SERVER_NAME", ""),
-		TemporalAPIKey:        get("TEMPORAL_API_KEY", ""),
-		StripeSecretKey:       get("STRIPE_SECRET_KEY", ""),
-		StripeAPIBase:         get("STRIPE_API_BASE", ""),
-		StripePublishableKey:  get("STRIPE_PUBLISHABLE_KEY", ""),
-		StripeWebhookSecret:   get("STRIPE_WEBHOOK_SECRET", ""),
-		SMTPHost:              get("SMTP_HOST", "127.0.0.1"),
-		SMTPUsername:          get("SMTP_USERNAME", ""),
-		SMTPPassword:          get("SMTP_PASSWORD", ""),
-		SMTPTLS:               get("SMTP_TLS", "none"),
-		MailFrom:              get("MAIL_FROM", "billflow <billing@billflow.localhost>"),
-		PublicBaseURL:         strings.TrimRight(get("PUBLIC_BASE_URL", "http://127.0.0.1:8080"), "/"),
-		ChromiumPath:          get("CHROMIUM_PATH", ""),
-		HTTPAddr:              get("HTTP_ADDR", "127.0.0.1:8080"),
-		TemporalUIOrigin:      get("TEMPORAL_UI_ORIGIN", "http://127.0.0.1:8233"),
+		Env:                  get("BILLFLOW_ENV", "development"),
+		DatabaseURL:          get("DATABASE_URL", ""),
+		TemporalAddress:      get("TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		TemporalNamespace:    get("TEMPORAL_NAMESPACE", "default"),
+		StripeSecretKey:      get("STRIPE_SECRET_KEY", ""),
+		StripeAPIBase:        get("STRIPE_API_BASE", ""),
+		StripePublishableKey: get("STRIPE_PUBLISHABLE_KEY", ""),
+		StripeWebhookSecret:  get("STRIPE_WEBHOOK_SECRET", ""),
+		SMTPHost:             get("SMTP_HOST", "127.0.0.1"),
+		SMTPUsername:         get("SMTP_USERNAME", ""),
+		SMTPPassword:         get("SMTP_PASSWORD", ""),
+		SMTPTLS:              get("SMTP_TLS", "none"),
+		MailFrom:             get("MAIL_FROM", "billflow <billing@billflow.localhost>"),
+		PublicBaseURL:        strings.TrimRight(get("PUBLIC_BASE_URL", "http://127.0.0.1:8080"), "/"),
+		ChromiumPath:         get("CHROMIUM_PATH", ""),
+		HTTPAddr:             get("HTTP_ADDR", "127.0.0.1:8080"),
+		TemporalUIOrigin:     get("TEMPORAL_UI_ORIGIN", "http://127.0.0.1:8233"),
 	}
 	var errs []error
 	if c.Env != "development" && c.Env != "production" {
@@ -155,7 +151,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		}
 		c.TrustedProxies = append(c.TrustedProxies, p)
 	}
-	errs = append(errs, c.loadTemporalTLS(get("TEMPORAL_TLS", ""))...)
+	errs = append(errs, c.loadTemporalTLS(get)...)
 	switch c.SMTPTLS {
 	case "none", "starttls", "tls":
 	default:
@@ -224,10 +220,17 @@ func Load(getenv func(string) string) (*Config, error) {
 	return c, nil
 }
 
-// loadTemporalTLS settles TemporalTLS from TEMPORAL_TLS (raw) and the other
-// TEMPORAL_TLS_* settings, and reads the files now, so a wrong path or a
-// broken PEM stops start-up with one line instead of failing every dial.
-func (c *Config) loadTemporalTLS(raw string) []error {
+// loadTemporalTLS reads the credentials to the Temporal frontend, settles
+// TemporalTLS from TEMPORAL_TLS and the others, and reads the files now, so
+// a wrong path or a broken PEM stops start-up with one line instead of
+// failing every dial.
+func (c *Config) loadTemporalTLS(get func(k, def string) string) []error {
+	c.TemporalTLSCA = get("TEMPORAL_TLS_CA", "")
+	c.TemporalTLSCert = get("TEMPORAL_TLS_CERT", "")
+	c.TemporalTLSKey = get("TEMPORAL_TLS_KEY", "")
+	c.TemporalTLSServerName = get("TEMPORAL_TLS_SERVER_NAME", "")
+	c.TemporalAPIKey = get("TEMPORAL_API_KEY", "")
+	raw := get("TEMPORAL_TLS", "")
 	var errs []error
 	implied := c.TemporalTLSCA != "" || c.TemporalTLSCert != "" || c.TemporalTLSKey != "" || c.TemporalTLSServerName != ""
 	switch strings.ToLower(raw) {
