@@ -58,13 +58,21 @@ func Gateway(cfg *config.Config) payments.Gateway {
 	return payments.NewStripe(payments.StripeConfig{SecretKey: cfg.StripeSecretKey, APIBase: cfg.StripeAPIBase, Timeout: cfg.StripeTimeout})
 }
 
-// Dial connects to Temporal with billflow's converter and metrics.
+// Dial connects to Temporal with billflow's credentials, converter and metrics.
 func Dial(ctx context.Context, cfg *config.Config, logger *slog.Logger, m *metrics.SDKMetrics) (client.Client, error) {
-	o := temporalclient.Options{Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logger: logger}
+	tlsConf, err := cfg.TemporalTLSConfig()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	o := temporalclient.Options{Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace, Logger: logger,
+		TLS: tlsConf, APIKey: cfg.TemporalAPIKey}
 	if c, err := PayloadCodec(cfg); err != nil {
 		return nil, err
 	} else if c != nil {
-		o.DataConverter = c.DataConverter()
+		// Strict: with a key set, input nobody encrypted with it (written
+		// by whoever reached the frontend without the key) is refused,
+		// never acted on.
+		o.DataConverter = c.StrictDataConverter()
 	}
 	if m != nil {
 		o.Metrics = m.Handler()

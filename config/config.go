@@ -4,7 +4,10 @@
 package config
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -16,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/billflow/billflow/internal/temporalclient"
 )
 
 // Config is every setting billflow reads. Production (BILLFLOW_ENV=production)
@@ -47,6 +52,16 @@ type Config struct {
 	TemporalUIOrigin     string        // TEMPORAL_UI_ORIGIN for the codec endpoint's CORS, default http://127.0.0.1:8233
 	WorkerCacheSize      int           // WORKER_CACHE_SIZE: invoice workflows a worker keeps in memory (sticky cache), default 2000
 	TrustedProxies       []string      // TRUSTED_PROXIES: comma-separated IPs/CIDRs whose X-Forwarded-For is believed; default none (the peer address is the client)
+
+	// Credentials to the Temporal frontend. Whoever reaches it can start,
+	// signal and terminate invoices, so a cluster beyond this machine
+	// should demand mTLS or an API key.
+	TemporalTLS           bool   // TEMPORAL_TLS: dial the frontend over TLS; default false, implied true by any setting below
+	TemporalTLSCA         string // TEMPORAL_TLS_CA: PEM file of the CA that signed the frontend's certificate; default the system roots
+	TemporalTLSCert       string // TEMPORAL_TLS_CERT: PEM client certificate for mTLS; set with TEMPORAL_TLS_KEY
+	TemporalTLSKey        string // TEMPORAL_TLS_KEY: PEM private key of TEMPORAL_TLS_CERT
+	TemporalTLSServerName string // TEMPORAL_TLS_SERVER_NAME: name the frontend's certificate is verified against (and SNI); default the address's host
+	TemporalAPIKey        string // TEMPORAL_API_KEY: sent as bearer credentials (Temporal Cloud API keys); needs TLS unless the address is loopback
 }
 
 // Production reports whether secrets are mandatory.
@@ -136,6 +151,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		}
 		c.TrustedProxies = append(c.TrustedProxies, p)
 	}
+	errs = append(errs, c.loadTemporalTLS(get)...)
 	switch c.SMTPTLS {
 	case "none", "starttls", "tls":
 	default:
@@ -194,6 +210,7 @@ func Load(getenv func(string) string) (*Config, error) {
 				errs = append(errs, fmt.Errorf("%s is required in production", req.name))
 			}
 		}
+		errs = append(errs, c.sampleSecrets()...)
 	} else if len(c.PayLinkSecret) == 0 {
 		c.PayLinkSecret = []byte(devPayLinkSecret)
 	}
@@ -201,6 +218,96 @@ func Load(getenv func(string) string) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", errors.Join(errs...))
 	}
 	return c, nil
+}
+
+// loadTemporalTLS reads the credentials to the Temporal frontend, settles
+// TemporalTLS from TEMPORAL_TLS and the others, and reads the files now, so
+// a wrong path or a broken PEM stops start-up with one line instead of
+// failing every dial.
+func (c *Config) loadTemporalTLS(get func(k, def string) string) []error {
+	c.TemporalTLSCA = get("TEMPORAL_TLS_CA", "")
+	c.TemporalTLSCert = get("TEMPORAL_TLS_CERT", "")
+	c.TemporalTLSKey = get("TEMPORAL_TLS_KEY", "")
+	c.TemporalTLSServerName = get("TEMPORAL_TLS_SERVER_NAME", "")
+	c.TemporalAPIKey = get("TEMPORAL_API_KEY", "")
+	raw := get("TEMPORAL_TLS", "")
+	var errs []error
+	implied := c.TemporalTLSCA != "" || c.TemporalTLSCert != "" || c.TemporalTLSKey != "" || c.TemporalTLSServerName != ""
+	switch strings.ToLower(raw) {
+	case "":
+		c.TemporalTLS = implied || c.TemporalAPIKey != ""
+	case "true", "1", "yes":
+		c.TemporalTLS = true
+	case "false", "0", "no":
+		if implied {
+			errs = append(errs, errors.New("TEMPORAL_TLS=false contradicts the TEMPORAL_TLS_* settings given; unset it or them"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("TEMPORAL_TLS must be true or false, got %q", raw))
+	}
+	if c.TemporalAPIKey != "" && !c.TemporalTLS && !temporalclient.IsLoopback(c.TemporalAddress) {
+		// The key would cross the network in the clear.
+		errs = append(errs, fmt.Errorf("TEMPORAL_API_KEY requires TLS to %s: unset TEMPORAL_TLS=false", c.TemporalAddress))
+	}
+	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
+		errs = append(errs, errors.New("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together"))
+		return errs
+	}
+	if len(errs) == 0 {
+		if _, err := c.TemporalTLSConfig(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// TemporalTLSConfig is the TLS configuration to dial the Temporal frontend
+// with, or nil for plaintext. It reads the files again on every call, so a
+// restarted process picks up renewed certificates.
+func (c *Config) TemporalTLSConfig() (*tls.Config, error) {
+	if !c.TemporalTLS {
+		return nil, nil
+	}
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TemporalTLSServerName}
+	if c.TemporalTLSCA != "" {
+		pem, err := os.ReadFile(c.TemporalTLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("TEMPORAL_TLS_CA: %w", err)
+		}
+		conf.RootCAs = x509.NewCertPool()
+		if !conf.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("TEMPORAL_TLS_CA: no PEM certificate in %s", c.TemporalTLSCA)
+		}
+	}
+	if c.TemporalTLSCert != "" || c.TemporalTLSKey != "" {
+		cert, err := tls.LoadX509KeyPair(c.TemporalTLSCert, c.TemporalTLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY: load client certificate: %w", err)
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
+	return conf, nil
+}
+
+// sampleSecrets refuses, in production, the placeholder values shipped in
+// examples: a deployment started with them runs with secrets anyone can read.
+// A Stripe test-mode key (sk_test_…) is not refused: it cannot move money,
+// and a demo against stripe-mock legitimately uses one.
+func (c *Config) sampleSecrets() []error {
+	var errs []error
+	if k := c.EncryptionKey; len(k) > 0 && bytes.Count(k, k[:1]) == len(k) {
+		errs = append(errs, errors.New("TEMPORAL_ENCRYPTION_KEY is a sample key (one byte repeated); generate one with `openssl rand -hex 32`"))
+	}
+	for _, s := range []struct{ name, val string }{
+		{"STRIPE_SECRET_KEY", c.StripeSecretKey},
+		{"STRIPE_WEBHOOK_SECRET", c.StripeWebhookSecret},
+		{"PAY_LINK_SECRET", string(c.PayLinkSecret)},
+	} {
+		if strings.Contains(strings.ToLower(s.val), "replace") {
+			errs = append(errs, fmt.Errorf("%s is a sample value (it says \"replace\"); set the real secret", s.name))
+		}
+	}
+	return errs
 }
 
 // decodeKey accepts a 32-byte AES-256 key as 64 hex digits or standard base64.
@@ -227,6 +334,9 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("database_url", maskURL(c.DatabaseURL)),
 		slog.String("temporal_address", c.TemporalAddress),
 		slog.String("temporal_namespace", c.TemporalNamespace),
+		slog.Bool("temporal_tls", c.TemporalTLS),
+		slog.Bool("temporal_mtls", c.TemporalTLSCert != ""),
+		slog.String("temporal_api_key", mask(c.TemporalAPIKey)),
 		slog.String("stripe_secret_key", mask(c.StripeSecretKey)),
 		slog.String("stripe_api_base", c.StripeAPIBase),
 		slog.String("stripe_webhook_secret", mask(c.StripeWebhookSecret)),

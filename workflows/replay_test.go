@@ -18,7 +18,9 @@ const e2eKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
 
 // TestReplayRecordedHistories replays histories recorded from real runs
 // (e2e TestLifecycleHistories with BILLFLOW_RECORD_HISTORIES=1) against the
-// current workflow code: a change that breaks determinism fails here.
+// current workflow code: a change that breaks determinism fails here. It
+// replays with the strict converter the worker uses, so everything billflow
+// writes into a history must also be something a keyed worker accepts.
 func TestReplayRecordedHistories(t *testing.T) {
 	key, err := hex.DecodeString(e2eKey)
 	require.NoError(t, err)
@@ -29,7 +31,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 	require.NotEmpty(t, files, "recorded histories are missing")
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
-			r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DataConverter: c.DataConverter()})
+			r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{DataConverter: c.StrictDataConverter()})
 			require.NoError(t, err)
 			r.RegisterWorkflow(workflows.InvoiceWorkflow)
 			r.RegisterWorkflow(workflows.BalancePaymentWorkflow)

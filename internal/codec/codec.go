@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -72,9 +73,59 @@ func (c *Codec) DataConverter() converter.DataConverter {
 		clear: converter.GetDefaultDataConverter()}
 }
 
+// StrictDataConverter is DataConverter for processes that act on payloads
+// (the worker, and the API that reads Update and Query results): it refuses
+// arguments, results, signals, Updates, heartbeat details and failure
+// attributes that are not encrypted with a configured key. Without it, anyone
+// who can reach the Temporal frontend but holds no key could start an
+// invoice, or signal or update one, with input of their own choosing; with
+// it, such a workflow task or activity fails on the decode error and the
+// input is never acted on.
+//
+// What the SDK reads that is not billflow's data stays readable: a summary or
+// details string (decoded on its own into a string), and search attributes,
+// which the SDK always decodes with its default converter, never this one.
+// A plaintext "binary/null" payload is refused like any other: billflow
+// encrypts its own nils, and an injected one would set an input to nil.
+func (c *Codec) StrictDataConverter() converter.DataConverter {
+	d := c.DataConverter().(*dataConverter)
+	d.strict = true
+	return d
+}
+
 type dataConverter struct {
 	converter.DataConverter
-	clear converter.DataConverter
+	clear  converter.DataConverter
+	strict bool
+}
+
+// ErrPlaintext is returned by a strict converter for a payload that is not encrypted.
+var ErrPlaintext = errors.New("codec: refusing an unencrypted payload: TEMPORAL_ENCRYPTION_KEY is set, so billflow only accepts payloads encrypted with it")
+
+// FromPayloads decodes arguments and results; a strict converter first makes
+// sure every one of them is encrypted.
+func (d *dataConverter) FromPayloads(payloads *commonpb.Payloads, valuePtrs ...any) error {
+	if d.strict {
+		for i, p := range payloads.GetPayloads() {
+			if enc := string(p.GetMetadata()[MetadataEncoding]); enc != EncodingName {
+				return fmt.Errorf("payload %d (encoding %q): %w", i, enc, ErrPlaintext)
+			}
+		}
+	}
+	return d.DataConverter.FromPayloads(payloads, valuePtrs...)
+}
+
+// FromPayload decodes a lone payload. A strict converter accepts a plaintext
+// one only into a string, the mirror of ToPayload: that is how the SDK reads
+// summaries and details. Failure attributes, which it decodes into a struct,
+// must be encrypted.
+func (d *dataConverter) FromPayload(payload *commonpb.Payload, valuePtr any) error {
+	if enc := string(payload.GetMetadata()[MetadataEncoding]); d.strict && enc != EncodingName {
+		if _, ok := valuePtr.(*string); !ok {
+			return fmt.Errorf("payload (encoding %q) into %T: %w", enc, valuePtr, ErrPlaintext)
+		}
+	}
+	return d.DataConverter.FromPayload(payload, valuePtr)
 }
 
 // ToPayload leaves a string (a summary) unencrypted and encrypts the rest.
@@ -107,7 +158,9 @@ func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 	return out, nil
 }
 
-// Decode decrypts payloads this codec encrypted and passes others through.
+// Decode decrypts payloads this codec encrypted and passes others through:
+// the codec endpoint the Temporal UI calls must show plaintext summaries.
+// Refusing plaintext input is StrictDataConverter's job.
 func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {

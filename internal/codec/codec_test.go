@@ -2,9 +2,11 @@ package codec
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 )
 
@@ -88,5 +90,67 @@ func TestSummariesClearArgumentsEncrypted(t *testing.T) {
 	var amt map[string]int
 	if err := dc.FromPayloads(args, &name, &amt); err != nil || name != "Ada Lovelace" || amt["amount"] != 9000 {
 		t.Fatalf("arguments round trip: %q %v %v", name, amt, err)
+	}
+}
+
+// A strict converter refuses anything a keyless writer could have put in
+// history — arguments, nils, failure attributes — while summaries stay
+// readable and the codec itself (the UI's endpoint) still passes plaintext.
+func TestStrictRefusesPlaintext(t *testing.T) {
+	c, err := New(bytes.Repeat([]byte{4}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict := c.StrictDataConverter()
+	plainDC := converter.GetDefaultDataConverter()
+
+	type input struct{ InvoiceID string }
+	injected, err := plainDC.ToPayloads(&input{InvoiceID: "inv_forged"}, nil, "text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range injected.Payloads {
+		one := &commonpb.Payloads{Payloads: []*commonpb.Payload{p}}
+		var dst any
+		if err := strict.FromPayloads(one, &dst); !errors.Is(err, ErrPlaintext) {
+			t.Errorf("plaintext argument %d (%s) decoded: %v", i, p.Metadata[MetadataEncoding], err)
+		}
+	}
+	var in input
+	if err := strict.FromPayload(injected.Payloads[0], &in); !errors.Is(err, ErrPlaintext) {
+		t.Errorf("plaintext lone payload decoded into a struct: %v", err)
+	}
+	// The lenient converter still reads it: strictness is opt-in.
+	if err := c.DataConverter().FromPayloads(&commonpb.Payloads{Payloads: injected.Payloads[:1]}, &in); err != nil || in.InvoiceID != "inv_forged" {
+		t.Fatalf("lenient decode: %+v %v", in, err)
+	}
+
+	// A summary is read into a string without the key.
+	sum, _ := plainDC.ToPayload("Charge $90.00 to Visa")
+	var s string
+	if err := strict.FromPayload(sum, &s); err != nil || s != "Charge $90.00 to Visa" {
+		t.Fatalf("summary: %q %v", s, err)
+	}
+	// What billflow writes round-trips, nil included.
+	enc, err := strict.ToPayloads(&input{InvoiceID: "inv_1"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back *input
+	var nothing *input
+	if err := strict.FromPayloads(enc, &back, &nothing); err != nil || back.InvoiceID != "inv_1" || nothing != nil {
+		t.Fatalf("round trip: %+v %v", back, err)
+	}
+	one, err := strict.ToPayload(&input{InvoiceID: "inv_2"})
+	if err != nil || string(one.Metadata[MetadataEncoding]) != EncodingName {
+		t.Fatalf("struct payload not encrypted: %v", err)
+	}
+	if err := strict.FromPayload(one, &in); err != nil || in.InvoiceID != "inv_2" {
+		t.Fatalf("encrypted lone payload: %+v %v", in, err)
+	}
+	// The codec endpoint decodes through Decode, which passes plaintext through.
+	out, err := c.Decode([]*commonpb.Payload{sum})
+	if err != nil || out[0] != sum {
+		t.Fatalf("codec Decode must pass a plaintext summary through: %v", err)
 	}
 }

@@ -74,6 +74,13 @@ type Options struct {
 	Namespace string
 	// Logger receives the server's warnings and errors; nil discards them.
 	Logger *slog.Logger
+	// TLS, when set, serves the frontend over TLS; ClientCAs in it makes
+	// that mTLS. Not with a UI.
+	TLS *TLSOptions
+	// APIKey, when set, makes the frontend refuse (Unauthenticated) calls
+	// without "authorization: Bearer <APIKey>" metadata, as Temporal Cloud
+	// does for a namespace with API keys. Requires TLS.
+	APIKey string
 }
 
 // Server is a running embedded Temporal server. Stop it when done.
@@ -84,6 +91,7 @@ type Server struct {
 	uiURL        string
 
 	server temporal.Server
+	sec    *frontendSecurity
 	ckpt   *checkpointer
 	ui     *uiserver.Server
 	uiDone chan struct{}
@@ -109,6 +117,10 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.Namespace == "" {
 		opts.Namespace = defaultNamespace
 	}
+	sec, err := newFrontendSecurity(opts)
+	if err != nil {
+		return nil, err
+	}
 	ports, err := pickPorts(opts)
 	if err != nil {
 		return nil, err
@@ -123,6 +135,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		frontendAddr: hostPort(opts.IP, ports.frontend),
 		httpAddr:     hostPort(opts.IP, ports.frontendHTTP),
 		namespace:    opts.Namespace,
+		sec:          sec,
 	}
 	logger := log.Logger(log.NewNoopLogger())
 	if opts.Logger != nil {
@@ -145,7 +158,7 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("temporal claim mapper: %w", err)
 	}
-	s.server, err = temporal.NewServer(
+	serverOpts := []temporal.ServerOption{
 		temporal.WithConfig(conf),
 		temporal.ForServices(temporal.DefaultServices),
 		temporal.WithStaticHosts(map[primitives.ServiceName]static.Hosts{
@@ -158,7 +171,14 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 		temporal.WithAuthorizer(authorizer),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
 		temporal.WithDynamicConfigClient(dynamicConfig()),
-	)
+	}
+	if sec != nil {
+		serverOpts = append(serverOpts, temporal.WithTLSConfigFactory(sec.provider))
+		if opts.APIKey != "" {
+			serverOpts = append(serverOpts, temporal.WithChainedFrontendGrpcInterceptors(sec.apiKeyInterceptor(opts.APIKey)))
+		}
+	}
+	s.server, err = temporal.NewServer(serverOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("create temporal server: %w", err)
 	}
@@ -233,11 +253,15 @@ func (s *Server) waitReady(ctx context.Context) error {
 	// caller passing context.Background() would hang forever.
 	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
-	c, err := client.DialContext(ctx, client.Options{
+	opts := client.Options{
 		HostPort:  s.frontendAddr,
 		Namespace: s.namespace,
 		Logger:    sdklog.NewStructuredLogger(slog.New(slog.DiscardHandler)),
-	})
+	}
+	if s.sec != nil {
+		opts.ConnectionOptions.TLS = s.sec.client
+	}
+	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("dial temporal frontend %s: %w", s.frontendAddr, err)
 	}

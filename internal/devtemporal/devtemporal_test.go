@@ -367,3 +367,12 @@ func TestFileBacked(t *testing.T) {
 		require.NoError(t, srv.Stop())
 	}
 }
+
+// Options that cannot work together fail Start at once, before a server runs.
+func TestStartRefusesAPIKeyWithoutTLSAndUIWithTLS(t *testing.T) {
+	ctx := context.Background()
+	_, err := devtemporal.Start(ctx, devtemporal.Options{APIKey: "k"})
+	require.ErrorContains(t, err, "APIKey needs TLS")
+	_, err = devtemporal.Start(ctx, devtemporal.Options{UIPort: 1, TLS: &devtemporal.TLSOptions{}})
+	require.ErrorContains(t, err, "UI is not supported with TLS")
+}

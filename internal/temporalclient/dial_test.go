@@ -11,8 +11,8 @@ func TestIsLoopback(t *testing.T) {
 		"temporal.example:7233": false,
 		"billing.tmprl.cloud":   false, // no port: not something Dial accepts anyway
 	} {
-		if got := isLoopback(addr); got != want {
-			t.Errorf("isLoopback(%q) = %v, want %v", addr, got, want)
+		if got := IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
 		}
 	}
 }
