@@ -99,7 +99,8 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 		for {
 			var r ReminderDue
 			ch.Receive(ctx, &r)
-			// Reminders share the payment lock: never a reminder mid-payment.
+			// Whether a reminder is due is decided under the payment lock
+			// (never from a half-done payment); it is sent outside it.
 			if err := w.lock.Lock(ctx); err != nil {
 				return
 			}
@@ -200,6 +201,8 @@ func (w *invoiceWF) notify(ctx workflow.Context, n Notice) {
 	case "refund":
 		err = workflow.ExecuteActivity(notifyOptions(ctx, "Email refund notice "+money.Format(n.Amount, w.st.Currency)), acts.NotifyRefund,
 			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, RefundID: n.RefundID}).Get(ctx, &res)
+	case "reminder":
+		w.sendReminder(ctx, n)
 	}
 	if err != nil {
 		workflow.GetLogger(ctx).Error("notification failed", "kind", n.Kind, "error", err)
