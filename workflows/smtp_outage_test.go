@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/workflows"
@@ -129,4 +130,51 @@ func (s *invoiceSuite) TestOwedReminderSurvivesContinueAsNew() {
 	s.Equal([]int{1, 2}, end.RemindersSent)
 	s.Empty(end.Pending)
 	s.Equal(3, end.NextReminderStep)
+}
+
+// SMTP down while the practice resends the invoice: the resend waits the
+// outage out, but holds no lock, so a payment meanwhile completes at once.
+func (s *invoiceSuite) TestResendRetryingDoesNotBlockPayment() {
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(workflows.InvoiceWorkflow)
+	env.RegisterActivity(acts)
+	up, resent := false, 0
+	env.OnActivity(acts.IssueInvoice, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in *activities.InvoiceRef) (*activities.NotifyResult, error) {
+			if in.Resend == 0 {
+				return &activities.NotifyResult{Emailed: true}, nil
+			}
+			if !up {
+				return nil, errors.New("send invoice_issued email: dial tcp 127.0.0.1:1025: connect: connection refused")
+			}
+			resent++
+			return &activities.NotifyResult{Emailed: true}, nil
+		})
+	env.OnActivity(acts.NotifyPayment, mock.Anything, mock.Anything).Return(&activities.NotifyResult{Emailed: true}, nil).Maybe()
+	env.OnActivity(acts.Charge, mock.Anything, mock.Anything).Return(&activities.ChargeResult{Status: "succeeded",
+		Invoice: activities.InvoiceSnapshot{Status: "partially_paid", AmountPaid: 6000, AmountDue: 12000}}, nil).Once()
+	var resend, pay updateResult
+	callback := func(r *updateResult) *testsuite.TestUpdateCallback {
+		return &testsuite.TestUpdateCallback{OnReject: func(err error) { r.rejected, r.done = err, true }, OnAccept: func() {},
+			OnComplete: func(v any, err error) { r.value, r.err, r.done = v, err, true }}
+	}
+	env.RegisterDelayedCallback(func() { env.UpdateWorkflow(workflows.ResendUpdate, "r", callback(&resend)) }, time.Hour)
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(workflows.PayUpdate, "p", callback(&pay), &workflows.PayInput{Amount: 6000, PaymentMethodID: "pm_card_visa"})
+	}, time.Hour+5*time.Minute)
+	paidDuringOutage := false
+	env.RegisterDelayedCallback(func() {
+		paidDuringOutage = pay.done && !resend.done
+		up = true
+	}, time.Hour+6*time.Minute)
+	env.RegisterDelayedCallback(func() { env.CancelWorkflow() }, 2*time.Hour)
+	env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(true))
+
+	s.True(paidDuringOutage, "the payment completed while the resend was still failing")
+	s.NoError(pay.err)
+	s.Require().True(resend.done)
+	s.NoError(resend.err)
+	s.Equal(1, resend.value.(*workflows.ResendResult).Sequence)
+	s.Equal(1, resent)
+	env.AssertExpectations(s.T())
 }
