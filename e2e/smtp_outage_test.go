@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"testing"
 	"time"
@@ -48,35 +49,12 @@ func TestSMTPOutageReminderDoesNotBlockPayment(t *testing.T) {
 	res := s.runReminders(t, due)
 	require.GreaterOrEqual(t, res.Signalled, 1)
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		d, err := s.Temporal.DescribeWorkflowExecution(context.Background(), workflows.InvoiceWorkflowID(id), "")
-		if !assert.NoError(c, err) {
-			return
-		}
-		retrying := false
-		for _, a := range d.GetPendingActivities() {
-			if a.GetActivityType().GetName() == "SendReminder" && a.GetAttempt() >= 2 {
-				retrying = true
-			}
-		}
-		assert.True(c, retrying, "the reminder is retrying against the stopped SMTP server")
+		assert.GreaterOrEqual(c, s.pendingAttempts(c, workflows.InvoiceWorkflowID(id))["SendReminder"], int32(2),
+			"the reminder is retrying against the stopped SMTP server")
 	}, 30*time.Second, 200*time.Millisecond)
 
 	// The client pays during the outage: answered at once, not 503.
-	raw, err := json.Marshal(map[string]any{"amount": 11000, "payment_method": "pm_card_visa"})
-	require.NoError(t, err)
-	req, err := http.NewRequest("POST", s.API.URL+"/v1/invoices/"+id+"/payments", bytes.NewReader(raw))
-	require.NoError(t, err)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+s.Key)
-	start := time.Now()
-	pay, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
-	require.NoError(t, err, "the payment waited on the reminder")
-	var body map[string]any
-	require.NoError(t, json.NewDecoder(pay.Body).Decode(&body))
-	require.NoError(t, pay.Body.Close())
-	require.Equal(t, 200, pay.StatusCode, body)
-	assert.Less(t, time.Since(start), 10*time.Second)
-	assert.Equal(t, "paid", body["invoice"].(map[string]any)["status"])
+	s.payDuringOutage(t, id, 11000)
 	_, n := byKind("payment_received")
 	assert.Zero(t, n, "no receipt can go out while SMTP is down")
 
@@ -98,4 +76,124 @@ func TestSMTPOutageReminderDoesNotBlockPayment(t *testing.T) {
 	sent, err := s.Store.RemindersSent(context.Background(), id)
 	require.NoError(t, err)
 	assert.Empty(t, sent)
+}
+
+// payDuringOutage pays an invoice in full and requires the answer 200 within
+// seconds: a payment that waits on an email times out here instead.
+func (s *stack) payDuringOutage(t *testing.T, id string, amount int64) {
+	t.Helper()
+	start := time.Now()
+	status, body, err := s.postWithin(20*time.Second, "/v1/invoices/"+id+"/payments", map[string]any{"amount": amount, "payment_method": "pm_card_visa"}, "")
+	require.NoError(t, err, "the payment waited on an email")
+	require.Equal(t, 200, status, body)
+	assert.Less(t, time.Since(start), 10*time.Second)
+	assert.Equal(t, "paid", body["invoice"].(map[string]any)["status"])
+}
+
+// postWithin is do with a deadline and no test assertions, so it can run in
+// a goroutine.
+func (s *stack) postWithin(timeout time.Duration, path string, body any, idemKey string) (int, map[string]any, error) {
+	var rd io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest("POST", s.API.URL+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+s.Key)
+	if idemKey != "" {
+		req.Header.Set("Idempotency-Key", idemKey)
+	}
+	res, err := (&http.Client{Timeout: timeout}).Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		return res.StatusCode, nil, err
+	}
+	return res.StatusCode, out, nil
+}
+
+// pendingAttempts is how often each of a workflow's pending activities has
+// been tried, by activity type.
+func (s *stack) pendingAttempts(c *assert.CollectT, workflowID string) map[string]int32 {
+	d, err := s.Temporal.DescribeWorkflowExecution(context.Background(), workflowID, "")
+	if !assert.NoError(c, err) {
+		return nil
+	}
+	out := map[string]int32{}
+	for _, a := range d.GetPendingActivities() {
+		out[a.GetActivityType().GetName()] = a.GetAttempt()
+	}
+	return out
+}
+
+// TestSMTPOutageResendDoesNotBlockPayment: with SMTP down the practice
+// resends the invoice and the email keeps failing; the client pays
+// meanwhile and is answered at once. When SMTP is back the receipt goes out
+// once and the resent bill, for an invoice now paid, never does.
+func TestSMTPOutageResendDoesNotBlockPayment(t *testing.T) {
+	s := getStack(t)
+	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 8500, nil).str("id")
+	count := func(kind string) (ids map[string]int, n int) {
+		ids = map[string]int{}
+		for _, m := range s.mailsFor(id) {
+			if kindOf(m) == kind {
+				ids[m.MessageID]++
+				n++
+			}
+		}
+		return ids, n
+	}
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		_, n := count("invoice_issued")
+		assert.Equal(c, 1, n)
+	}, 30*time.Second, 100*time.Millisecond)
+
+	require.NoError(t, s.Mail.StopSMTP())
+	t.Cleanup(func() { require.NoError(t, s.Mail.StartSMTP()) })
+
+	type answer struct {
+		status int
+		err    error
+	}
+	resent := make(chan answer, 1)
+	go func() {
+		status, _, err := s.postWithin(2*time.Minute, "/v1/invoices/"+id+"/send", nil, "outage-resend-"+id)
+		resent <- answer{status, err}
+	}()
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		assert.GreaterOrEqual(c, s.pendingAttempts(c, workflows.InvoiceWorkflowID(id))["IssueInvoice"], int32(2),
+			"the resend is retrying against the stopped SMTP server")
+	}, 30*time.Second, 200*time.Millisecond)
+
+	s.payDuringOutage(t, id, 8500)
+
+	require.NoError(t, s.Mail.StartSMTP())
+	s.waitIdle(t, id, 1)
+	var r answer
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		select {
+		case r = <-resent:
+		default:
+		}
+		assert.Equal(c, 200, r.status)
+		assert.NoError(c, r.err)
+		ids, n := count("payment_received")
+		assert.Equal(c, 1, n)
+		assert.Len(c, ids, 1)
+		assert.Empty(c, s.pendingAttempts(c, workflows.InvoiceWorkflowID(id)))
+	}, time.Minute, 200*time.Millisecond)
+	ids, n := count("invoice_issued")
+	assert.Equal(t, 1, n, "no bill after the payment: %v", ids)
+	ids, n = count("payment_received")
+	assert.Equal(t, 1, n, ids)
 }
