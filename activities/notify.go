@@ -256,6 +256,11 @@ func (a *Activities) IssueInvoice(ctx context.Context, in *InvoiceRef) (*NotifyR
 	if b.inv.Status == store.StatusVoid {
 		return &NotifyResult{}, nil
 	}
+	if in.Resend > 0 && b.inv.AmountDue == 0 {
+		// Paid while the resend waited (out of an SMTP outage, say): the
+		// receipt is what the client gets, not a bill.
+		return &NotifyResult{}, nil
+	}
 	payURL, err := a.newPayLink(ctx, b)
 	if err != nil {
 		return nil, err

@@ -92,3 +92,65 @@ func TestLifecycleHistories(t *testing.T) {
 		}
 	}
 }
+
+// TestReminderLifecycleHistory: a reminder goes out on the due date, then
+// the invoice is paid in full. With BILLFLOW_RECORD_HISTORIES=1 it records
+// workflows/testdata/reminder_then_payment.json for the replay tests
+// (reminder_in_lock.json is the same story recorded before reminders left
+// the payment lock).
+func TestReminderLifecycleHistory(t *testing.T) {
+	s := getStack(t)
+	inv := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 9000, nil)
+	id := inv.str("id")
+	due, err := time.Parse(time.DateOnly, inv.str("due_date"))
+	require.NoError(t, err)
+	s.runReminders(t, due)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		n := 0
+		for _, m := range s.mailsFor(id) {
+			if kindOf(m) == "reminder" {
+				n++
+			}
+		}
+		assert.Equal(c, 1, n)
+	}, 30*time.Second, 100*time.Millisecond)
+	require.Equal(t, 200, s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 9000, "payment_method": "pm_card_visa"}).Status)
+	s.waitIdle(t, id, 1)
+	h := s.history(t, workflows.InvoiceWorkflowID(id))
+	t.Logf("reminder lifecycle: %d history events, %d workflow tasks", len(h.Events), countTasks(h))
+	if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
+		raw, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "testdata", "reminder_then_payment.json"), raw, 0o644))
+	}
+}
+
+// TestResendLifecycleHistory: the practice resends the invoice email, then
+// the invoice is paid in full. With BILLFLOW_RECORD_HISTORIES=1 it records
+// workflows/testdata/resend_then_payment.json for the replay tests
+// (resend_in_lock.json is the same story recorded before the resend email
+// left the payment lock).
+func TestResendLifecycleHistory(t *testing.T) {
+	s := getStack(t)
+	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 9500, nil).str("id")
+	r := s.do(t, "POST", "/v1/invoices/"+id+"/send", s.Key, nil, "Idempotency-Key", "history-resend-"+id)
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		n := 0
+		for _, m := range s.mailsFor(id) {
+			if kindOf(m) == "invoice_issued" {
+				n++
+			}
+		}
+		assert.Equal(c, 2, n)
+	}, 30*time.Second, 100*time.Millisecond)
+	require.Equal(t, 200, s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 9500, "payment_method": "pm_card_visa"}).Status)
+	s.waitIdle(t, id, 1)
+	h := s.history(t, workflows.InvoiceWorkflowID(id))
+	t.Logf("resend lifecycle: %d history events, %d workflow tasks", len(h.Events), countTasks(h))
+	if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
+		raw, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "testdata", "resend_then_payment.json"), raw, 0o644))
+	}
+}

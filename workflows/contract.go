@@ -125,7 +125,7 @@ type InvoiceState struct {
 	RefundSeq        int
 	ResendSeq        int // how many times the practice resent the invoice email
 	Payments         []PaymentState
-	RemindersSent    []int // indexes into ReminderOffsets
+	RemindersSent    []int // steps sent (1-based); a step owed but not yet sent is in Pending
 	NextReminderAt   *time.Time
 	NextReminderStep int // 1-based, 0 = none
 	PaidAt           *time.Time
@@ -144,12 +144,17 @@ type ResendResult struct {
 
 // Notice is one client notification the workflow owes.
 type Notice struct {
-	Kind      string // "payment" | "payment_failed" | "refund"
+	Kind      string // "payment" | "payment_failed" | "refund" | "reminder"
 	PaymentID string
 	RefundID  string
 	Amount    int64
 	Final     bool // the payment settled the invoice: render and attach the receipt
 	Silent    bool // part of a balance payment: receipt document only, one email elsewhere
+	// Step, Steps and Today are an owed reminder's: step Step (1-based) of
+	// Steps, fallen due on Today.
+	Step  int
+	Steps int
+	Today time.Time
 }
 
 // PaymentApplied tells an invoice workflow that a balance payment recorded a

@@ -99,7 +99,8 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 		for {
 			var r ReminderDue
 			ch.Receive(ctx, &r)
-			// Reminders share the payment lock: never a reminder mid-payment.
+			// Whether a reminder is due is decided under the payment lock
+			// (never from a half-done payment); it is sent outside it.
 			if err := w.lock.Lock(ctx); err != nil {
 				return
 			}
@@ -200,6 +201,8 @@ func (w *invoiceWF) notify(ctx workflow.Context, n Notice) {
 	case "refund":
 		err = workflow.ExecuteActivity(notifyOptions(ctx, "Email refund notice "+money.Format(n.Amount, w.st.Currency)), acts.NotifyRefund,
 			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, RefundID: n.RefundID}).Get(ctx, &res)
+	case "reminder":
+		w.sendReminder(ctx, n)
 	}
 	if err != nil {
 		workflow.GetLogger(ctx).Error("notification failed", "kind", n.Kind, "error", err)
@@ -592,17 +595,32 @@ func (w *invoiceWF) validateResend(ctx workflow.Context) error {
 	return nil
 }
 
+// resendOutsideLockChange marks the move of the resend email out of the
+// payment lock; histories recorded before it email while holding the lock.
+const resendOutsideLockChange = "resend-outside-lock"
+
 // resend emails the invoice again with a fresh pay link, once per request.
+// The sequence is taken under the payment lock; the email, which waits out
+// an SMTP outage, goes out holding none, so payments never wait for it.
 func (w *invoiceWF) resend(ctx workflow.Context) (*ResendResult, error) {
 	if err := w.lock.Lock(ctx); err != nil {
 		return nil, err
 	}
-	defer w.lock.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			w.lock.Unlock()
+		}
+	}()
 	if err := w.validateResend(ctx); err != nil {
 		return nil, err
 	}
 	w.st.ResendSeq++
 	seq := w.st.ResendSeq
+	if workflow.GetVersion(ctx, resendOutsideLockChange, workflow.DefaultVersion, 1) == 1 {
+		w.lock.Unlock()
+		locked = false
+	}
 	var res activities.NotifyResult
 	if err := workflow.ExecuteActivity(notifyOptions(ctx, fmt.Sprintf("Resend invoice email (%d)", seq)), acts.IssueInvoice,
 		&activities.InvoiceRef{InvoiceID: w.in.InvoiceID, Resend: seq}).Get(ctx, &res); err != nil {

@@ -55,10 +55,7 @@ func (w *invoiceWF) planNextReminder(today time.Time) {
 	if !w.remindable() {
 		return
 	}
-	last := 0
-	for _, s := range w.st.RemindersSent {
-		last = max(last, s)
-	}
+	last := w.lastReminderStep()
 	for i, off := range w.offsets() {
 		if i+1 <= last {
 			continue
@@ -72,7 +69,29 @@ func (w *invoiceWF) planNextReminder(today time.Time) {
 	}
 }
 
-// onReminderDue decides whether a reminder is due today and sends it once.
+// lastReminderStep is the latest step sent or owed: a step owed in Pending
+// is never queued twice, whichever run it was queued in.
+func (w *invoiceWF) lastReminderStep() int {
+	last := 0
+	for _, s := range w.st.RemindersSent {
+		last = max(last, s)
+	}
+	for _, n := range w.st.Pending {
+		if n.Kind == "reminder" {
+			last = max(last, n.Step)
+		}
+	}
+	return last
+}
+
+// reminderOutsideLockChange marks the move of the reminder email out of the
+// payment lock: the signal handler only records the step as owed and the run
+// loop sends it, so SMTP being down never holds up a payment. Histories
+// recorded before it sent the email while holding the lock.
+const reminderOutsideLockChange = "reminder-outside-lock"
+
+// onReminderDue decides, under the payment lock, whether a reminder is due
+// today and records it as owed, once per step.
 func (w *invoiceWF) onReminderDue(ctx workflow.Context, r *ReminderDue) {
 	today := r.Today
 	if today.IsZero() {
@@ -83,26 +102,61 @@ func (w *invoiceWF) onReminderDue(ctx workflow.Context, r *ReminderDue) {
 		return
 	}
 	step := w.dueStep(today)
-	last := 0
-	for _, s := range w.st.RemindersSent {
-		last = max(last, s)
-	}
-	if step == 0 || step <= last {
+	if step == 0 || step <= w.lastReminderStep() {
 		return
 	}
 	steps := len(w.offsets())
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
-		Summary:             fmt.Sprintf("Email reminder %d of %d", step, steps),
-	})
-	err := workflow.ExecuteActivity(actx, acts.SendReminder, &activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: step,
+	// Asked only when a step is due, so a run that had never sent a
+	// reminder before this code takes the new path.
+	if workflow.GetVersion(ctx, reminderOutsideLockChange, workflow.DefaultVersion, 1) == 1 {
+		w.st.Pending = append(w.st.Pending, Notice{Kind: "reminder", Step: step, Steps: steps, Today: dateOnly(today)})
+		return
+	}
+	err := workflow.ExecuteActivity(reminderOptions(ctx, step, steps), acts.SendReminder, &activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: step,
 		Steps: steps, Today: dateOnly(today)}).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Error("reminder failed", "step", step, "error", err)
 		return
 	}
 	w.st.RemindersSent = append(w.st.RemindersSent, step)
+}
+
+// reminderOptions wait out an SMTP outage with backoff; the activity sends
+// each step once.
+func reminderOptions(ctx workflow.Context, step, steps int) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
+		Summary:             fmt.Sprintf("Email reminder %d of %d", step, steps),
+	})
+}
+
+// sendReminder sends an owed reminder from the run loop, holding no lock: a
+// payment during an SMTP outage goes through while this retries. A payment
+// or void that leaves nothing to chase cancels it, so the reminder never
+// reaches a client who has paid and the receipt behind it is not held up.
+func (w *invoiceWF) sendReminder(ctx workflow.Context, n Notice) {
+	if !w.remindable() {
+		return
+	}
+	rctx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	f := workflow.ExecuteActivity(reminderOptions(rctx, n.Step, n.Steps), acts.SendReminder,
+		&activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: n.Step, Steps: n.Steps, Today: n.Today})
+	if err := workflow.Await(ctx, func() bool { return f.IsReady() || !w.remindable() }); err != nil {
+		return
+	}
+	if !f.IsReady() {
+		workflow.GetLogger(ctx).Info("reminder dropped: nothing left to chase", "step", n.Step, "status", w.st.Status)
+		return
+	}
+	if err := f.Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("reminder failed", "step", n.Step, "error", err)
+		return
+	}
+	if !w.reminderSent(n.Step) {
+		w.st.RemindersSent = append(w.st.RemindersSent, n.Step)
+	}
 }
 
 // ReminderRunID is the workflow ID the daily `reminder-run` Schedule starts
