@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export GOTOOLCHAIN := local
 
-.PHONY: dev test setup build vet fmt bench load clean
+.PHONY: dev test setup build vet fmt bench load faultrun clean
 
 setup:
 	@./scripts/setup.sh
@@ -26,6 +26,14 @@ test: setup
 # throwaway one): reads at rising rates, 20 concurrent payers, lifecycles/s.
 bench: setup
 	@./scripts/bench.sh
+
+# The fault run at full size: the production binary (2 API replicas, 2
+# workers) paying invoices while workers are SIGKILLed mid-charge, Postgres
+# restarts and Stripe times out after committing; then every charge at the
+# Stripe sandbox is counted against the ledger. `make test` runs a small one.
+faultrun: setup
+	$(GO) build -o bin/ ./cmd/billflow ./cmd/billflow-faultrun
+	./bin/billflow-faultrun -billflow bin/billflow $(FAULTRUN_FLAGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

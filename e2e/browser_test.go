@@ -234,3 +234,30 @@ func TestBrowserPayPartThenRestThenDecline(t *testing.T) {
 
 	b.checkClean(t)
 }
+
+// A pay link alone (a forwarded or leaked email), opened in a browser,
+// offers only a new card: the client's saved card is neither listed nor
+// named on the page (issue 18).
+func TestBrowserPayLinkOffersNoSavedCard(t *testing.T) {
+	s := getStack(t)
+	b := newBrowser(t)
+	cl := s.newClient(t, s.Key)
+	first := s.newInvoice(t, s.Key, cl, 4000, nil).str("id")
+	s.pay(t, s.Key, first, 4000, map[string]any{"save_card": true, "payer_name": "Ada Lovelace", "billing_zip": "10001"})
+	saved := s.do(t, "GET", "/v1/clients/"+cl+"/payment-methods", s.Key, nil)
+	require.Len(t, saved.Body["data"], 1, "the client has a saved card")
+
+	id := s.newInvoice(t, s.Key, cl, 6000, nil).str("id")
+	b.do(t, chromedp.EmulateViewport(375, 800), chromedp.Navigate(s.payLinkFromMail(t, id)), chromedp.WaitVisible(chromedp.ID("pay-button")))
+	offered, err := chromedp.Run(b.ctx, chromedp.Evaluate[int](`document.querySelectorAll('input[value^="saved:"]').length`))
+	require.NoError(t, err)
+	assert.Zero(t, offered, "no saved card to choose")
+	text, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body.innerText`))
+	require.NoError(t, err)
+	assert.NotContains(t, text, "4242", "the saved card is not named")
+	// A new card still pays.
+	b.fillCard(t, "pm_card_visa")
+	b.submit(t, "result-title")
+	assert.Equal(t, "Paid", b.text(t, "status"))
+	b.checkClean(t)
+}

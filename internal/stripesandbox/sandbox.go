@@ -203,6 +203,20 @@ func (s *Sandbox) FailNext(n int, mode string) {
 	}
 }
 
+// PendingFaults is how many injected faults no request has met yet.
+func (s *Sandbox) PendingFaults() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.faults)
+}
+
+// ClearFaults drops the injected faults no request has met yet.
+func (s *Sandbox) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
 // PaymentIntent is a read-only view of a sandbox PaymentIntent, for tests.
 type PaymentIntent struct {
 	ID             string

@@ -491,6 +491,19 @@ func TestFailNext(t *testing.T) {
 		t.Fatalf("retry charged again: %d intents", n)
 	}
 
+	// Faults wait for requests; pending ones can be counted and dropped.
+	e.sb.FailNext(2, stripesandbox.FaultServerError)
+	if n := e.sb.PendingFaults(); n != 2 {
+		t.Fatalf("PendingFaults = %d, want 2", n)
+	}
+	e.sb.ClearFaults()
+	if n := e.sb.PendingFaults(); n != 0 {
+		t.Fatalf("PendingFaults after ClearFaults = %d", n)
+	}
+	if _, err := e.gw.GetPaymentIntent(ctx, found.PaymentIntentID); err != nil {
+		t.Fatalf("a cleared fault still failed a request: %v", err)
+	}
+
 	// Over HTTP, for other processes.
 	resp, err := http.Post(e.base+"/sandbox/fail-next?n=1&mode=500", "", nil)
 	if err != nil || resp.StatusCode != http.StatusNoContent {
