@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 export GOTOOLCHAIN := local
 
-.PHONY: dev test setup build vet fmt bench load faultrun clean
+.PHONY: dev test setup build vet fmt bench load faultrun cluster clean
 
 setup:
 	@./scripts/setup.sh
@@ -26,6 +26,15 @@ test: setup
 # throwaway one): reads at rising rates, 20 concurrent payers, lifecycles/s.
 bench: setup
 	@./scripts/bench.sh
+
+# The production topology on this machine: Temporal's own server binary
+# (go.temporal.io/server, as pinned) with Postgres persistence and
+# visibility, two workers and two API replicas, all behind one Postgres.
+cluster: setup
+	$(GO) build -o bin/ ./cmd/billflow ./cmd/billflow-cluster ./cmd/billflow-load
+	$(GO) build -o bin/temporal-server go.temporal.io/server/cmd/server
+	$(GO) build -o bin/temporal-sql-tool go.temporal.io/server/cmd/tools/sql
+	./bin/billflow-cluster
 
 # The fault run at full size: the production binary (2 API replicas, 2
 # workers) paying invoices while workers are SIGKILLed mid-charge, Postgres

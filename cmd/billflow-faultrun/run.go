@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/billflow/billflow/app"
 	"github.com/billflow/billflow/config"
+	"github.com/billflow/billflow/internal/devcluster"
 	"github.com/billflow/billflow/internal/devkeys"
 	"github.com/billflow/billflow/internal/devpg"
 	"github.com/billflow/billflow/internal/devtemporal"
@@ -35,10 +38,18 @@ type Options struct {
 	StripeFaultEvery time.Duration // 0: Stripe never fails
 	ChaosFor         time.Duration // faults stop after this long (0: while payers run); the rest pay on a healthy stack
 	RestartPostgres  bool
-	Binary           string // billflow binary; "" builds one
-	Dir              string // "" makes a temporary directory
-	Settle           time.Duration
-	Log              io.Writer // progress lines; nil discards
+	// Cluster runs Temporal's own server binary with Postgres persistence
+	// and visibility (in the same Postgres as billflow) instead of the
+	// embedded SQLite server; RestartTemporal then SIGKILLs and restarts
+	// it once, two thirds of the way in.
+	Cluster         bool
+	RestartTemporal bool
+	TemporalServer  string // temporal-server binary; "" builds one (Cluster)
+	SQLTool         string // temporal-sql-tool binary; "" builds one (Cluster)
+	Binary          string // billflow binary; "" builds one
+	Dir             string // "" makes a temporary directory
+	Settle          time.Duration
+	Log             io.Writer // progress lines; nil discards
 }
 
 const webhookSecret = "whsec_faultrun_sandbox"
@@ -49,13 +60,15 @@ type world struct {
 	dir      string
 	pg       *devpg.Cluster
 	db       *pgxpool.Pool
-	temporal *devtemporal.Server
+	temporal *devtemporal.Server  // embedded, or
+	cluster  *devcluster.Temporal // Temporal's server binary
+	frontend string
 	tc       client.Client // the operator's own client, for reading histories
 	sandbox  *stripesandbox.Sandbox
 	mail     *mailcatcher.Catcher
-	apis     []*proc
+	apis     []*devcluster.Proc
 	apiURLs  []string
-	workers  []*proc
+	workers  []*devcluster.Proc
 	key      string // the practice's API key
 	practice string
 	started  time.Time
@@ -64,6 +77,7 @@ type world struct {
 		workerKills        atomic.Int64
 		killsWhileCharging atomic.Int64
 		pgRestarts         atomic.Int64
+		temporalRestarts   atomic.Int64
 		stripe500          atomic.Int64
 		stripeTimeoutAfter atomic.Int64
 	}
@@ -92,6 +106,9 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 		}
 	}
 	// Postgres runs as the unprivileged postgres user, which must reach it.
+	if err := os.MkdirAll(w.dir, 0o755); err != nil {
+		return nil, err
+	}
 	if err := os.Chmod(w.dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -128,7 +145,7 @@ func (w *world) start(ctx context.Context) error {
 	if bin == "" {
 		w.logf("building ./cmd/billflow")
 		var err error
-		if bin, err = buildBinary(ctx, w.dir); err != nil {
+		if bin, err = devcluster.BuildBinary(ctx, w.dir, "billflow", "./cmd/billflow"); err != nil {
 			return err
 		}
 	}
@@ -154,7 +171,7 @@ func (w *world) start(ctx context.Context) error {
 		return err
 	}
 	w.key, w.practice = key, p.ID
-	if w.temporal, err = devtemporal.Start(ctx, devtemporal.Options{Logger: quiet}); err != nil {
+	if err := w.startTemporal(ctx, quiet); err != nil {
 		return fmt.Errorf("temporal: %w", err)
 	}
 	if w.mail, err = mailcatcher.Start("127.0.0.1:0", ""); err != nil {
@@ -162,7 +179,7 @@ func (w *world) start(ctx context.Context) error {
 	}
 	ports := make([]int, 2)
 	for i := range ports {
-		if ports[i], err = freePort(); err != nil {
+		if ports[i], err = devcluster.FreePort(); err != nil {
 			return err
 		}
 		w.apiURLs = append(w.apiURLs, fmt.Sprintf("http://127.0.0.1:%d", ports[i]))
@@ -175,8 +192,8 @@ func (w *world) start(ctx context.Context) error {
 	}
 	_, smtpPort, _ := cutPort(w.mail.SMTPAddr())
 	env := map[string]string{
-		"BILLFLOW_ENV": "development", "DATABASE_URL": w.pg.URL(), "TEMPORAL_ADDRESS": w.temporal.FrontendAddress(),
-		"TEMPORAL_NAMESPACE": w.temporal.Namespace(), "STRIPE_SECRET_KEY": "sk_test_faultrun", "STRIPE_API_BASE": sbURL,
+		"BILLFLOW_ENV": "development", "DATABASE_URL": w.pg.URL(), "TEMPORAL_ADDRESS": w.frontend,
+		"TEMPORAL_NAMESPACE": "default", "STRIPE_SECRET_KEY": "sk_test_faultrun", "STRIPE_API_BASE": sbURL,
 		"STRIPE_WEBHOOK_SECRET": webhookSecret, "STRIPE_TIMEOUT": "2s", "SMTP_HOST": "127.0.0.1", "SMTP_PORT": smtpPort,
 		"PUBLIC_BASE_URL": w.apiURLs[0], "TEMPORAL_ENCRYPTION_KEY": devkeys.EncryptionKeyHex,
 	}
@@ -199,25 +216,67 @@ func (w *world) start(ctx context.Context) error {
 		return append(out, extra...)
 	}
 	for i := range 2 {
-		w.workers = append(w.workers, newProc(fmt.Sprintf("worker-%d", i+1), bin, w.dir, envList(), "worker"))
-		w.apis = append(w.apis, newProc(fmt.Sprintf("api-%d", i+1), bin, w.dir, envList("HTTP_ADDR=127.0.0.1:"+itoa(ports[i])), "api"))
+		w.workers = append(w.workers, devcluster.NewProc(fmt.Sprintf("worker-%d", i+1), bin, w.dir, envList(), "worker"))
+		w.apis = append(w.apis, devcluster.NewProc(fmt.Sprintf("api-%d", i+1), bin, w.dir, envList("HTTP_ADDR=127.0.0.1:"+strconv.Itoa(ports[i])), "api"))
 	}
-	for _, p := range append(append([]*proc{}, w.workers...), w.apis...) {
-		if err := p.start(); err != nil {
+	for _, p := range append(append([]*devcluster.Proc{}, w.workers...), w.apis...) {
+		if err := p.Start(); err != nil {
 			return err
 		}
 	}
 	for i, p := range w.apis {
-		if err := waitReady(ctx, w.apiURLs[i]+"/readyz", p); err != nil {
+		if err := devcluster.WaitReady(ctx, w.apiURLs[i]+"/readyz", p); err != nil {
 			return err
 		}
 	}
 	for _, p := range w.workers {
-		if err := p.waitLogged("Started Worker", 90*time.Second); err != nil {
+		if err := p.WaitLogged("Started Worker", 90*time.Second); err != nil {
 			return err
 		}
 	}
-	w.logf("stack up: 2 api, 2 workers, Postgres %s, Temporal %s, sandbox %s (in %s)", w.pg.URL(), w.temporal.FrontendAddress(), sbURL, w.dir)
+	kind := "embedded (SQLite)"
+	if w.cluster != nil {
+		kind = "server binary (Postgres persistence and visibility)"
+	}
+	w.logf("stack up: 2 api, 2 workers, Postgres %s, Temporal %s %s, sandbox %s (in %s)", w.pg.URL(), kind, w.frontend, sbURL, w.dir)
+	return nil
+}
+
+// startTemporal starts the embedded server, or Temporal's own server binary
+// on the run's Postgres.
+func (w *world) startTemporal(ctx context.Context, quiet *slog.Logger) error {
+	if !w.o.Cluster {
+		var err error
+		if w.temporal, err = devtemporal.Start(ctx, devtemporal.Options{Logger: quiet}); err != nil {
+			return err
+		}
+		w.frontend = w.temporal.FrontendAddress()
+		return nil
+	}
+	srv, tool := w.o.TemporalServer, w.o.SQLTool
+	var err error
+	if srv == "" {
+		w.logf("building Temporal's server")
+		if srv, err = devcluster.BuildBinary(ctx, w.dir, "temporal-server", "go.temporal.io/server/cmd/server"); err != nil {
+			return err
+		}
+	}
+	if tool == "" {
+		if tool, err = devcluster.BuildBinary(ctx, w.dir, "temporal-sql-tool", "go.temporal.io/server/cmd/tools/sql"); err != nil {
+			return err
+		}
+	}
+	u, err := url.Parse(w.pg.URL())
+	if err != nil {
+		return err
+	}
+	pw, _ := u.User.Password()
+	w.cluster, err = devcluster.StartTemporal(ctx, devcluster.TemporalOptions{Dir: w.dir, ServerBin: srv, SQLToolBin: tool,
+		PGHost: u.Hostname(), PGPort: w.pg.Port(), PGUser: u.User.Username(), PGPassword: pw})
+	if err != nil {
+		return err
+	}
+	w.frontend = w.cluster.Frontend
 	return nil
 }
 
@@ -232,9 +291,9 @@ func cutPort(addr string) (string, string, bool) {
 
 func (w *world) close() {
 	var wg sync.WaitGroup
-	for _, p := range append(append([]*proc{}, w.apis...), w.workers...) {
+	for _, p := range append(append([]*devcluster.Proc{}, w.apis...), w.workers...) {
 		wg.Add(1)
-		go func() { defer wg.Done(); p.stop(10 * time.Second) }()
+		go func() { defer wg.Done(); p.Stop(10 * time.Second) }()
 	}
 	wg.Wait()
 	if w.sandbox != nil {
@@ -245,6 +304,9 @@ func (w *world) close() {
 	}
 	if w.tc != nil {
 		w.tc.Close()
+	}
+	if w.cluster != nil {
+		w.cluster.Stop(10 * time.Second)
 	}
 	if w.temporal != nil {
 		_ = w.temporal.Stop()
@@ -260,7 +322,7 @@ func (w *world) close() {
 // chaos injects the faults until ctx ends: a worker SIGKILLed and started
 // again, Stripe failing one request (a 500, or a timeout after it committed),
 // and Postgres restarted once, a third of the way in.
-func (w *world) chaos(ctx context.Context, pgAt <-chan struct{}) {
+func (w *world) chaos(ctx context.Context, pgAt, temporalAt <-chan struct{}) {
 	var wg sync.WaitGroup
 	if w.o.KillEvery > 0 {
 		wg.Add(1)
@@ -275,7 +337,7 @@ func (w *world) chaos(ctx context.Context, pgAt <-chan struct{}) {
 				// Mid-charge: wait (a while) for a charge to be in flight.
 				charging := w.waitCharging(ctx, w.o.KillEvery)
 				p := w.workers[i%len(w.workers)]
-				p.kill()
+				p.Kill()
 				w.faults.workerKills.Add(1)
 				if charging {
 					w.faults.killsWhileCharging.Add(1)
@@ -283,11 +345,11 @@ func (w *world) chaos(ctx context.Context, pgAt <-chan struct{}) {
 				// Down long enough for its tasks to go to the other worker,
 				// then up and polling again before the next kill.
 				time.Sleep(jitter(time.Second))
-				if err := p.start(); err != nil {
-					w.logf("restart %s: %v", p.name, err)
+				if err := p.Start(); err != nil {
+					w.logf("restart %s: %v", p.Name(), err)
 					continue
 				}
-				if err := p.waitLogged("Started Worker", time.Minute); err != nil {
+				if err := p.WaitLogged("Started Worker", time.Minute); err != nil {
 					w.logf("%v", err)
 				}
 			}
@@ -316,6 +378,24 @@ func (w *world) chaos(ctx context.Context, pgAt <-chan struct{}) {
 			}
 		}()
 	}
+	if w.o.RestartTemporal && w.cluster != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-ctx.Done():
+				return
+			case <-temporalAt:
+			}
+			w.logf("restarting the Temporal server (SIGKILL)")
+			if err := w.cluster.Restart(context.WithoutCancel(ctx)); err != nil {
+				w.logf("restart temporal: %v", err)
+				return
+			}
+			w.faults.temporalRestarts.Add(1)
+			w.logf("Temporal server back")
+		}()
+	}
 	if w.o.RestartPostgres {
 		wg.Add(1)
 		go func() {
@@ -338,8 +418,8 @@ func (w *world) chaos(ctx context.Context, pgAt <-chan struct{}) {
 	w.sandbox.ClearFaults()
 	// Whatever was killed last runs again for the settling.
 	for _, p := range w.workers {
-		if err := p.start(); err != nil {
-			w.logf("restart %s: %v", p.name, err)
+		if err := p.Start(); err != nil {
+			w.logf("restart %s: %v", p.Name(), err)
 		}
 	}
 }

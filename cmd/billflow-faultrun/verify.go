@@ -23,6 +23,8 @@ type Report struct {
 	WorkerKills               int64
 	KillsWhileCharging        int64
 	PostgresRestarts          int64
+	TemporalRestarts          int64
+	Temporal                  string // which Temporal server
 	Stripe500, StripeTimeouts int64
 
 	IntentsCreated, IntentsSucceeded int
@@ -48,8 +50,9 @@ func (r *Report) Print(out io.Writer) {
 	for _, k := range kinds {
 		fmt.Fprintf(out, "  %-24s %d\n", k, r.FlowsByKind[k])
 	}
-	fmt.Fprintf(out, "faults: %d worker SIGKILLs (%d with a charge in flight), %d Postgres restarts, %d Stripe 500s, %d Stripe timeouts after commit; %d client retries\n",
-		r.WorkerKills, r.KillsWhileCharging, r.PostgresRestarts, r.Stripe500, r.StripeTimeouts, r.Retries)
+	fmt.Fprintf(out, "Temporal: %s\n", r.Temporal)
+	fmt.Fprintf(out, "faults: %d worker SIGKILLs (%d with a charge in flight), %d Postgres restarts, %d Temporal server restarts, %d Stripe 500s, %d Stripe timeouts after commit; %d client retries\n",
+		r.WorkerKills, r.KillsWhileCharging, r.PostgresRestarts, r.TemporalRestarts, r.Stripe500, r.StripeTimeouts, r.Retries)
 	fmt.Fprintf(out, "payments answered 200: %d, latency with retries p50 %s p99 %s max %s\n", r.Payments,
 		r.PayP50.Round(time.Millisecond), r.PayP99.Round(time.Millisecond), r.PayMax.Round(time.Millisecond))
 	for _, s := range r.Slow {
@@ -75,11 +78,11 @@ func (w *world) exercise(ctx context.Context) (*Report, []*outcome, error) {
 	if w.o.ChaosFor > 0 {
 		cctx, stopChaos = context.WithTimeout(ctx, w.o.ChaosFor)
 	}
-	pgAt := make(chan struct{})
+	pgAt, temporalAt := make(chan struct{}), make(chan struct{})
 	chaosDone := make(chan struct{})
-	go func() { w.chaos(cctx, pgAt); close(chaosDone) }()
+	go func() { w.chaos(cctx, pgAt, temporalAt); close(chaosDone) }()
 	t0 := time.Now()
-	outs := w.payers(ctx, pgAt)
+	outs := w.payers(ctx, pgAt, temporalAt)
 	stopChaos()
 	<-chaosDone
 	w.logf("faults stopped")
@@ -96,6 +99,11 @@ func (w *world) exercise(ctx context.Context) (*Report, []*outcome, error) {
 	rep.PayP50, rep.PayP99, rep.PayMax = percentile(pays, 0.5), percentile(pays, 0.99), percentile(pays, 1)
 	rep.WorkerKills, rep.KillsWhileCharging = w.faults.workerKills.Load(), w.faults.killsWhileCharging.Load()
 	rep.PostgresRestarts = w.faults.pgRestarts.Load()
+	rep.TemporalRestarts = w.faults.temporalRestarts.Load()
+	rep.Temporal = "embedded (SQLite)"
+	if w.cluster != nil {
+		rep.Temporal = "server binary, Postgres persistence and visibility"
+	}
 	rep.Stripe500, rep.StripeTimeouts = w.faults.stripe500.Load(), w.faults.stripeTimeoutAfter.Load()
 	w.logf("payers done in %s; settling", rep.Duration.Round(time.Second))
 

@@ -374,21 +374,25 @@ func (w *world) sharedRefund(ctx context.Context, o *outcome, n int, cl string, 
 }
 
 // payers runs every flow on a pool of concurrent payers; pgAt is closed a
-// third of the way through.
-func (w *world) payers(ctx context.Context, pgAt chan<- struct{}) []*outcome {
+// third of the way through, temporalAt two thirds.
+func (w *world) payers(ctx context.Context, pgAt, temporalAt chan<- struct{}) []*outcome {
 	out := make([]*outcome, w.o.Invoices)
 	next := make(chan int)
 	var wg sync.WaitGroup
 	var done atomic.Int64
-	var once sync.Once
+	var once, onceT sync.Once
 	for range w.o.Payers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for n := range next {
 				out[n] = w.runFlow(ctx, n)
-				if d := done.Add(1); d >= int64(w.o.Invoices/3) {
+				d := done.Add(1)
+				if d >= int64(w.o.Invoices/3) {
 					once.Do(func() { close(pgAt) })
+				}
+				if d >= int64(2*w.o.Invoices/3) {
+					onceT.Do(func() { close(temporalAt) })
 				}
 				if d := done.Load(); d%20 == 0 {
 					w.logf("%d/%d flows done", d, w.o.Invoices)
@@ -411,6 +415,7 @@ func (w *world) payers(ctx context.Context, pgAt chan<- struct{}) []*outcome {
 	close(next)
 	wg.Wait()
 	once.Do(func() { close(pgAt) })
+	onceT.Do(func() { close(temporalAt) })
 	return out
 }
 

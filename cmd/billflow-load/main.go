@@ -41,11 +41,12 @@ import (
 )
 
 type devInfo struct {
-	DatabaseURL       string `json:"database_url"`
-	APIURL            string `json:"api_url"`
-	APIKey            string `json:"api_key"`
-	TemporalAddress   string `json:"temporal_address"`
-	TemporalNamespace string `json:"temporal_namespace"`
+	DatabaseURL       string   `json:"database_url"`
+	APIURL            string   `json:"api_url"`
+	APIURLs           []string `json:"api_urls"` // API replicas to spread requests over (billflow-cluster)
+	APIKey            string   `json:"api_key"`
+	TemporalAddress   string   `json:"temporal_address"`
+	TemporalNamespace string   `json:"temporal_namespace"`
 }
 
 func main() {
@@ -115,6 +116,8 @@ type loader struct {
 	d  devInfo
 	hc *http.Client
 	db *pgxpool.Pool // the dev stack's Postgres, to wait on what billflow records
+
+	next atomic.Uint64 // round robin over d.APIURLs
 }
 
 func (l *loader) call(ctx context.Context, method, path string, body any) (map[string]any, int, error) {
@@ -123,7 +126,12 @@ func (l *loader) call(ctx context.Context, method, path string, body any) (map[s
 		b, _ := json.Marshal(body)
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, l.d.APIURL+path, rd)
+	base := l.d.APIURL
+	if n := len(l.d.APIURLs); n > 0 {
+		// A cluster's replicas (billflow-cluster's api_urls), in turn.
+		base = l.d.APIURLs[l.next.Add(1)%uint64(n)]
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
 	if err != nil {
 		return nil, 0, err
 	}

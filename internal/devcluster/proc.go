@@ -1,4 +1,9 @@
-package main
+// Package devcluster runs billflow's production topology on one machine for
+// development and fault runs: Temporal's own server binary with Postgres
+// persistence and Postgres visibility, and billflow's api and worker
+// binaries, each as its own process that can be SIGKILLed and started again.
+// Nothing here is shipped.
+package devcluster
 
 import (
 	"context"
@@ -9,16 +14,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 )
 
-// proc is one billflow process (api or worker) that can be SIGKILLed and
+// Proc is one process (api or worker) that can be SIGKILLed and
 // started again with the same environment, its output appended to one log.
-type proc struct {
+type Proc struct {
 	name string
 	bin  string
 	args []string
@@ -31,12 +35,13 @@ type proc struct {
 	offset int64 // the log's size when the process was last started
 }
 
-func newProc(name, bin, dir string, env []string, args ...string) *proc {
-	return &proc{name: name, bin: bin, args: args, env: env, log: filepath.Join(dir, name+".log")}
+// NewProc describes a process; its output goes to dir/name.log.
+func NewProc(name, bin, dir string, env []string, args ...string) *Proc {
+	return &Proc{name: name, bin: bin, args: args, env: env, log: filepath.Join(dir, name+".log")}
 }
 
-// start launches the process unless it is running.
-func (p *proc) start() error {
+// Start launches the process unless it is running.
+func (p *Proc) Start() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd != nil {
@@ -54,7 +59,8 @@ func (p *proc) start() error {
 	cmd.Stdout, cmd.Stderr = f, f
 	// Its own process group, so a kill takes the worker's Chromium with it,
 	// as a crashed container or machine would.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: a killed fault run or test leaves no billflow behind.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return fmt.Errorf("start %s: %w", p.name, err)
@@ -69,8 +75,8 @@ func (p *proc) start() error {
 	return nil
 }
 
-// kill SIGKILLs the process group and waits for it to be gone.
-func (p *proc) kill() {
+// Kill SIGKILLs the process group and waits for it to be gone.
+func (p *Proc) Kill() {
 	p.mu.Lock()
 	cmd, done := p.cmd, p.done
 	p.cmd = nil
@@ -82,8 +88,8 @@ func (p *proc) kill() {
 	<-done
 }
 
-// stop asks the process to end (SIGTERM), then kills it after grace.
-func (p *proc) stop(grace time.Duration) {
+// Stop asks the process to end (SIGTERM), then kills it after grace.
+func (p *Proc) Stop(grace time.Duration) {
 	p.mu.Lock()
 	cmd, done := p.cmd, p.done
 	p.cmd = nil
@@ -102,8 +108,8 @@ func (p *proc) stop(grace time.Duration) {
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 }
 
-// exited reports whether a started process has ended by itself.
-func (p *proc) exited() bool {
+// Exited reports whether a started process has ended by itself.
+func (p *Proc) Exited() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cmd == nil {
@@ -117,9 +123,9 @@ func (p *proc) exited() bool {
 	}
 }
 
-// waitLogged waits until the process, since its last start, has logged
+// WaitLogged waits until the process, since its last start, has logged
 // line (such as the SDK's "Started Worker"), or exited, or timeout passed.
-func (p *proc) waitLogged(line string, timeout time.Duration) error {
+func (p *Proc) WaitLogged(line string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		p.mu.Lock()
@@ -128,7 +134,7 @@ func (p *proc) waitLogged(line string, timeout time.Duration) error {
 		if b, err := os.ReadFile(p.log); err == nil && int64(len(b)) >= off && strings.Contains(string(b[off:]), line) {
 			return nil
 		}
-		if p.exited() {
+		if p.Exited() {
 			return fmt.Errorf("%s exited; see %s", p.name, p.log)
 		}
 		if time.Now().After(deadline) {
@@ -138,8 +144,8 @@ func (p *proc) waitLogged(line string, timeout time.Duration) error {
 	}
 }
 
-// freePort asks the kernel for an unused loopback port.
-func freePort() (int, error) {
+// FreePort asks the kernel for an unused loopback port.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -148,8 +154,8 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// waitReady polls url until it answers 200.
-func waitReady(ctx context.Context, url string, p *proc) error {
+// WaitReady polls url until it answers 200.
+func WaitReady(ctx context.Context, url string, p *Proc) error {
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
 	for {
@@ -160,7 +166,7 @@ func waitReady(ctx context.Context, url string, p *proc) error {
 				return nil
 			}
 		}
-		if p != nil && p.exited() {
+		if p != nil && p.Exited() {
 			return fmt.Errorf("%s exited while starting; see %s", p.name, p.log)
 		}
 		select {
@@ -171,26 +177,35 @@ func waitReady(ctx context.Context, url string, p *proc) error {
 	}
 }
 
-// buildBinary builds ./cmd/billflow from the module that holds this source.
-func buildBinary(ctx context.Context, dir string) (string, error) {
-	out := filepath.Join(dir, "billflow")
+// BuildBinary builds pkg (a main package of this module or a tool of its
+// go.mod) into dir/name.
+func BuildBinary(ctx context.Context, dir, name, pkg string) (string, error) {
+	out := filepath.Join(dir, name)
 	root, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
 		return "", fmt.Errorf("go env GOMOD: %w", err)
 	}
-	mod := string(root)
-	for len(mod) > 0 && (mod[len(mod)-1] == '\n' || mod[len(mod)-1] == '\r') {
-		mod = mod[:len(mod)-1]
-	}
+	mod := strings.TrimSpace(string(root))
 	if mod == "" || mod == os.DevNull {
-		return "", errors.New("not inside the billflow module: pass -billflow")
+		return "", errors.New("not inside the billflow module: pass the binaries' paths")
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/billflow")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, pkg)
 	cmd.Dir = filepath.Dir(mod)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/billflow: %w\n%s", err, b)
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
 	return out, nil
 }
 
-func itoa(n int) string { return strconv.Itoa(n) }
+// Name is the process's name, as in its log's.
+func (p *Proc) Name() string { return p.name }
+
+// Log is the path of the process's log.
+func (p *Proc) Log() string { return p.log }
+
+// Running reports whether the process was started and not killed or stopped.
+func (p *Proc) Running() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd != nil
+}
