@@ -42,7 +42,9 @@ cluster: setup
 # Stripe sandbox is counted against the ledger. `make test` runs a small one.
 faultrun: setup
 	$(GO) build -o bin/ ./cmd/billflow ./cmd/billflow-faultrun
-	./bin/billflow-faultrun -billflow bin/billflow $(FAULTRUN_FLAGS)
+	$(GO) build -o bin/temporal-server go.temporal.io/server/cmd/server
+	$(GO) build -o bin/temporal-sql-tool go.temporal.io/server/cmd/tools/sql
+	./bin/billflow-faultrun -billflow bin/billflow -temporal-server bin/temporal-server -temporal-sql-tool bin/temporal-sql-tool $(FAULTRUN_FLAGS)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -32,7 +32,7 @@ func main() {
 	flag.DurationVar(&o.ChaosFor, "chaos-for", 2*time.Minute, "stop the faults after this long; the remaining invoices are paid on a healthy stack (0: faults while payers run)")
 	flag.DurationVar(&o.StripeFaultEvery, "stripe-fault-every", 1500*time.Millisecond, "make one Stripe request fail (a 500, or a timeout after Stripe committed) this often")
 	flag.BoolVar(&o.RestartPostgres, "restart-postgres", true, "restart Postgres once while payers run")
-	flag.BoolVar(&o.Cluster, "cluster", false, "run Temporal's own server binary with Postgres persistence and visibility instead of the embedded SQLite server")
+	flag.BoolVar(&o.Cluster, "cluster", true, "run Temporal's own server binary with Postgres persistence and visibility (false: the embedded SQLite server of make dev)")
 	flag.BoolVar(&o.RestartTemporal, "restart-temporal", true, "with -cluster: SIGKILL and restart the Temporal server once while payers run")
 	flag.StringVar(&o.TemporalServer, "temporal-server", "", "with -cluster: Temporal's server binary (default: build go.temporal.io/server/cmd/server)")
 	flag.StringVar(&o.SQLTool, "temporal-sql-tool", "", "with -cluster: Temporal's SQL schema tool (default: build go.temporal.io/server/cmd/tools/sql)")

@@ -70,6 +70,7 @@ type world struct {
 	apiURLs  []string
 	workers  []*devcluster.Proc
 	key      string // the practice's API key
+	rr       atomic.Int64
 	practice string
 	started  time.Time
 

@@ -133,8 +133,9 @@ const retryDeadline = 4 * time.Minute
 func (w *world) send(ctx context.Context, o *outcome, method, path, idem string, body any) (*apiResp, error) {
 	deadline := time.Now().Add(retryDeadline)
 	key := idem
+	first := int(w.rr.Add(1)) // requests take turns on the API replicas
 	for try := 0; ; try++ {
-		r, err := w.call(ctx, try, method, path, key, body)
+		r, err := w.call(ctx, first+try, method, path, key, body)
 		switch {
 		case err != nil:
 		case r.status >= 500, r.status == http.StatusTooManyRequests, r.code() == "idempotency_key_in_use":
