@@ -377,6 +377,9 @@ func TestStatementRunSchedule(t *testing.T) {
 	assert.Equal(t, "StatementRunWorkflow", action.Workflow)
 	assert.Equal(t, workflows.TaskQueue, action.TaskQueue)
 	assert.Equal(t, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, sched.Policy.Overlap)
+	// A multi-day outage over the 1st (server or every worker down) still
+	// sends the month's statements when it ends.
+	assert.GreaterOrEqual(t, sched.Policy.CatchupWindow, 7*24*time.Hour)
 	require.Len(t, sched.Spec.Calendars, 1)
 	cal := sched.Spec.Calendars[0]
 	assert.Equal(t, 6, cal.Hour[0].Start)

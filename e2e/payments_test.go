@@ -4,13 +4,23 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"github.com/stripe/stripe-go/v76/webhook"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/billflow/billflow/api"
+	"github.com/billflow/billflow/app"
+	"github.com/billflow/billflow/internal/metrics"
 
 	"github.com/billflow/billflow/internal/stripesandbox"
 	"github.com/billflow/billflow/workflows"
@@ -340,4 +350,69 @@ func TestRefundOnPartlyPaidInvoiceThenPayTheRest(t *testing.T) {
 	assert.Equal(t, int64(0), got.num("amount_due"))
 	assert.Equal(t, int64(10000), got.num("amount_paid"))
 	assert.Equal(t, int64(1000), got.num("amount_refunded"))
+}
+
+// failingSignals is the stack's Temporal client with its next n signals
+// refused, as when the frontend is briefly unreachable (fault injection).
+type failingSignals struct {
+	client.Client
+	n atomic.Int32
+}
+
+func (f *failingSignals) SignalWorkflow(ctx context.Context, workflowID, runID, name string, arg any) error {
+	if f.n.Add(-1) >= 0 {
+		return serviceerror.NewUnavailable("injected: temporal frontend unavailable")
+	}
+	return f.Client.SignalWorkflow(ctx, workflowID, runID, name, arg)
+}
+
+// A webhook is marked processed only once its workflow has it: when the
+// delivery fails the answer is 503 and nothing is marked, so Stripe's retry
+// delivers it (marked first, the retry was acknowledged as a duplicate and
+// the event lost).
+func TestWebhookMarkedOnlyAfterDelivery(t *testing.T) {
+	s := getStack(t)
+	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 8000, nil).str("id")
+	r := s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 8000, "payment_method": "pm_card_authenticationRequired"})
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	require.Equal(t, "requires_action", r.Body["payment"].(map[string]any)["status"])
+	pi := s.intentsFor(id)[0].ID
+
+	tc := &failingSignals{Client: s.Temporal}
+	tc.n.Store(1)
+	pc, err := app.PayloadCodec(s.Config)
+	require.NoError(t, err)
+	srv := httptest.NewServer(api.Router(api.Deps{Store: s.Store, Temporal: tc, Gateway: app.Gateway(s.Config), Config: s.Config,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry(), Codec: pc}))
+	defer srv.Close()
+	evID := "evt_after_delivery_" + id
+	payload := []byte(fmt.Sprintf(`{"id":%q,"object":"event","api_version":"2023-10-16","created":%d,"type":"payment_intent.succeeded",
+"data":{"object":{"id":%q,"object":"payment_intent","amount":8000,"currency":"usd","status":"succeeded","metadata":{"invoice_id":%q}}}}`,
+		evID, time.Now().Unix(), pi, id))
+	post := func() int {
+		signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: webhookSecret})
+		req, err := http.NewRequest("POST", srv.URL+"/v1/webhooks/stripe", bytes.NewReader(payload))
+		require.NoError(t, err)
+		req.Header.Set("Stripe-Signature", signed.Header)
+		res, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	marked := func() int {
+		var n int
+		require.NoError(t, s.Store.Pool.QueryRow(context.Background(), `SELECT count(*) FROM webhook_events WHERE id=$1`, evID).Scan(&n))
+		return n
+	}
+	assert.Equal(t, 503, post(), "the delivery failed: Stripe is told to retry")
+	assert.Zero(t, marked(), "an undelivered event is not marked processed")
+	assert.Equal(t, 200, post(), "Stripe's retry is delivered")
+	assert.Equal(t, 1, marked())
+	delivered := 0
+	for _, e := range s.history(t, workflows.InvoiceWorkflowID(id)).Events {
+		if e.GetWorkflowExecutionSignaledEventAttributes().GetSignalName() == workflows.PaymentEventSignal {
+			delivered++
+		}
+	}
+	assert.Equal(t, 1, delivered, "the invoice's workflow got the event once")
 }
