@@ -232,3 +232,44 @@ func TestDeclinesLockOutTheClientsPayers(t *testing.T) {
 	r = s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 5000, "payment_method": "pm_card_visa"})
 	require.Equal(t, 200, r.Status, "the practice's own key is not locked out: %s", r.Raw)
 }
+
+// A bank debit that settled at the processor with no webhook (never sent,
+// or given up on) is found by the reconciler, which asks the processor and
+// records it: the invoice is paid and the receipt goes out, nothing charged.
+func TestReconcilerSettlesAPaymentWhoseWebhookNeverCame(t *testing.T) {
+	s := getStack(t)
+	ctx := context.Background()
+	s.Sandbox.DropWebhooks(true)
+	t.Cleanup(func() { s.Sandbox.DropWebhooks(false) })
+	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 12500, nil).str("id")
+	r := s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 12500, "payment_method": "pm_usBankAccount"})
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	pay := r.Body["payment"].(map[string]any)
+	require.Equal(t, "processing", pay["status"])
+	require.Eventually(t, func() bool {
+		pis := s.intentsFor(id)
+		return len(pis) == 1 && pis[0].Status == "succeeded"
+	}, 20*time.Second, 50*time.Millisecond, "the debit settles at the processor")
+	assert.Equal(t, "processing", s.do(t, "GET", "/v1/invoices/"+id, s.Key, nil).str("status"), "no webhook said so")
+
+	// Old enough that the reconciler no longer waits for its webhook.
+	_, err := s.Store.Pool.Exec(ctx, `UPDATE payment_attempts SET updated_at = now() - interval '1 hour' WHERE id=$1`, pay["id"])
+	require.NoError(t, err)
+	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reconcile-nowebhook-" + id, TaskQueue: workflows.TaskQueue},
+		workflows.ReconcileWorkflow, &workflows.ReconcileInput{})
+	require.NoError(t, err)
+	var out workflows.ReconcileResult
+	require.NoError(t, run.Get(ctx, &out))
+	assert.GreaterOrEqual(t, out.Settled, 1)
+	got := s.waitStatus(t, id, "paid")
+	assert.Equal(t, int64(12500), got.num("amount_paid"))
+	assert.Len(t, s.intentsFor(id), 1, "the reconciler never charges")
+	require.Eventually(t, func() bool {
+		for _, m := range s.mailsFor(id) {
+			if kindOf(m) == string(mail.KindPaymentReceived) {
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 100*time.Millisecond, "the receipt goes out")
+}

@@ -87,9 +87,11 @@ type Sandbox struct {
 	refundSeq []string
 	idem      map[string]*idemEntry
 	faults    []string
-	events    []*event
-	queue     []*event
-	timers    map[*time.Timer]struct{}
+	// dropWebhooks: events are recorded but never sent (DropWebhooks).
+	dropWebhooks bool
+	events       []*event
+	queue        []*event
+	timers       map[*time.Timer]struct{}
 
 	wake      chan struct{}
 	done      chan struct{}

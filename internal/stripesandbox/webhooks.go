@@ -37,7 +37,7 @@ func (s *Sandbox) emit(typ, objectID string, obj map[string]any) {
 	}
 	e.payload = payload
 	s.events = append(s.events, e)
-	if s.opts.WebhookURL == "" {
+	if s.opts.WebhookURL == "" || s.dropWebhooks {
 		return
 	}
 	s.queue = append(s.queue, e)
@@ -45,6 +45,15 @@ func (s *Sandbox) emit(typ, objectID string, obj map[string]any) {
 	case s.wake <- struct{}{}:
 	default:
 	}
+}
+
+// DropWebhooks makes the events emitted while on never be sent (they are
+// still listed by Events, undelivered): a webhook endpoint that was never
+// subscribed, or a delivery Stripe gave up on.
+func (s *Sandbox) DropWebhooks(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropWebhooks = on
 }
 
 // deliverLoop posts queued events in order, one at a time, retrying each
