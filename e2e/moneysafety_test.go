@@ -37,6 +37,19 @@ func (s *stack) payUpdate(t *testing.T, invoiceID, updateID string, in *workflow
 	return &res, h.Get(ctx, &res)
 }
 
+// waitMail waits for an email of kind about an invoice to be caught.
+func (s *stack) waitMail(t *testing.T, invoiceID string, kind mail.Kind) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, m := range s.mailsFor(invoiceID) {
+			if kindOf(m) == string(kind) {
+				return true
+			}
+		}
+		return false
+	}, 20*time.Second, 100*time.Millisecond, "no %s email for %s", kind, invoiceID)
+}
+
 func (s *stack) ledgerBalance(t *testing.T, invoiceID string) int64 {
 	t.Helper()
 	b, err := s.Store.LedgerBalance(context.Background(), invoiceID)
@@ -184,14 +197,7 @@ func TestReconcilerRecordsALostCharge(t *testing.T) {
 	s.waitStatus(t, id, "paid")
 	assert.Equal(t, before, len(s.intentsFor(id)), "the reconciler never charges")
 	assert.Equal(t, int64(0), s.ledgerBalance(t, id))
-	require.Eventually(t, func() bool {
-		for _, m := range s.mailsFor(id) {
-			if kindOf(m) == string(mail.KindPaymentReceived) {
-				return true
-			}
-		}
-		return false
-	}, 20*time.Second, 100*time.Millisecond, "the receipt goes out")
+	s.waitMail(t, id, mail.KindPaymentReceived)
 	// A second run finds nothing more to do for it.
 	run, err = s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reconcile-test2-" + id, TaskQueue: workflows.TaskQueue},
 		workflows.ReconcileWorkflow, &workflows.ReconcileInput{AttemptID: att.ID})
@@ -264,12 +270,5 @@ func TestReconcilerSettlesAPaymentWhoseWebhookNeverCame(t *testing.T) {
 	got := s.waitStatus(t, id, "paid")
 	assert.Equal(t, int64(12500), got.num("amount_paid"))
 	assert.Len(t, s.intentsFor(id), 1, "the reconciler never charges")
-	require.Eventually(t, func() bool {
-		for _, m := range s.mailsFor(id) {
-			if kindOf(m) == string(mail.KindPaymentReceived) {
-				return true
-			}
-		}
-		return false
-	}, 20*time.Second, 100*time.Millisecond, "the receipt goes out")
+	s.waitMail(t, id, mail.KindPaymentReceived)
 }

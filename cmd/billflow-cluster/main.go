@@ -127,7 +127,13 @@ func run(ctx context.Context) error {
 	}
 	info := Info{APIURL: apiURLs[0], APIURLs: apiURLs, DatabaseURL: pg.URL(), TemporalAddress: tsrv.Frontend,
 		TemporalNamespace: "default", MailURL: catcher.HTTPURL(), StripeAPIBase: sbURL}
-	if err := seedDemo(ctx, pg.URL(), filepath.Join(dir, "cluster.json"), &info); err != nil {
+	st, err := store.Open(ctx, pg.URL())
+	if err != nil {
+		return err
+	}
+	info.PracticeID, info.APIKey, err = devcluster.SeedDemo(ctx, st, filepath.Join(dir, "cluster.json"))
+	st.Close()
+	if err != nil {
 		return err
 	}
 
@@ -180,28 +186,5 @@ billflow cluster is up (%.1fs): every part its own process
 		filepath.Join(dir, "cluster.json"), filepath.Join(dir, "cluster.json"))
 	<-ctx.Done()
 	fmt.Println("\nbillflow-cluster: stopping")
-	return nil
-}
-
-// seedDemo reuses the demo practice of an earlier run, or creates one.
-func seedDemo(ctx context.Context, dbURL, path string, info *Info) error {
-	st, err := store.Open(ctx, dbURL)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	var prev Info
-	if raw, err := os.ReadFile(path); err == nil && json.Unmarshal(raw, &prev) == nil && prev.APIKey != "" {
-		if id, err := st.PracticeIDForAPIKey(ctx, prev.APIKey); err == nil {
-			info.PracticeID, info.APIKey = id, prev.APIKey
-			return nil
-		}
-	}
-	p, key, err := st.CreatePractice(ctx, store.NewPractice{Name: "Demo Wellness Practice", Currency: "usd",
-		Timezone: "America/New_York", Email: "billing@demo-practice.localhost"})
-	if err != nil {
-		return fmt.Errorf("seed demo practice: %w", err)
-	}
-	info.PracticeID, info.APIKey = p.ID, key
 	return nil
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/billflow/billflow/app"
 	"github.com/billflow/billflow/config"
+	"github.com/billflow/billflow/internal/devcluster"
 	"github.com/billflow/billflow/internal/devkeys"
 	"github.com/billflow/billflow/internal/devpg"
 	"github.com/billflow/billflow/internal/devtemporal"
@@ -164,7 +165,7 @@ func run(ctx context.Context, logger *slog.Logger) error {
 	}
 	info := DevInfo{APIURL: apiURL, DatabaseURL: cfg.DatabaseURL, TemporalAddress: cfg.TemporalAddress,
 		TemporalNamespace: cfg.TemporalNamespace, TemporalUIURL: ts.UIURL(), MailURL: catcher.HTTPURL(), StripeAPIBase: cfg.StripeAPIBase}
-	if err := seedDemo(ctx, st, filepath.Join(dataDir, "dev.json"), &info); err != nil {
+	if info.PracticeID, info.APIKey, err = devcluster.SeedDemo(ctx, st, filepath.Join(dataDir, "dev.json")); err != nil {
 		return err
 	}
 
@@ -261,24 +262,6 @@ func openLog(path string) *os.File {
 		return os.Stderr
 	}
 	return f
-}
-
-// seedDemo reuses the demo practice from an earlier run, or creates one.
-func seedDemo(ctx context.Context, st *store.Store, path string, info *DevInfo) error {
-	var prev DevInfo
-	if raw, err := os.ReadFile(path); err == nil && json.Unmarshal(raw, &prev) == nil && prev.APIKey != "" {
-		if id, err := st.PracticeIDForAPIKey(ctx, prev.APIKey); err == nil {
-			info.PracticeID, info.APIKey = id, prev.APIKey
-			return nil
-		}
-	}
-	p, key, err := st.CreatePractice(ctx, store.NewPractice{Name: "Demo Wellness Practice", Currency: "usd",
-		Timezone: "America/New_York", Email: "billing@demo-practice.localhost"})
-	if err != nil {
-		return fmt.Errorf("seed demo practice: %w", err)
-	}
-	info.PracticeID, info.APIKey = p.ID, key
-	return nil
 }
 
 func writeJSON(path string, v any) error {

@@ -379,41 +379,30 @@ func (w *world) chaos(ctx context.Context, pgAt, temporalAt <-chan struct{}) {
 			}
 		}()
 	}
-	if w.o.RestartTemporal && w.cluster != nil {
+	// restartAt restarts one part once, when at is closed.
+	restartAt := func(at <-chan struct{}, what string, restart func(context.Context) error, count *atomic.Int64) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			select {
 			case <-ctx.Done():
 				return
-			case <-temporalAt:
+			case <-at:
 			}
-			w.logf("restarting the Temporal server (SIGKILL)")
-			if err := w.cluster.Restart(context.WithoutCancel(ctx)); err != nil {
-				w.logf("restart temporal: %v", err)
+			w.logf("restarting %s", what)
+			if err := restart(context.WithoutCancel(ctx)); err != nil {
+				w.logf("restart %s: %v", what, err)
 				return
 			}
-			w.faults.temporalRestarts.Add(1)
-			w.logf("Temporal server back")
+			count.Add(1)
+			w.logf("%s back", what)
 		}()
 	}
+	if w.o.RestartTemporal && w.cluster != nil {
+		restartAt(temporalAt, "the Temporal server (SIGKILL)", w.cluster.Restart, &w.faults.temporalRestarts)
+	}
 	if w.o.RestartPostgres {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case <-ctx.Done():
-				return
-			case <-pgAt:
-			}
-			w.logf("restarting Postgres")
-			if err := w.pg.Restart(context.WithoutCancel(ctx)); err != nil {
-				w.logf("restart postgres: %v", err)
-				return
-			}
-			w.faults.pgRestarts.Add(1)
-			w.logf("Postgres back")
-		}()
+		restartAt(pgAt, "Postgres", w.pg.Restart, &w.faults.pgRestarts)
 	}
 	wg.Wait()
 	w.sandbox.ClearFaults()
