@@ -379,7 +379,8 @@ func (w *world) chaos(ctx context.Context, pgAt, temporalAt <-chan struct{}) {
 			}
 		}()
 	}
-	// restartAt restarts one part once, when at is closed.
+	// restartAt restarts one part once, when at is closed (the Temporal
+	// server by SIGKILL, Postgres by a fast shutdown).
 	restartAt := func(at <-chan struct{}, what string, restart func(context.Context) error, count *atomic.Int64) {
 		wg.Add(1)
 		go func() {
@@ -399,7 +400,7 @@ func (w *world) chaos(ctx context.Context, pgAt, temporalAt <-chan struct{}) {
 		}()
 	}
 	if w.o.RestartTemporal && w.cluster != nil {
-		restartAt(temporalAt, "the Temporal server (SIGKILL)", w.cluster.Restart, &w.faults.temporalRestarts)
+		restartAt(temporalAt, "the Temporal server", w.cluster.Restart, &w.faults.temporalRestarts)
 	}
 	if w.o.RestartPostgres {
 		restartAt(pgAt, "Postgres", w.pg.Restart, &w.faults.pgRestarts)
