@@ -42,7 +42,7 @@ type Activities struct {
 	// starts it (workflows.InvoiceStart: set by worker.Register, since the
 	// workflows package imports this one).
 	InvoiceStart func(*store.Practice, *store.Client, *store.Invoice) (opts client.StartWorkflowOptions, workflow any, input any)
-	Now           func() time.Time
+	Now          func() time.Time
 }
 
 func (a *Activities) now() time.Time {

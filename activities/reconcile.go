@@ -132,6 +132,11 @@ func (a *Activities) settle(ctx context.Context, att *store.PaymentAttempt) (*Se
 // in flight is left to its request.
 const StartInvoicesAfter = 2 * time.Minute
 
+// StartInvoicesInput asks for one page of invoices to start.
+type StartInvoicesInput struct {
+	Limit int // page size; default 100
+}
+
 // StartInvoicesResult counts one page of invoice workflow starts.
 type StartInvoicesResult struct {
 	Checked int
@@ -145,7 +150,8 @@ type StartInvoicesResult struct {
 // the workflow, and whose client never retried: without it such an invoice
 // would never be emailed, reminded or paid through its workflow. The start
 // is the API's own (a no-op for a workflow that runs), and marks the invoice.
-func (a *Activities) StartUnstartedInvoices(ctx context.Context, limit int) (*StartInvoicesResult, error) {
+func (a *Activities) StartUnstartedInvoices(ctx context.Context, in *StartInvoicesInput) (*StartInvoicesResult, error) {
+	limit := in.Limit
 	if limit <= 0 {
 		limit = 100
 	}

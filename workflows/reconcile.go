@@ -90,7 +90,7 @@ func startUnstartedInvoices(ctx workflow.Context, in *ReconcileInput, out *Recon
 			Summary:             fmt.Sprintf("Start invoice workflows their requests never started, page %d", page+1),
 		})
 		var res activities.StartInvoicesResult
-		if err := workflow.ExecuteActivity(actx, acts.StartUnstartedInvoices, in.Limit).Get(ctx, &res); err != nil {
+		if err := workflow.ExecuteActivity(actx, acts.StartUnstartedInvoices, &activities.StartInvoicesInput{Limit: in.Limit}).Get(ctx, &res); err != nil {
 			out.Errors++
 			workflow.GetLogger(ctx).Warn("start unstarted invoices", "error", err)
 			return
