@@ -37,8 +37,12 @@ type Activities struct {
 	Renderer      *pdf.Renderer
 	Mailer        *mail.Mailer
 	MailDomain    string        // right side of Message-IDs
-	Temporal      client.Client // for activities that signal workflows (the reminder run)
-	Now           func() time.Time
+	Temporal      client.Client // for activities that signal or start workflows (the reminder run, the reconciler)
+	// InvoiceStart builds the start of an invoice's workflow, as the API
+	// starts it (workflows.InvoiceStart: set by worker.Register, since the
+	// workflows package imports this one).
+	InvoiceStart func(*store.Practice, *store.Client, *store.Invoice) (opts client.StartWorkflowOptions, workflow any, input any)
+	Now          func() time.Time
 }
 
 func (a *Activities) now() time.Time {

@@ -2,7 +2,11 @@ package activities
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
+
+	"go.temporal.io/api/serviceerror"
 
 	"github.com/billflow/billflow/store"
 )
@@ -120,4 +124,72 @@ func (a *Activities) settle(ctx context.Context, att *store.PaymentAttempt) (*Se
 	}
 	return &SettledPayment{AttemptID: rec.ID, Status: rec.Status, IntentID: rec.ProcessorIntentID,
 		MethodLabel: MethodLabel(rec.MethodType, rec.Brand, rec.Last4, rec.BankName), NewPayments: fresh, Allocations: allocs}, nil
+}
+
+// StartInvoicesAfter is how old an invoice with no confirmed workflow start
+// is before the reconciler starts its workflow: longer than any create
+// request runs (the API's idempotency lock is 2 minutes), so a start still
+// in flight is left to its request.
+const StartInvoicesAfter = 2 * time.Minute
+
+// StartInvoicesInput asks for one page of invoices to start.
+type StartInvoicesInput struct {
+	Limit int // page size; default 100
+}
+
+// StartInvoicesResult counts one page of invoice workflow starts.
+type StartInvoicesResult struct {
+	Checked int
+	Started int
+	Errors  int
+	More    bool
+}
+
+// StartUnstartedInvoices starts the workflows of invoices whose API process
+// died (or whose Temporal call failed) between writing the row and starting
+// the workflow, and whose client never retried: without it such an invoice
+// would never be emailed, reminded or paid through its workflow. The start
+// is the API's own (a no-op for a workflow that runs), and marks the invoice.
+func (a *Activities) StartUnstartedInvoices(ctx context.Context, in *StartInvoicesInput) (*StartInvoicesResult, error) {
+	limit := in.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	if a.Temporal == nil || a.InvoiceStart == nil {
+		return nil, fmt.Errorf("start invoices: the activities have no Temporal client or invoice start")
+	}
+	list, err := a.Store.UnstartedInvoices(ctx, a.now().Add(-StartInvoicesAfter), limit)
+	if err != nil {
+		return nil, err
+	}
+	out := &StartInvoicesResult{Checked: len(list), More: len(list) == limit}
+	for _, inv := range list {
+		if err := a.startInvoice(ctx, inv); err != nil {
+			out.Errors++
+			a.log().Warn("start invoice workflow", "invoice_id", inv.ID, "error", err)
+			continue
+		}
+		out.Started++
+		a.log().Info("invoice workflow started by the reconciler", "invoice_id", inv.ID)
+	}
+	// Failed starts are left on the list for the next run, every 2 minutes.
+	return out, nil
+}
+
+func (a *Activities) startInvoice(ctx context.Context, inv *store.Invoice) error {
+	practice, err := a.Store.GetPractice(ctx, inv.PracticeID)
+	if err != nil {
+		return err
+	}
+	cl, err := a.Store.GetClient(ctx, inv.PracticeID, inv.ClientID)
+	if err != nil {
+		return err
+	}
+	opts, wf, in := a.InvoiceStart(practice, cl, inv)
+	_, err = a.Temporal.ExecuteWorkflow(ctx, opts, wf, in)
+	var ended *serviceerror.WorkflowExecutionAlreadyStarted
+	if err != nil && !errors.As(err, &ended) { // ended: it ran already, and is not run again
+		return err
+	}
+	return a.Store.MarkInvoiceWorkflowStarted(ctx, inv.ID)
 }

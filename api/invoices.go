@@ -177,8 +177,20 @@ func (h *handlers) createInvoice(c *gin.Context) {
 		badRequest(c, "parameter_invalid", "due_date must not be before today ("+ni.IssueDate.Format(time.DateOnly)+")", "due_date")
 		return
 	}
-	inv, err := h.Store.CreateInvoice(ctx, *ni)
-	if err != nil {
+	// The row and the workflow start are one idempotent step under the
+	// request's key: when the start fails the answer is 503, and the retry
+	// finds this same invoice (same ID and number) and starts its workflow.
+	key, ok := requestKey(c)
+	if !ok {
+		return
+	}
+	ni.CreationKey = idempotencyScope(pr) + " " + key
+	inv, _, err := h.Store.CreateInvoiceOnce(ctx, *ni)
+	if errors.Is(err, store.ErrKeyReused) {
+		apiError(c, http.StatusConflict, "idempotency_error", "idempotency_key_reused",
+			"this Idempotency-Key already created a different invoice; use a new key for a new invoice", "Idempotency-Key")
+		return
+	} else if err != nil {
 		h.internal(c, "create invoice", err)
 		return
 	}
@@ -189,40 +201,22 @@ func (h *handlers) createInvoice(c *gin.Context) {
 	h.writeInvoice(c, http.StatusCreated, inv)
 }
 
-// startInvoiceWorkflow starts invoice-<id> with its search attributes and a
-// static summary; a second call for the same invoice is a no-op.
+// startInvoiceWorkflow starts invoice-<id> (workflows.InvoiceStart: a
+// second call for the same invoice is a no-op) and records that it is
+// started, which takes the invoice off the reconciler's list.
 func (h *handlers) startInvoiceWorkflow(c *gin.Context, practice *store.Practice, cl *store.Client, inv *store.Invoice) error {
-	offsets := make([]int, len(practice.ReminderOffsetsDays))
-	for i, o := range practice.ReminderOffsetsDays {
-		offsets[i] = int(o)
+	ctx := c.Request.Context()
+	opts, in := workflows.InvoiceStart(practice, cl, inv)
+	_, err := h.Temporal.ExecuteWorkflow(ctx, opts, workflows.InvoiceWorkflow, in)
+	var ended *serviceerror.WorkflowExecutionAlreadyStarted
+	if err != nil && !errors.As(err, &ended) { // ended: it ran already, and is not run again
+		return err
 	}
-	in := &workflows.InvoiceInput{
-		InvoiceID: inv.ID, Number: inv.Number, PracticeID: inv.PracticeID, ClientID: inv.ClientID, Currency: inv.Currency,
-		Total: inv.Total, DueDate: inv.DueDate, ReminderOffsets: offsets,
-		// A zero-day window closes the lifecycle right after payment (zero itself means "default").
-		RefundWindow: max(time.Duration(practice.RefundWindowDays)*24*time.Hour, time.Second),
-		Partial: workflows.PartialTerms{Enabled: inv.PartialPayments.Enabled, MinimumAmount: inv.PartialPayments.MinimumAmount,
-			MinimumPercent: int64(inv.PartialPayments.MinimumPercent), MaxInstallments: int(inv.PartialPayments.MaxInstallments)},
+	if err := h.Store.MarkInvoiceWorkflowStarted(ctx, inv.ID); err != nil {
+		// The workflow runs: the reconciler starts it again (a no-op) and marks it.
+		h.Logger.Warn("mark invoice workflow started", "invoice_id", inv.ID, "error", err.Error())
 	}
-	summary := fmt.Sprintf("%s · %s due %s", inv.Number, money.Format(inv.Total, inv.Currency), inv.DueDate.Format(time.DateOnly))
-	if practice.ShowClientNamesInTemporal {
-		summary += " · " + cl.Name
-	}
-	_, err := h.Temporal.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{
-		ID:                       workflows.InvoiceWorkflowID(inv.ID),
-		TaskQueue:                workflows.TaskQueue,
-		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
-		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		StaticSummary:            summary,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.InvoiceStatusKey.ValueSet(string(inv.Status)),
-			workflows.PracticeIDKey.ValueSet(inv.PracticeID),
-			workflows.ClientIDKey.ValueSet(inv.ClientID),
-			workflows.AmountDueKey.ValueSet(inv.AmountDue),
-			workflows.DueDateKey.ValueSet(inv.DueDate),
-		),
-	}, workflows.InvoiceWorkflow, in)
-	return err
+	return nil
 }
 
 // loadInvoice reads an invoice the caller may see, or answers 404.

@@ -11,8 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ErrKeyReused says an idempotency key already names a different payment.
-var ErrKeyReused = errors.New("idempotency key reused for a different payment")
+// ErrKeyReused says an idempotency key already names a different payment
+// (or, from CreateInvoiceOnce, a different invoice).
+var ErrKeyReused = errors.New("idempotency key reused for a different request")
 
 // Attempt statuses: new (written, nothing sent), charging (the charge may
 // have reached the processor: its outcome is asked, never charged again),

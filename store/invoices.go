@@ -2,6 +2,10 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -106,11 +110,53 @@ type NewInvoice struct {
 	Items           []Item
 	PartialPayments PartialPayments
 	Memo            string
+	// CreationKey is the request that creates it: the caller's idempotency
+	// scope and key. The same key again finds this invoice instead of making
+	// another (CreateInvoiceOnce). Empty: no key, always a new invoice.
+	CreationKey string
 }
+
+// requestHash is what the invoice asks for, to tell a retry of its request
+// from another request reusing the key. The issue date is left out: it is
+// the day the request runs, and a retry after midnight is the same request.
+func (in *NewInvoice) requestHash() string {
+	type item struct {
+		ServiceDate, Description, CPTCode, PlaceOfService string
+		Modifiers, DiagnosisCodes                         []string
+		Units, UnitAmount                                 int64
+	}
+	v := struct {
+		ClientID, Currency, DueDate, Memo string
+		Partial                           PartialPayments
+		Items                             []item
+	}{ClientID: in.ClientID, Currency: in.Currency, DueDate: in.DueDate.Format(time.DateOnly), Memo: in.Memo,
+		Partial: in.PartialPayments}
+	for _, it := range in.Items {
+		v.Items = append(v.Items, item{ServiceDate: it.ServiceDate.Format(time.DateOnly), Description: it.Description,
+			CPTCode: it.CPTCode, PlaceOfService: it.PlaceOfService, Modifiers: nonNil(it.Modifiers),
+			DiagnosisCodes: nonNil(it.DiagnosisCodes), Units: it.Units, UnitAmount: it.UnitAmount})
+	}
+	b, _ := json.Marshal(v) // plain strings, numbers and slices: cannot fail
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// errCreatedAlready rolls back an insert that found its creation key taken.
+var errCreatedAlready = errors.New("invoice created already under this key")
 
 // CreateInvoice numbers the invoice within its practice, stores it open with
 // its items, and writes the ledger's opening entry, in one transaction.
 func (s *Store) CreateInvoice(ctx context.Context, in NewInvoice) (*Invoice, error) {
+	inv, _, err := s.CreateInvoiceOnce(ctx, in)
+	return inv, err
+}
+
+// CreateInvoiceOnce is CreateInvoice under in.CreationKey: when the
+// practice already has an invoice made with that key it returns that one
+// (created false) and writes nothing, so the retry of a request whose
+// workflow start failed answers the same invoice with the same number. The
+// key with a different invoice is ErrKeyReused.
+func (s *Store) CreateInvoiceOnce(ctx context.Context, in NewInvoice) (*Invoice, bool, error) {
 	if in.ID == "" {
 		in.ID = NewID("inv")
 	}
@@ -126,19 +172,29 @@ func (s *Store) CreateInvoice(ctx context.Context, in NewInvoice) (*Invoice, err
 	if !in.PartialPayments.Enabled {
 		maxInst = 1
 	}
+	var key, hash any // NULL without a key: no uniqueness to keep
+	if in.CreationKey != "" {
+		key, hash = in.CreationKey, in.requestHash()
+	}
 	var inv *Invoice
 	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
+		// Locks the practice row too: creates with one key take turns, and the
+		// second finds the first's row through ON CONFLICT.
 		var seq int64
 		if err := tx.QueryRow(ctx, `UPDATE practices SET invoice_seq = invoice_seq + 1 WHERE id=$1 RETURNING invoice_seq`, in.PracticeID).Scan(&seq); err != nil {
 			return err
 		}
 		const q = `INSERT INTO invoices (id, practice_id, client_id, number, currency, status, issue_date, due_date, subtotal, total,
- amount_due, partial_enabled, partial_min_amount, partial_min_percent, max_installments, memo)
- VALUES ($1,$2,$3,$4,$5,'open',$6,$7,$8,$8,$8,$9,NULLIF($10::bigint,0),NULLIF($11::int,0),$12,$13) RETURNING ` + invoiceCols
+ amount_due, partial_enabled, partial_min_amount, partial_min_percent, max_installments, memo, creation_key, creation_hash)
+ VALUES ($1,$2,$3,$4,$5,'open',$6,$7,$8,$8,$8,$9,NULLIF($10::bigint,0),NULLIF($11::int,0),$12,$13,$14,$15)
+ ON CONFLICT ON CONSTRAINT invoices_creation_key DO NOTHING RETURNING ` + invoiceCols
 		var err error
 		inv, err = scanInvoice(tx.QueryRow(ctx, q, in.ID, in.PracticeID, in.ClientID, fmt.Sprintf("INV-%04d", seq), in.Currency,
 			in.IssueDate, in.DueDate, total, in.PartialPayments.Enabled, in.PartialPayments.MinimumAmount,
-			in.PartialPayments.MinimumPercent, maxInst, in.Memo))
+			in.PartialPayments.MinimumPercent, maxInst, in.Memo, key, hash))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errCreatedAlready // rolls back the number taken above
+		}
 		if err != nil {
 			return err
 		}
@@ -155,11 +211,46 @@ func (s *Store) CreateInvoice(ctx context.Context, in NewInvoice) (*Invoice, err
  VALUES ($1,$2,$3,'invoice',$4,$5,$6)`, inv.PracticeID, inv.ClientID, inv.ID, total, inv.Currency, "invoice:"+inv.ID)
 		return err
 	})
+	if errors.Is(err, errCreatedAlready) {
+		var id, was string
+		err = s.Pool.QueryRow(ctx, `SELECT id, creation_hash FROM invoices WHERE practice_id=$1 AND creation_key=$2`,
+			in.PracticeID, in.CreationKey).Scan(&id, &was)
+		if err != nil {
+			return nil, false, mapErr("find invoice by creation key", err)
+		}
+		if was != hash {
+			return nil, false, fmt.Errorf("invoice %s was created with this key for a different invoice: %w", id, ErrKeyReused)
+		}
+		inv, err = s.GetInvoice(ctx, id)
+		return inv, false, err
+	}
 	if err != nil {
-		return nil, mapErr("create invoice", err)
+		return nil, false, mapErr("create invoice", err)
 	}
 	inv.Items = in.Items
-	return inv, nil
+	return inv, true, nil
+}
+
+// MarkInvoiceWorkflowStarted records that the invoice's workflow is
+// started, which takes it off the reconciler's list.
+func (s *Store) MarkInvoiceWorkflowStarted(ctx context.Context, id string) error {
+	_, err := s.Pool.Exec(ctx, `UPDATE invoices SET workflow_started_at=now() WHERE id=$1 AND workflow_started_at IS NULL`, id)
+	return mapErr("mark invoice workflow started "+id, err)
+}
+
+// UnstartedInvoices lists open invoices created through the API before
+// `before` whose workflow start was never confirmed: the API process died
+// (or Temporal failed) between the row and the start, and no retry came.
+func (s *Store) UnstartedInvoices(ctx context.Context, before time.Time, limit int) ([]*Invoice, error) {
+	rows, err := s.Pool.Query(ctx, `SELECT `+invoiceCols+` FROM invoices
+ WHERE workflow_started_at IS NULL AND creation_key IS NOT NULL AND created_at < $1
+   AND status IN ('open','processing','partially_paid')
+ ORDER BY created_at LIMIT $2`, before, limit)
+	if err != nil {
+		return nil, mapErr("unstarted invoices", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Invoice, error) { return scanInvoice(r) })
+	return out, mapErr("unstarted invoices", err)
 }
 
 func nonNil(s []string) []string {

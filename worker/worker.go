@@ -12,6 +12,7 @@ import (
 	sdkworker "go.temporal.io/sdk/worker"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -124,6 +125,12 @@ func Register(r interface {
 	r.RegisterWorkflow(workflows.StatementRunWorkflow)
 	r.RegisterWorkflow(workflows.DocumentWorkflow)
 	r.RegisterWorkflow(workflows.ReconcileWorkflow)
+	if acts != nil && acts.InvoiceStart == nil {
+		acts.InvoiceStart = func(p *store.Practice, cl *store.Client, inv *store.Invoice) (client.StartWorkflowOptions, any, any) {
+			opts, in := workflows.InvoiceStart(p, cl, inv)
+			return opts, workflows.InvoiceWorkflow, in
+		}
+	}
 	r.RegisterActivity(acts)
 }
 

@@ -30,7 +30,14 @@ type ReconcileResult struct {
 	Checked int
 	Settled int
 	Errors  int
+	// InvoicesStarted counts invoice workflows this run started because
+	// their API request never did (StartInvoicesAfter).
+	InvoicesStarted int
 }
+
+// StartInvoicesAfter is how old an invoice with no confirmed workflow start
+// is before the reconciler starts its workflow.
+const StartInvoicesAfter = activities.StartInvoicesAfter
 
 // maxReconcilePages bounds one run; the next run goes on where it stopped.
 const maxReconcilePages = 20
@@ -38,12 +45,17 @@ const maxReconcilePages = 20
 // ReconcileWorkflow asks the processor about payments whose outcome billflow
 // has not recorded, records them, and tells their invoices' workflows: a
 // charge recorded here is new to its invoice (a receipt or payment email
-// follows); a status that moved is a payment event. It never charges.
+// follows); a status that moved is a payment event. It never charges. A
+// full run (no AttemptID) first starts the workflows of invoices whose
+// creating request wrote the row but never got the start through.
 func ReconcileWorkflow(ctx workflow.Context, in *ReconcileInput) (*ReconcileResult, error) {
 	if in == nil {
 		in = &ReconcileInput{}
 	}
 	out := &ReconcileResult{}
+	if in.AttemptID == "" && workflow.GetVersion(ctx, "start-unstarted-invoices", workflow.DefaultVersion, 1) == 1 {
+		startUnstartedInvoices(ctx, in, out)
+	}
 	for page := 0; page < maxReconcilePages; page++ {
 		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			StartToCloseTimeout: 5 * time.Minute,
@@ -65,6 +77,30 @@ func ReconcileWorkflow(ctx workflow.Context, in *ReconcileInput) (*ReconcileResu
 		}
 	}
 	return out, nil
+}
+
+// startUnstartedInvoices starts the workflows of invoices left without one.
+// A failure is logged and counted, not returned: payments are still
+// reconciled, and the next run (2 minutes later) tries the invoices again.
+func startUnstartedInvoices(ctx workflow.Context, in *ReconcileInput, out *ReconcileResult) {
+	for page := 0; page < maxReconcilePages; page++ {
+		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout: 5 * time.Minute,
+			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: time.Minute, MaximumAttempts: 5},
+			Summary:             fmt.Sprintf("Start invoice workflows their requests never started, page %d", page+1),
+		})
+		var res activities.StartInvoicesResult
+		if err := workflow.ExecuteActivity(actx, acts.StartUnstartedInvoices, &activities.StartInvoicesInput{Limit: in.Limit}).Get(ctx, &res); err != nil {
+			out.Errors++
+			workflow.GetLogger(ctx).Warn("start unstarted invoices", "error", err)
+			return
+		}
+		out.Errors += res.Errors
+		out.InvoicesStarted += res.Started
+		if !res.More || res.Started == 0 {
+			return // a page of failures would come back the same: leave it to the next run
+		}
+	}
 }
 
 // tellInvoices signals each invoice a settled attempt paid.
