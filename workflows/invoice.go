@@ -31,8 +31,12 @@ type invoiceWF struct {
 	st    *InvoiceState
 	lock  workflow.Mutex
 	dirty bool // a handler changed the state; run() re-evaluates
-	// chargeLocal: charges run as local activities (chargeLocalChange).
+	// chargeLocal: charges run as local activities (chargeLocalChange ≥ 1).
 	chargeLocal bool
+	// drainSignals: continue-as-new waits for signals received or being
+	// handled (chargeLocalChange ≥ 2); signalsBusy counts those in hand.
+	drainSignals bool
+	signalsBusy  int
 }
 
 // InvoiceWorkflow is one invoice's whole life: issue, payments, reminders,
@@ -61,7 +65,10 @@ func InvoiceWorkflow(ctx workflow.Context, in *InvoiceInput) error {
 func (w *invoiceWF) setup(ctx workflow.Context) error {
 	// Decided once, in the run's first workflow task: the version marker's
 	// search-attribute upsert then costs nothing on the pay path.
-	w.chargeLocal = workflow.GetVersion(ctx, chargeLocalChange, workflow.DefaultVersion, 1) == 1
+	// Version 2 adds draining signals before continue-as-new; one marker
+	// serves both changes, so a new run records no second one.
+	v := workflow.GetVersion(ctx, chargeLocalChange, workflow.DefaultVersion, 2)
+	w.chargeLocal, w.drainSignals = v >= 1, v >= 2
 	w.lock = workflow.NewMutex(ctx)
 	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (*InvoiceState, error) { return w.st, nil }); err != nil {
 		return err
@@ -83,7 +90,9 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 		for {
 			var ev PaymentEvent
 			ch.Receive(ctx, &ev)
+			w.signalsBusy++
 			w.onPaymentEvent(ctx, &ev)
+			w.signalsBusy--
 		}
 	})
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -91,7 +100,9 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 		for {
 			var pa PaymentApplied
 			ch.Receive(ctx, &pa)
+			w.signalsBusy++
 			w.onPaymentApplied(ctx, &pa)
+			w.signalsBusy--
 		}
 	})
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -99,6 +110,7 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 		for {
 			var r ReminderDue
 			ch.Receive(ctx, &r)
+			w.signalsBusy++
 			// Whether a reminder is due is decided under the payment lock
 			// (never from a half-done payment); it is sent outside it.
 			if err := w.lock.Lock(ctx); err != nil {
@@ -106,6 +118,7 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 			}
 			w.onReminderDue(ctx, &r)
 			w.lock.Unlock()
+			w.signalsBusy--
 			w.dirty = true
 		}
 	})
@@ -131,7 +144,11 @@ func (w *invoiceWF) run(ctx workflow.Context) error {
 			limit = maxHistoryEvents
 		}
 		if workflow.GetInfo(ctx).GetCurrentHistoryLength() > limit || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
-			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+			// Nothing in hand is dropped: Updates running, and (new runs)
+			// signals being handled or not yet taken from their channels.
+			if err := workflow.Await(ctx, func() bool {
+				return workflow.AllHandlersFinished(ctx) && (!w.drainSignals || w.signalsIdle(ctx))
+			}); err != nil {
 				return err
 			}
 			next := *w.in
@@ -385,8 +402,22 @@ func (w *invoiceWF) hasPayment(id string) bool {
 	return slices.ContainsFunc(w.st.Payments, func(p PaymentState) bool { return p.ID == id })
 }
 
+// signalsIdle: no signal is being handled and none waits in its channel.
+func (w *invoiceWF) signalsIdle(ctx workflow.Context) bool {
+	if w.signalsBusy > 0 {
+		return false
+	}
+	for _, name := range []string{PaymentEventSignal, PaymentAppliedSignal, ReminderSignal} {
+		if workflow.GetSignalChannel(ctx, name).Len() > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // chargeLocalChange marks the move of the charge from an activity to a local
-// activity; histories recorded before it replay the activity.
+// activity (version 1; histories recorded before it replay the activity),
+// and continue-as-new waiting for signals in hand (version 2).
 const chargeLocalChange = "charge-local-activity"
 
 func trimPrefix(id string) string {

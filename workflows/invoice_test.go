@@ -251,3 +251,35 @@ func (s *invoiceSuite) TestContinueAsNewCarriesState() {
 	s.Equal(1, next.State.PaymentSeq, "payment IDs keep counting: no idempotency key is reused")
 	s.True(next.State.Issued)
 }
+
+// A payment event still being handled when the history outgrows the run is
+// finished first: continue-as-new carries its outcome (the debit settled,
+// the receipt owed), where it used to carry the state from before it.
+func (s *invoiceSuite) TestContinueAsNewWaitsForASignalInHand() {
+	in := input(false)
+	in.MaxHistoryEvents = 20
+	s.env.OnActivity(acts.Charge, mock.Anything, mock.Anything).Return(&activities.ChargeResult{Status: "processing", IntentID: "pi_1",
+		Invoice: activities.InvoiceSnapshot{Status: "processing", AmountDue: 0}}, nil).Once()
+	s.sendUpdate(time.Minute, workflows.PayUpdate, "k1", &workflows.PayInput{Amount: 18000, PaymentMethodID: "pm_usBankAccount"}, nil)
+	// The bank confirms; asking the processor takes a while.
+	s.env.OnActivity(acts.SyncPayment, mock.Anything, mock.Anything).After(time.Minute).Return(&activities.ChargeResult{Status: "succeeded",
+		Invoice: activities.InvoiceSnapshot{Status: "paid", AmountPaid: 18000, AmountDue: 0}}, nil).Once()
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(workflows.PaymentEventSignal, &workflows.PaymentEvent{Type: "payment_intent.succeeded", IntentID: "pi_1", PaymentID: "pay_abc_1"})
+	}, 2*time.Minute)
+	// Meanwhile the history outgrows the run, and a reminder wakes it.
+	s.env.RegisterDelayedCallback(func() { s.env.SetCurrentHistoryLength(25) }, 2*time.Minute+time.Second)
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(workflows.ReminderSignal, &workflows.ReminderDue{Today: day("2026-11-01")})
+	}, 2*time.Minute+2*time.Second)
+	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, in)
+	s.True(s.env.IsWorkflowCompleted())
+	var can *workflow.ContinueAsNewError
+	s.Require().ErrorAs(s.env.GetWorkflowError(), &can)
+	var next workflows.InvoiceInput
+	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
+	s.Require().NotNil(next.State)
+	s.Require().Len(next.State.Payments, 1)
+	s.Equal("succeeded", next.State.Payments[0].Status, "the event in hand was handled before continuing")
+	s.Equal("paid", next.State.Status)
+}
