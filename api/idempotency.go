@@ -118,8 +118,9 @@ func (h *handlers) idempotency(c *gin.Context) {
 	finished = true
 
 	status := c.Writer.Status()
-	if status >= http.StatusInternalServerError || status == http.StatusTooManyRequests {
-		// Not an answer to keep: the retry the client is told to make must run.
+	if status >= http.StatusInternalServerError || status == http.StatusTooManyRequests || status == http.StatusAccepted {
+		// Not an answer to keep: the retry the client is told to make must
+		// run (a 202's retry then finds the work done, or still going).
 		h.releaseIdempotencyKey(c, req, claim.Token)
 		return
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -510,9 +511,19 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-// update sends an Update and waits for its result. The Idempotency-Key header
-// is the Update ID, so a retried request gets the first answer, never a second charge.
-func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg any, out any) bool {
+// defaultUpdateWait is Deps.UpdateWait's default.
+const defaultUpdateWait = 25 * time.Second
+
+// errUpdatePending says update's wait ran out with the Update accepted and
+// still running: nothing has been written to the response.
+var errUpdatePending = errors.New("update still running")
+
+// update sends an Update and waits for its result, at most UpdateWait. The
+// Idempotency-Key header is the Update ID, so a retried request gets the
+// first answer, never a second charge. It answers errors itself and returns
+// false; when the wait runs out it answers 503 still_processing, unless
+// pending is given, which then writes the answer instead.
+func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg any, out any, pending ...func()) bool {
 	key, ok := requestKey(c)
 	if !ok {
 		return false
@@ -521,15 +532,34 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	if arg != nil {
 		args = append(args, arg)
 	}
-	handle, err := h.Temporal.UpdateWorkflow(c.Request.Context(), client.UpdateWorkflowOptions{
+	wait := h.UpdateWait
+	if wait <= 0 {
+		wait = defaultUpdateWait
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), wait)
+	defer cancel()
+	handle, err := h.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), UpdateID: name + ":" + key, UpdateName: name,
-		Args: args, WaitForStage: client.WorkflowUpdateStageCompleted,
+		Args: args, WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
 	if err == nil {
-		err = handle.Get(c.Request.Context(), out)
+		err = handle.Get(ctx, out)
+		if err != nil && ctx.Err() != nil && c.Request.Context().Err() == nil {
+			err = errUpdatePending
+		}
 	}
 	if err == nil {
 		return true
+	}
+	if errors.Is(err, errUpdatePending) {
+		if len(pending) > 0 {
+			pending[0]()
+			return false
+		}
+		c.Header("Retry-After", "5")
+		apiError(c, http.StatusServiceUnavailable, "api_error", "still_processing",
+			"this request is still being processed; send it again with the same Idempotency-Key for its result", "")
+		return false
 	}
 	var appErr *temporal.ApplicationError
 	var nf *serviceerror.NotFound
@@ -646,15 +676,26 @@ func (h *handlers) invoiceAction(c *gin.Context, update string, out any) {
 	if !bindOptionalJSON(c, &empty) {
 		return
 	}
-	if !h.update(c, inv, update, nil, out) {
+	var pending []func()
+	if update == workflows.ResendUpdate {
+		// The resend is recorded; its email goes out when the mail server
+		// takes it, however long that is.
+		pending = append(pending, func() { h.answerInvoice(c, inv.ID, http.StatusAccepted) })
+	}
+	if !h.update(c, inv, update, nil, out, pending...) {
 		return
 	}
-	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
+	h.answerInvoice(c, inv.ID, http.StatusOK)
+}
+
+// answerInvoice answers with the invoice as it is now.
+func (h *handlers) answerInvoice(c *gin.Context, id string, status int) {
+	fresh, err := h.Store.GetInvoice(c.Request.Context(), id)
 	if err != nil {
 		h.internal(c, "get invoice", err)
 		return
 	}
-	h.writeInvoice(c, http.StatusOK, fresh)
+	h.writeInvoice(c, status, fresh)
 }
 
 func formatMoney(amount int64, currency string) string { return money.Format(amount, currency) }

@@ -41,6 +41,12 @@ type Deps struct {
 	Now      func() time.Time
 	Codec    converter.PayloadCodec // nil: payloads are not encrypted and /codec is not served
 	Limits   RateLimits             // payment-attempt limits (card-testing defence)
+	// UpdateWait bounds how long a request waits for its Update's result
+	// (pay, refund, void, resend); default 25 s, under the server's write
+	// timeout. Past it the work goes on in the invoice's workflow: a resend
+	// answers 202 (its email follows), the others 503 still_processing, and
+	// a retry with the same Idempotency-Key gets the result.
+	UpdateWait time.Duration
 }
 
 type handlers struct {

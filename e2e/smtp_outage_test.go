@@ -5,13 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/billflow/billflow/api"
+	"github.com/billflow/billflow/app"
+	"github.com/billflow/billflow/internal/metrics"
+	"github.com/billflow/billflow/mail"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -185,7 +191,9 @@ func TestSMTPOutageResendDoesNotBlockPayment(t *testing.T) {
 		case r = <-resent:
 		default:
 		}
-		assert.Equal(c, 200, r.status)
+		// 200 when the email went out within the request's wait, 202 when
+		// the wait ran out first (TestResendAnswers202WhileSMTPIsDown).
+		assert.Contains(c, []int{200, 202}, r.status)
 		assert.NoError(c, r.err)
 		ids, n := count("payment_received")
 		assert.Equal(c, 1, n)
@@ -196,4 +204,60 @@ func TestSMTPOutageResendDoesNotBlockPayment(t *testing.T) {
 	assert.Equal(t, 1, n, "no bill after the payment: %v", ids)
 	ids, n = count("payment_received")
 	assert.Equal(t, 1, n, ids)
+}
+
+// A resend while SMTP is down answers 202 once the request's wait runs out:
+// the resend is recorded and its email goes out, once, when SMTP is back. A
+// request never waits on the mail server without a deadline.
+func TestResendAnswers202WhileSMTPIsDown(t *testing.T) {
+	s := getStack(t)
+	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 6100, nil).str("id")
+	s.waitMail(t, id, mail.KindInvoiceIssued)
+	pc, err := app.PayloadCodec(s.Config)
+	require.NoError(t, err)
+	srv := httptest.NewServer(api.Router(api.Deps{Store: s.Store, Temporal: s.Temporal, Gateway: app.Gateway(s.Config), Config: s.Config,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry(), Codec: pc, UpdateWait: time.Second}))
+	defer srv.Close()
+	require.NoError(t, s.Mail.StopSMTP())
+	t.Cleanup(func() { _ = s.Mail.StartSMTP() })
+
+	send := func() (int, map[string]any) {
+		req, err := http.NewRequest("POST", srv.URL+"/v1/invoices/"+id+"/send", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+s.Key)
+		req.Header.Set("Idempotency-Key", "resend-202-"+id)
+		res, err := (&http.Client{Timeout: 15 * time.Second}).Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		var out map[string]any
+		require.NoError(t, json.NewDecoder(res.Body).Decode(&out))
+		return res.StatusCode, out
+	}
+	began := time.Now()
+	status, body := send()
+	assert.Equal(t, http.StatusAccepted, status, "%v", body)
+	assert.Equal(t, id, body["id"], "the answer is the invoice")
+	assert.Less(t, time.Since(began), 10*time.Second)
+
+	require.NoError(t, s.Mail.StartSMTP())
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		n := 0
+		for _, m := range s.mailsFor(id) {
+			if kindOf(m) == string(mail.KindInvoiceIssued) {
+				n++
+			}
+		}
+		assert.Equal(c, 2, n, "the first bill and the resent one")
+	}, time.Minute, 200*time.Millisecond)
+	// The same request again gets the resend's result, and sends nothing more.
+	status, _ = send()
+	assert.Equal(t, http.StatusOK, status)
+	s.waitIdle(t, id, 0)
+	n := 0
+	for _, m := range s.mailsFor(id) {
+		if kindOf(m) == string(mail.KindInvoiceIssued) {
+			n++
+		}
+	}
+	assert.Equal(t, 2, n)
 }
