@@ -439,7 +439,7 @@ func (h *handlers) payInvoice(c *gin.Context) {
 	in.IdempotencyKey, in.Scope = key, idempotencyScope(principalOf(c))
 	in.RequestHash = in.Fingerprint()
 	var res workflows.PayResult
-	if !h.update(c, inv, workflows.PayUpdate, in, &res) {
+	if !h.update(c, inv, workflows.PayUpdate, in, &res, nil) {
 		return
 	}
 	payment := gin.H{"id": res.PaymentID, "amount": res.Amount, "status": res.Status}
@@ -521,9 +521,9 @@ var errUpdatePending = errors.New("update still running")
 // update sends an Update and waits for its result, at most UpdateWait. The
 // Idempotency-Key header is the Update ID, so a retried request gets the
 // first answer, never a second charge. It answers errors itself and returns
-// false; when the wait runs out it answers 503 still_processing, unless
-// pending is given, which then writes the answer instead.
-func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg any, out any, pending ...func()) bool {
+// false; when the wait runs out it answers 503 still_processing, or calls
+// pending (when not nil) to write the answer instead.
+func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg any, out any, pending func()) bool {
 	key, ok := requestKey(c)
 	if !ok {
 		return false
@@ -552,8 +552,8 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 		return true
 	}
 	if errors.Is(err, errUpdatePending) {
-		if len(pending) > 0 {
-			pending[0]()
+		if pending != nil {
+			pending()
 			return false
 		}
 		c.Header("Retry-After", "5")
@@ -638,7 +638,7 @@ func (h *handlers) refundInvoice(c *gin.Context) {
 		if !h.refundAfterClose(c, inv, &req, &res) {
 			return
 		}
-	} else if !h.update(c, inv, workflows.RefundUpdate, &workflows.RefundInput{Amount: *req.Amount, PaymentID: req.PaymentID, Reason: req.Reason}, &res) {
+	} else if !h.update(c, inv, workflows.RefundUpdate, &workflows.RefundInput{Amount: *req.Amount, PaymentID: req.PaymentID, Reason: req.Reason}, &res, nil) {
 		return
 	}
 	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
@@ -676,13 +676,13 @@ func (h *handlers) invoiceAction(c *gin.Context, update string, out any) {
 	if !bindOptionalJSON(c, &empty) {
 		return
 	}
-	var pending []func()
+	var pending func()
 	if update == workflows.ResendUpdate {
 		// The resend is recorded; its email goes out when the mail server
 		// takes it, however long that is.
-		pending = append(pending, func() { h.answerInvoice(c, inv.ID, http.StatusAccepted) })
+		pending = func() { h.answerInvoice(c, inv.ID, http.StatusAccepted) }
 	}
-	if !h.update(c, inv, update, nil, out, pending...) {
+	if !h.update(c, inv, update, nil, out, pending) {
 		return
 	}
 	h.answerInvoice(c, inv.ID, http.StatusOK)

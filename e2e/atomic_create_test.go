@@ -2,9 +2,6 @@ package e2e
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -16,8 +13,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/billflow/billflow/api"
-	"github.com/billflow/billflow/app"
-	"github.com/billflow/billflow/internal/metrics"
 	"github.com/billflow/billflow/mail"
 	"github.com/billflow/billflow/workflows"
 )
@@ -42,13 +37,7 @@ func (f *failingStarts) ExecuteWorkflow(ctx context.Context, o client.StartWorkf
 func (s *stack) faultAPI(t *testing.T, n int32) *stack {
 	tc := &failingStarts{Client: s.Temporal}
 	tc.n.Store(n)
-	pc, err := app.PayloadCodec(s.Config)
-	require.NoError(t, err)
-	srv := httptest.NewServer(api.Router(api.Deps{Store: s.Store, Temporal: tc, Gateway: app.Gateway(s.Config), Config: s.Config,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry(), Codec: pc}))
-	t.Cleanup(srv.Close)
-	return &stack{Store: s.Store, Temporal: s.Temporal, Sandbox: s.Sandbox, API: srv, Mail: s.Mail, Config: s.Config,
-		Key: s.Key, Practice: s.Practice}
+	return s.withAPI(t, func(d *api.Deps) { d.Temporal = tc })
 }
 
 func invoiceBody(clientID string, amount int64) map[string]any {

@@ -234,6 +234,36 @@ func (s *stack) mailsFor(invoiceID string) []mailcatcher.Stored {
 	return out
 }
 
+// mailsByKind counts the caught emails of one kind about an invoice, in
+// all and by Message-ID (a Message-ID seen twice is an email sent twice).
+func (s *stack) mailsByKind(invoiceID, kind string) (ids map[string]int, n int) {
+	ids = map[string]int{}
+	for _, m := range s.mailsFor(invoiceID) {
+		if kindOf(m) == kind {
+			ids[m.MessageID]++
+			n++
+		}
+	}
+	return ids, n
+}
+
+// withAPI is the stack with a second API server of its own, on the same
+// store, Temporal and sandbox, built from the stack's Deps as tweak changes
+// them (a fault-injecting Temporal client, a shorter wait).
+func (s *stack) withAPI(t *testing.T, tweak func(*api.Deps)) *stack {
+	t.Helper()
+	pc, err := app.PayloadCodec(s.Config)
+	require.NoError(t, err)
+	d := api.Deps{Store: s.Store, Temporal: s.Temporal, Gateway: app.Gateway(s.Config), Config: s.Config,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry(), Codec: pc}
+	tweak(&d)
+	srv := httptest.NewServer(api.Router(d))
+	t.Cleanup(srv.Close)
+	out := *s
+	out.API = srv
+	return &out
+}
+
 func kindOf(m mailcatcher.Stored) string {
 	if v := m.Headers["X-Billflow-Kind"]; len(v) > 0 {
 		return v[0]

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,8 +16,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/billflow/billflow/api"
-	"github.com/billflow/billflow/app"
-	"github.com/billflow/billflow/internal/metrics"
 
 	"github.com/billflow/billflow/internal/stripesandbox"
 	"github.com/billflow/billflow/workflows"
@@ -380,24 +375,14 @@ func TestWebhookMarkedOnlyAfterDelivery(t *testing.T) {
 
 	tc := &failingSignals{Client: s.Temporal}
 	tc.n.Store(1)
-	pc, err := app.PayloadCodec(s.Config)
-	require.NoError(t, err)
-	srv := httptest.NewServer(api.Router(api.Deps{Store: s.Store, Temporal: tc, Gateway: app.Gateway(s.Config), Config: s.Config,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry(), Codec: pc}))
-	defer srv.Close()
+	faulty := s.withAPI(t, func(d *api.Deps) { d.Temporal = tc })
 	evID := "evt_after_delivery_" + id
 	payload := []byte(fmt.Sprintf(`{"id":%q,"object":"event","api_version":"2023-10-16","created":%d,"type":"payment_intent.succeeded",
 "data":{"object":{"id":%q,"object":"payment_intent","amount":8000,"currency":"usd","status":"succeeded","metadata":{"invoice_id":%q}}}}`,
 		evID, time.Now().Unix(), pi, id))
 	post := func() int {
 		signed := webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: webhookSecret})
-		req, err := http.NewRequest("POST", srv.URL+"/v1/webhooks/stripe", bytes.NewReader(payload))
-		require.NoError(t, err)
-		req.Header.Set("Stripe-Signature", signed.Header)
-		res, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		res.Body.Close()
-		return res.StatusCode
+		return faulty.postWebhook(t, payload, signed.Header).Status
 	}
 	marked := func() int {
 		var n int

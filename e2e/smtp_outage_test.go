@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -15,8 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/billflow/billflow/api"
-	"github.com/billflow/billflow/app"
-	"github.com/billflow/billflow/internal/metrics"
 	"github.com/billflow/billflow/mail"
 	"github.com/billflow/billflow/workflows"
 )
@@ -32,16 +28,7 @@ func TestSMTPOutageReminderDoesNotBlockPayment(t *testing.T) {
 	id := inv.str("id")
 	due, err := time.Parse(time.DateOnly, inv.str("due_date"))
 	require.NoError(t, err)
-	byKind := func(kind string) (ids map[string]int, n int) {
-		ids = map[string]int{}
-		for _, m := range s.mailsFor(id) {
-			if kindOf(m) == kind {
-				ids[m.MessageID]++
-				n++
-			}
-		}
-		return ids, n
-	}
+	byKind := func(kind string) (map[string]int, int) { return s.mailsByKind(id, kind) }
 	// The invoice email goes out before SMTP goes down.
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		_, n := byKind("invoice_issued")
@@ -149,16 +136,7 @@ func (s *stack) pendingAttempts(c *assert.CollectT, workflowID string) map[strin
 func TestSMTPOutageResendDoesNotBlockPayment(t *testing.T) {
 	s := getStack(t)
 	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 8500, nil).str("id")
-	count := func(kind string) (ids map[string]int, n int) {
-		ids = map[string]int{}
-		for _, m := range s.mailsFor(id) {
-			if kindOf(m) == kind {
-				ids[m.MessageID]++
-				n++
-			}
-		}
-		return ids, n
-	}
+	count := func(kind string) (map[string]int, int) { return s.mailsByKind(id, kind) }
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		_, n := count("invoice_issued")
 		assert.Equal(c, 1, n)
@@ -213,16 +191,12 @@ func TestResendAnswers202WhileSMTPIsDown(t *testing.T) {
 	s := getStack(t)
 	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 6100, nil).str("id")
 	s.waitMail(t, id, mail.KindInvoiceIssued)
-	pc, err := app.PayloadCodec(s.Config)
-	require.NoError(t, err)
-	srv := httptest.NewServer(api.Router(api.Deps{Store: s.Store, Temporal: s.Temporal, Gateway: app.Gateway(s.Config), Config: s.Config,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry(), Codec: pc, UpdateWait: time.Second}))
-	defer srv.Close()
+	quick := s.withAPI(t, func(d *api.Deps) { d.UpdateWait = time.Second })
 	require.NoError(t, s.Mail.StopSMTP())
 	t.Cleanup(func() { _ = s.Mail.StartSMTP() })
 
 	send := func() (int, map[string]any) {
-		req, err := http.NewRequest("POST", srv.URL+"/v1/invoices/"+id+"/send", nil)
+		req, err := http.NewRequest("POST", quick.API.URL+"/v1/invoices/"+id+"/send", nil)
 		require.NoError(t, err)
 		req.Header.Set("Authorization", "Bearer "+s.Key)
 		req.Header.Set("Idempotency-Key", "resend-202-"+id)
@@ -241,23 +215,11 @@ func TestResendAnswers202WhileSMTPIsDown(t *testing.T) {
 
 	require.NoError(t, s.Mail.StartSMTP())
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		n := 0
-		for _, m := range s.mailsFor(id) {
-			if kindOf(m) == string(mail.KindInvoiceIssued) {
-				n++
-			}
-		}
-		assert.Equal(c, 2, n, "the first bill and the resent one")
+		assert.Equal(c, 2, s.issuedMails(id), "the first bill and the resent one")
 	}, time.Minute, 200*time.Millisecond)
 	// The same request again gets the resend's result, and sends nothing more.
 	status, _ = send()
 	assert.Equal(t, http.StatusOK, status)
 	s.waitIdle(t, id, 0)
-	n := 0
-	for _, m := range s.mailsFor(id) {
-		if kindOf(m) == string(mail.KindInvoiceIssued) {
-			n++
-		}
-	}
-	assert.Equal(t, 2, n)
+	assert.Equal(t, 2, s.issuedMails(id))
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -191,7 +192,10 @@ func (w *world) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, smtpPort, _ := cutPort(w.mail.SMTPAddr())
+	_, smtpPort, err := net.SplitHostPort(w.mail.SMTPAddr())
+	if err != nil {
+		return err
+	}
 	env := map[string]string{
 		"BILLFLOW_ENV": "development", "DATABASE_URL": w.pg.URL(), "TEMPORAL_ADDRESS": w.frontend,
 		"TEMPORAL_NAMESPACE": "default", "STRIPE_SECRET_KEY": "sk_test_faultrun", "STRIPE_API_BASE": sbURL,
@@ -279,15 +283,6 @@ func (w *world) startTemporal(ctx context.Context, quiet *slog.Logger) error {
 	}
 	w.frontend = w.cluster.Frontend
 	return nil
-}
-
-func cutPort(addr string) (string, string, bool) {
-	for i := len(addr) - 1; i >= 0; i-- {
-		if addr[i] == ':' {
-			return addr[:i], addr[i+1:], true
-		}
-	}
-	return addr, "", false
 }
 
 func (w *world) close() {

@@ -139,7 +139,7 @@ func (w *world) send(ctx context.Context, o *outcome, method, path, idem string,
 		switch {
 		case err != nil:
 		case r.status >= 500, r.status == http.StatusTooManyRequests, r.code() == "idempotency_key_in_use":
-		case r.status == http.StatusConflict && strings.Contains(r.raw2(), "still being confirmed"):
+		case r.status == http.StatusConflict && strings.Contains(string(r.raw), "still being confirmed"):
 			key = fmt.Sprintf("%s-again-%d", idem, try)
 		default:
 			return r, nil
@@ -157,8 +157,6 @@ func (w *world) send(ctx context.Context, o *outcome, method, path, idem string,
 		time.Sleep(300 * time.Millisecond)
 	}
 }
-
-func (r *apiResp) raw2() string { return string(r.raw) }
 
 func (w *world) newClient(ctx context.Context, o *outcome, n int) (string, error) {
 	r, err := w.send(ctx, o, "POST", "/v1/clients", fmt.Sprintf("client-%d", n),
