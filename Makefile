@@ -18,6 +18,7 @@ dev: setup
 # Every test against real parts: Postgres, an in-process Temporal server,
 # Chromium, an SMTP server, stripe-mock and the Stripe sandbox.
 test: setup
+	@./scripts/check-tracked-size.sh
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 12m ./...
