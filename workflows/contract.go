@@ -79,13 +79,17 @@ type PartialTerms struct {
 // InvoiceInput starts (or continues) an invoice workflow. It carries IDs,
 // amounts and dates only: never item descriptions or diagnosis codes.
 type InvoiceInput struct {
-	InvoiceID       string
-	Number          string
-	PracticeID      string
-	ClientID        string
-	Currency        string
-	Total           int64
-	DueDate         time.Time
+	InvoiceID  string
+	Number     string
+	PracticeID string
+	ClientID   string
+	Currency   string
+	Total      int64
+	DueDate    time.Time
+	// IssueDate is the invoice's issue date: no reminder goes out on or
+	// before it, the day the invoice email itself went out (zero in
+	// histories recorded before it was added).
+	IssueDate       time.Time
 	Partial         PartialTerms
 	ReminderOffsets []int // days relative to the due date, e.g. -3, 0, 7, 14
 	RefundWindow    time.Duration

@@ -37,6 +37,10 @@ type invoiceWF struct {
 	// handled (chargeLocalChange ≥ 2); signalsBusy counts those in hand.
 	drainSignals bool
 	signalsBusy  int
+	// refundedCloses: a fully refunded invoice's workflow completes at once
+	// instead of waiting out the refund window (refundedClosesChange ≥ 1);
+	// decided the first time this run sees the invoice refunded.
+	refundedCloses, refundedAsked bool
 }
 
 // InvoiceWorkflow is one invoice's whole life: issue, payments, reminders,
@@ -135,6 +139,10 @@ func (w *invoiceWF) run(ctx workflow.Context) error {
 			w.notify(ctx, w.st.Pending[0])
 			w.st.Pending = w.st.Pending[1:]
 		}
+		if w.st.Status == "refunded" && !w.refundedAsked {
+			w.refundedAsked = true
+			w.refundedCloses = workflow.GetVersion(ctx, refundedClosesChange, workflow.DefaultVersion, 1) >= 1
+		}
 		if w.closed(ctx) && workflow.AllHandlersFinished(ctx) {
 			logger.Info("invoice workflow complete", "status", w.st.Status)
 			return nil
@@ -203,7 +211,7 @@ func (w *invoiceWF) notify(ctx workflow.Context, n Notice) {
 	var res activities.NotifyResult
 	switch n.Kind {
 	case "payment":
-		summary := "Email payment confirmation"
+		summary := "Email payment confirmation " + money.Format(n.Amount, w.st.Currency)
 		if n.Final {
 			summary = "Render receipt and email it"
 		}
@@ -233,7 +241,14 @@ func (w *invoiceWF) closesAt() *time.Time {
 	case "void":
 		t := time.Time{}
 		return &t
-	case "paid", "partially_refunded", "refunded":
+	case "refunded":
+		if w.refundedCloses {
+			// Nothing is left to refund: the lifecycle is over.
+			t := time.Time{}
+			return &t
+		}
+		fallthrough
+	case "paid", "partially_refunded":
 		if w.st.PaidAt != nil {
 			t := w.st.PaidAt.Add(w.in.RefundWindow)
 			w.st.ClosesAt = &t
@@ -248,7 +263,7 @@ func (w *invoiceWF) closed(ctx workflow.Context) bool {
 	if t == nil {
 		return false
 	}
-	return w.st.Status == "void" || !workflow.Now(ctx).Before(*t)
+	return t.IsZero() || !workflow.Now(ctx).Before(*t)
 }
 
 // ---- pay ----
@@ -419,6 +434,10 @@ func (w *invoiceWF) signalsIdle(ctx workflow.Context) bool {
 // activity (version 1; histories recorded before it replay the activity),
 // and continue-as-new waiting for signals in hand (version 2).
 const chargeLocalChange = "charge-local-activity"
+
+// refundedClosesChange marks a fully refunded invoice's workflow completing
+// at once; histories recorded before it wait out the refund window.
+const refundedClosesChange = "refunded-closes"
 
 func trimPrefix(id string) string {
 	for i := 0; i < len(id); i++ {

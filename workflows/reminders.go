@@ -64,6 +64,9 @@ func (w *invoiceWF) planNextReminder(today time.Time) {
 		if at.Before(dateOnly(today)) && i+1 < len(w.offsets()) {
 			continue
 		}
+		if first := w.firstReminderDay(); at.Before(first) {
+			at = first // a step that fell due by the issue day goes out the day after
+		}
 		w.st.NextReminderAt, w.st.NextReminderStep = &at, i+1
 		return
 	}
@@ -82,6 +85,20 @@ func (w *invoiceWF) lastReminderStep() int {
 		}
 	}
 	return last
+}
+
+// noReminderOnIssueDayChange marks the rule that no reminder goes out on or
+// before the invoice's issue day; histories recorded before it could send
+// one the day the invoice was issued (a due date within the first step).
+const noReminderOnIssueDayChange = "no-reminder-on-issue-day"
+
+// firstReminderDay is the first day a reminder may go out: the day after the
+// invoice was issued (zero when the input predates IssueDate).
+func (w *invoiceWF) firstReminderDay() time.Time {
+	if w.in.IssueDate.IsZero() {
+		return time.Time{}
+	}
+	return dateOnly(w.in.IssueDate).AddDate(0, 0, 1)
 }
 
 // reminderOutsideLockChange marks the move of the reminder email out of the
@@ -103,6 +120,12 @@ func (w *invoiceWF) onReminderDue(ctx workflow.Context, r *ReminderDue) {
 	}
 	step := w.dueStep(today)
 	if step == 0 || step <= w.lastReminderStep() {
+		return
+	}
+	// The invoice email just went out: no reminder on (or before) the issue
+	// day. Asked only then, so histories that never met it replay as before.
+	if dateOnly(today).Before(w.firstReminderDay()) &&
+		workflow.GetVersion(ctx, noReminderOnIssueDayChange, workflow.DefaultVersion, 1) == 1 {
 		return
 	}
 	steps := len(w.offsets())

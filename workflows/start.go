@@ -24,7 +24,7 @@ func InvoiceStart(practice *store.Practice, cl *store.Client, inv *store.Invoice
 	}
 	in := &InvoiceInput{
 		InvoiceID: inv.ID, Number: inv.Number, PracticeID: inv.PracticeID, ClientID: inv.ClientID, Currency: inv.Currency,
-		Total: inv.Total, DueDate: inv.DueDate, ReminderOffsets: offsets,
+		Total: inv.Total, DueDate: inv.DueDate, IssueDate: inv.IssueDate, ReminderOffsets: offsets,
 		// A zero-day window closes the lifecycle right after payment (zero itself means "default").
 		RefundWindow: max(time.Duration(practice.RefundWindowDays)*24*time.Hour, time.Second),
 		Partial: PartialTerms{Enabled: inv.PartialPayments.Enabled, MinimumAmount: inv.PartialPayments.MinimumAmount,
