@@ -78,14 +78,27 @@ func (a *Activities) SendBalanceReceipt(ctx context.Context, in *BalanceReceiptI
 	data := mail.BalancePaymentReceipt{PracticeName: b.practice.Name, PracticeEmail: b.practice.Email, PracticePhone: b.practice.Phone,
 		ClientName: b.client.Name, Currency: pays[0].Currency, MethodLabel: MethodLabel(pays[0].MethodType, pays[0].Brand, pays[0].Last4, pays[0].BankName),
 		PaidAt: pays[0].CreatedAt}
+	var att []mail.Attachment
 	for _, p := range pays {
-		inv, err := a.Store.GetInvoice(ctx, p.InvoiceID)
+		ib, err := a.loadBundle(ctx, p.InvoiceID)
 		if err != nil {
 			return nil, err
 		}
 		data.Amount += p.Amount
-		data.Invoices = append(data.Invoices, mail.PaidInvoice{Number: inv.Number, Amount: p.Amount})
+		data.Invoices = append(data.Invoices, mail.PaidInvoice{Number: ib.inv.Number, Amount: p.Amount})
+		if ib.inv.AmountDue > 0 {
+			continue
+		}
+		// Each invoice it paid off has become a receipt: attach them, as a
+		// single invoice's payment email does. The invoice's own workflow
+		// renders the same bytes, so the document is stored once.
+		_, pdfBytes, err := a.renderInvoiceDoc(ctx, ib, "receipt", "")
+		if err != nil {
+			return nil, err
+		}
+		att = append(att, pdfAttachment("Receipt "+ib.inv.Number+".pdf", pdfBytes)...)
 	}
-	sent, err := a.sendOnce(ctx, b, mail.KindBalancePaymentReceipt, []string{"balance", in.BalancePaymentID}, data, nil)
+	data.ReceiptsAttached = len(att) > 0
+	sent, err := a.sendOnce(ctx, b, mail.KindBalancePaymentReceipt, []string{"balance", in.BalancePaymentID}, data, att)
 	return &NotifyResult{Emailed: sent}, err
 }

@@ -241,6 +241,14 @@ func (a *Activities) mailDomain() string {
 	return "billflow"
 }
 
+// maxInstallments is how many payments the invoice allows (2 when unset).
+func maxInstallments(inv *store.Invoice) int {
+	if n := int(inv.PartialPayments.MaxInstallments); n > 0 {
+		return n
+	}
+	return 2
+}
+
 func pdfAttachment(name string, data []byte) []mail.Attachment {
 	return []mail.Attachment{{Filename: name, ContentType: "application/pdf", Data: data}}
 }
@@ -276,7 +284,8 @@ func (a *Activities) IssueInvoice(ctx context.Context, in *InvoiceRef) (*NotifyR
 	sent, err := a.sendOnce(ctx, b, mail.KindInvoiceIssued, idParts, mail.InvoiceIssued{
 		PracticeName: b.practice.Name, PracticeEmail: b.practice.Email, PracticePhone: b.practice.Phone, ClientName: b.client.Name,
 		InvoiceNumber: b.inv.Number, Total: b.inv.Total, AmountDue: b.inv.AmountDue, Currency: b.inv.Currency, DueDate: b.inv.DueDate,
-		PayURL: payURL, Memo: b.inv.Memo,
+		PayURL: payURL, Memo: b.inv.Memo, PartialPayments: b.inv.PartialPayments.Enabled,
+		MinimumPayment: max(b.inv.MinimumPayment(), money.MinimumCharge(b.inv.Currency)), MaxInstallments: maxInstallments(b.inv),
 	}, pdfAttachment(b.inv.Number+".pdf", pdfBytes))
 	if err != nil {
 		return nil, err
