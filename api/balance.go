@@ -138,7 +138,7 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 		}
 		in.MethodLabel = methodLabel(pm.Type, pm.Brand, pm.Last4, pm.BankName)
 	} else {
-		in.MethodLabel = labelForNewMethod(req.PaymentMethod)
+		in.MethodLabel = h.newMethodLabel(ctx, req.PaymentMethod)
 	}
 	in.BalancePaymentID = "bal_" + strings.TrimPrefix(cl.ID, "cli_") + "_" + hashKey(key)
 	in.Scope, in.IdempotencyKey = "balance", key

@@ -67,6 +67,7 @@ type historyEntryJSON struct {
 	Type          string `json:"type"` // session | payment | refund
 	InvoiceID     string `json:"invoice_id"`
 	InvoiceNumber string `json:"invoice_number"`
+	InvoiceStatus string `json:"invoice_status"` // the invoice's status now (is this session paid?)
 	Amount        int64  `json:"amount"`
 	Currency      string `json:"currency"`
 
@@ -87,7 +88,7 @@ type historyEntryJSON struct {
 
 func historyEntryView(e *store.HistoryEntry) historyEntryJSON {
 	out := historyEntryJSON{Date: e.Date.Format(time.DateOnly), Type: string(e.Kind), InvoiceID: e.InvoiceID,
-		InvoiceNumber: e.InvoiceNumber, Amount: e.Amount, Currency: e.Currency}
+		InvoiceNumber: e.InvoiceNumber, InvoiceStatus: e.InvoiceStatus, Amount: e.Amount, Currency: e.Currency}
 	switch e.Kind {
 	case store.HistorySession:
 		out.ServiceDate, out.Description, out.CPTCode, out.Units = out.Date, e.Description, e.CPTCode, e.Units

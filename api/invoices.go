@@ -19,6 +19,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/billflow/billflow/money"
+	"github.com/billflow/billflow/paylink"
+	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
@@ -280,7 +282,37 @@ func (h *handlers) invoiceView(c *gin.Context, inv *store.Invoice) (*invoiceJSON
 	if err != nil {
 		return nil, err
 	}
-	return detailView(&store.InvoiceDetail{Invoice: inv, Payments: pays, Refunds: refs}), nil
+	v := detailView(&store.InvoiceDetail{Invoice: inv, Payments: pays, Refunds: refs})
+	if v.PayURL, err = h.payURL(ctx, inv); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// payURL is the invoice's pay link while it has a balance to pay, "" when
+// it has none. The token is derived (the same all day), so reading the
+// invoice again shows the same link; its hash is stored once.
+func (h *handlers) payURL(ctx context.Context, inv *store.Invoice) (string, error) {
+	if inv.AmountDue <= 0 || (inv.Status != store.StatusOpen && inv.Status != store.StatusPartiallyPaid) {
+		return "", nil
+	}
+	practice, err := h.Store.GetPractice(ctx, inv.PracticeID)
+	if err != nil {
+		return "", err
+	}
+	exp := paylink.Expiry(inv.DueDate, int(practice.PayLinkDaysAfterDue))
+	if now := h.Now().UTC(); exp.Before(now.Add(7 * 24 * time.Hour)) {
+		// Past (or near) the link's usual end it still works for a week.
+		exp = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, 8)
+	}
+	tok, err := paylink.Derived(h.Config.PayLinkSecret, inv.ID, exp)
+	if err != nil {
+		return "", err
+	}
+	if err := h.Store.EnsurePayLink(ctx, inv.ID, paylink.Hash(tok), exp); err != nil {
+		return "", err
+	}
+	return paylink.URL(h.Config.PublicBaseURL, tok), nil
 }
 
 func (h *handlers) writeInvoice(c *gin.Context, status int, inv *store.Invoice) {
@@ -303,7 +335,12 @@ func (h *handlers) getInvoice(c *gin.Context) {
 		h.internal(c, "get invoice", err)
 		return
 	}
-	c.JSON(http.StatusOK, detailView(d))
+	v := detailView(d)
+	if v.PayURL, err = h.payURL(c.Request.Context(), d.Invoice); err != nil {
+		h.internal(c, "pay url", err)
+		return
+	}
+	c.JSON(http.StatusOK, v)
 }
 
 func detailView(d *store.InvoiceDetail) *invoiceJSON {
@@ -415,8 +452,16 @@ func (h *handlers) payInvoice(c *gin.Context) {
 		return
 	}
 	in := &workflows.PayInput{Amount: *req.Amount, PaymentMethodID: req.PaymentMethod, SavedPaymentMethodID: req.SavedPaymentMethodID,
-		SaveCard: req.SaveCard, PayerName: strings.TrimSpace(req.PayerName), BillingZIP: strings.TrimSpace(req.BillingZIP),
-		ReturnURL: h.Config.PublicBaseURL + "/v1/invoices/" + inv.ID}
+		SaveCard: req.SaveCard, PayerName: strings.TrimSpace(req.PayerName), BillingZIP: strings.TrimSpace(req.BillingZIP)}
+	// After 3-D Secure the payer's browser lands on the invoice's hosted pay
+	// page, which says what became of the payment (an API URL would answer
+	// a browser 401).
+	returnURL, err := h.payURL(c.Request.Context(), inv)
+	if err != nil {
+		h.internal(c, "pay url", err)
+		return
+	}
+	in.ReturnURL = returnURL
 	if req.SavedPaymentMethodID != "" {
 		pm, err := h.Store.GetPaymentMethod(c.Request.Context(), inv.ClientID, req.SavedPaymentMethodID)
 		if errors.Is(err, store.ErrNotFound) {
@@ -430,7 +475,7 @@ func (h *handlers) payInvoice(c *gin.Context) {
 		in.MethodLabel = methodLabel(pm.Type, pm.Brand, pm.Last4, pm.BankName)
 		in.OffSession = true
 	} else {
-		in.MethodLabel = labelForNewMethod(req.PaymentMethod)
+		in.MethodLabel = h.newMethodLabel(c.Request.Context(), req.PaymentMethod)
 	}
 	key, ok := requestKey(c)
 	if !ok {
@@ -450,7 +495,9 @@ func (h *handlers) payInvoice(c *gin.Context) {
 		return
 	}
 	if res.NextActionURL != "" {
-		payment["next_action"] = gin.H{"type": "redirect_to_url", "redirect_to_url": gin.H{"url": res.NextActionURL}}
+		// As Stripe's PaymentIntent has it: send the payer to url; they come
+		// back to return_url, the invoice's pay page, which shows the outcome.
+		payment["next_action"] = gin.H{"type": "redirect_to_url", "redirect_to_url": gin.H{"url": res.NextActionURL, "return_url": returnURL}}
 	}
 	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
 	if err != nil {
@@ -465,18 +512,21 @@ func (h *handlers) payInvoice(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"payment": payment, "invoice": view})
 }
 
-// labelForNewMethod names a card before the processor has told us its brand:
-// Stripe's documented test IDs carry the brand; a tokenized pm_… does not.
-func labelForNewMethod(pm string) string {
-	switch {
-	case strings.HasPrefix(pm, "pm_usBankAccount"):
-		return "bank account"
-	case strings.Contains(pm, "visa"):
-		return "Visa"
-	case strings.Contains(pm, "mastercard"):
-		return "Mastercard"
-	case strings.Contains(pm, "amex"):
-		return "American Express"
+// newMethodLabel names a newly entered payment method the way summaries
+// and receipts show it, "Visa •••• 4242", before it is charged: Stripe's
+// documented test IDs from their known details, with no processor call; a
+// tokenized pm_… from the processor (a failed lookup leaves "card", and the
+// charge goes ahead: the receipt is named from the charge's own answer).
+func (h *handlers) newMethodLabel(ctx context.Context, pm string) string {
+	if m, ok := payments.TestMethod(pm); ok {
+		return methodLabel(m.Type, m.Brand, m.Last4, m.BankName)
+	}
+	if h.Gateway != nil && strings.HasPrefix(pm, "pm_") {
+		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if m, err := h.Gateway.GetPaymentMethod(lctx, pm); err == nil {
+			return methodLabel(m.Type, m.Brand, m.Last4, m.BankName)
+		}
 	}
 	return "card"
 }
@@ -631,6 +681,9 @@ func (h *handlers) refundInvoice(c *gin.Context) {
 		badRequest(c, "parameter_invalid", "reason must be at most 500 characters", "reason")
 		return
 	}
+	if req.PaymentID != "" && !h.checkRefundPayment(c, inv, req.PaymentID) {
+		return
+	}
 	var res workflows.RefundResult
 	if desc, err := h.Temporal.DescribeWorkflowExecution(c.Request.Context(), workflows.InvoiceWorkflowID(inv.ID), ""); err == nil &&
 		desc.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
@@ -653,6 +706,29 @@ func (h *handlers) refundInvoice(c *gin.Context) {
 	}
 	c.JSON(http.StatusOK, gin.H{"refund": gin.H{"id": res.RefundID, "payment_id": res.PaymentID, "amount": res.Amount,
 		"status": res.Status, "reason": req.Reason}, "invoice": view})
+}
+
+// checkRefundPayment answers 400 naming payment_id when the refund names a
+// payment that is not one of this invoice's or has taken no money.
+func (h *handlers) checkRefundPayment(c *gin.Context, inv *store.Invoice, id string) bool {
+	if len(id) > 255 {
+		badRequest(c, "parameter_invalid", "payment_id is too long", "payment_id")
+		return false
+	}
+	p, err := h.Store.GetPayment(c.Request.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && p.InvoiceID != inv.ID) {
+		badRequest(c, "resource_missing", fmt.Sprintf("invoice %s has no payment %s", inv.Number, id), "payment_id")
+		return false
+	}
+	if err != nil {
+		h.internal(c, "get payment", err)
+		return false
+	}
+	if p.Status != "succeeded" {
+		badRequest(c, "parameter_invalid", fmt.Sprintf("payment %s is %s: only a succeeded payment can be refunded", id, p.Status), "payment_id")
+		return false
+	}
+	return true
 }
 
 func (h *handlers) voidInvoice(c *gin.Context) {

@@ -122,7 +122,13 @@ func (h *handlers) resolvePayLink(c *gin.Context) (*payLink, bool) {
 		return nil, false
 	}
 	now := h.Now()
-	if expired || stored.RevokedAt != nil || !now.Before(stored.ExpiresAt) || inv.Status == store.StatusVoid {
+	if inv.Status == store.StatusVoid {
+		// Voiding revokes the invoice's links; the payer is told why.
+		h.renderPage(c, http.StatusGone, "link_voided", pageData{Title: "Invoice voided",
+			Practice: practiceViewOf(practice), Number: inv.Number})
+		return nil, false
+	}
+	if expired || stored.RevokedAt != nil || !now.Before(stored.ExpiresAt) {
 		h.renderPage(c, http.StatusGone, "link_expired", pageData{Title: "Payment link expired",
 			Practice: practiceViewOf(practice), Number: inv.Number})
 		return nil, false
@@ -200,7 +206,7 @@ type pageData struct {
 	Number, StatusLabel, IssueDate, DueDate, Memo string
 	Items                                         []itemView
 	Total, Paid, Refunded, Processing, Due        string
-	PaidInFull, ProcessingOnly                    bool
+	PaidInFull, ProcessingOnly, RefundedInFull    bool
 	PartialTerms                                  string
 	PDFURL, PDFLabel                              string
 	Notice                                        *notice
@@ -413,6 +419,8 @@ func (h *handlers) payPageData(c *gin.Context, pl *payLink, in *formInput) (*pag
 	d.ProcessingOnly = inv.AmountDue == 0 && inv.AmountProcessing > 0
 	if d.PaidInFull {
 		d.PDFLabel = "Download receipt (PDF)"
+		// A refunded invoice is not "paid in full": say where the money went.
+		d.RefundedInFull = inv.Status == store.StatusRefunded
 		return d, nil
 	}
 	if d.ProcessingOnly || inv.AmountDue <= 0 {
@@ -857,7 +865,7 @@ func (h *handlers) payMethodFromForm(c *gin.Context, clientID string, in *formIn
 		}
 		pay.PayerName, pay.BillingZIP = in.name, in.zip
 		pay.SaveCard = in.saveCard
-		pay.MethodLabel = labelForNewMethod(pay.PaymentMethodID)
+		pay.MethodLabel = h.newMethodLabel(c.Request.Context(), pay.PaymentMethodID)
 	default:
 		return "Choose a payment method."
 	}

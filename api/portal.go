@@ -240,7 +240,11 @@ type portalDoc struct{ ID, Kind, Period, Created string }
 
 type portalCard struct{ ID, Label, Expiry string }
 
-type portalEntry struct{ Type, ISODate, Date, Kind, Detail, Invoice, Amount string }
+type portalEntry struct{ Type, ISODate, Date, Kind, Detail, Invoice, InvoiceStatus, Amount string }
+
+// historyStatusLabels name a session's invoice status in the account history.
+var historyStatusLabels = map[string]string{"open": "Open", "processing": "Processing", "partially_paid": "Partially paid",
+	"paid": "Paid", "partially_refunded": "Partially refunded", "refunded": "Refunded"}
 
 const dateLabel = "Jan 2, 2006"
 
@@ -326,6 +330,7 @@ func portalEntryOf(e *store.HistoryEntry) portalEntry {
 	switch e.Kind {
 	case store.HistorySession:
 		out.Kind, out.Detail = "Session", e.Description
+		out.InvoiceStatus = historyStatusLabels[e.InvoiceStatus]
 		if e.CPTCode != "" {
 			out.Detail += " (" + e.CPTCode + ")"
 		}

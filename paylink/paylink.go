@@ -45,6 +45,19 @@ func New(secret []byte, invoiceID string, exp time.Time) (string, error) {
 	return body + "." + b64.EncodeToString(sign(secret, body)), nil
 }
 
+// Derived is the one token for an invoice and expiry that New would make
+// with a nonce derived from the secret instead of a random one: the same
+// arguments give the same token, so a link can be shown again (GET
+// /v1/invoices/{id} pay_url) without storing the token itself, only its hash.
+func Derived(secret []byte, invoiceID string, exp time.Time) (string, error) {
+	if len(secret) == 0 {
+		return "", errors.New("paylink: no secret")
+	}
+	nonce := sign(secret, "derived\x00"+invoiceID+"\x00"+strconv.FormatInt(exp.Unix(), 36))[:12]
+	body := strings.Join([]string{prefix, b64.EncodeToString([]byte(invoiceID)), strconv.FormatInt(exp.Unix(), 36), b64.EncodeToString(nonce)}, ".")
+	return body + "." + b64.EncodeToString(sign(secret, body)), nil
+}
+
 func sign(secret []byte, body string) []byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(body))
