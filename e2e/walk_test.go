@@ -76,6 +76,7 @@ func TestWalkChargeSummariesNameCardAndAmount(t *testing.T) {
 	assert.Contains(t, sums, "Charge $80.00 to Visa •••• 4242", "a new card: %q", sums)
 	assert.Contains(t, sums, "Charge $120.00 to Visa •••• 4242", "a saved card: %q", sums)
 	assert.Contains(t, sums, "Email payment confirmation $80.00", "%q", sums)
+	assert.Contains(t, sums, "Render receipt and email it: $120.00 paid", "%q", sums)
 }
 
 // countingGateway counts the processor lookups of payment methods.
@@ -198,6 +199,12 @@ func TestWalkAccountHistorySessionStatus(t *testing.T) {
 		}
 	}
 	assert.Equal(t, map[string]string{paid: "paid", open: "open"}, status)
+
+	// The portal's account history says it too, beside each session.
+	home := s.portalReq(t, "GET", "/portal", s.portalToken(t, s.Key, cl), nil)
+	require.Equal(t, 200, home.Status, home.Body)
+	assert.Contains(t, home.Body, `<span class="invoice-status">· Paid</span>`)
+	assert.Contains(t, home.Body, `<span class="invoice-status">· Open</span>`)
 }
 
 // 3-D Secure started through the API returns where to send the payer and

@@ -213,7 +213,7 @@ func (w *invoiceWF) notify(ctx workflow.Context, n Notice) {
 	case "payment":
 		summary := "Email payment confirmation " + money.Format(n.Amount, w.st.Currency)
 		if n.Final {
-			summary = "Render receipt and email it"
+			summary = "Render receipt and email it: " + money.Format(n.Amount, w.st.Currency) + " paid"
 		}
 		if n.Silent {
 			summary = "Render receipt"
