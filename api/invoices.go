@@ -283,24 +283,20 @@ func (h *handlers) invoiceView(c *gin.Context, inv *store.Invoice) (*invoiceJSON
 		return nil, err
 	}
 	v := detailView(&store.InvoiceDetail{Invoice: inv, Payments: pays, Refunds: refs})
-	if v.PayURL, err = h.payURL(ctx, inv); err != nil {
+	if v.PayURL, err = h.practicePayURL(ctx, inv); err != nil {
 		return nil, err
 	}
 	return v, nil
 }
 
 // payURL is the invoice's pay link while it has a balance to pay, "" when
-// it has none. The token is derived (the same all day), so reading the
-// invoice again shows the same link; its hash is stored once.
-func (h *handlers) payURL(ctx context.Context, inv *store.Invoice) (string, error) {
+// it has none. The token is derived (paylink.Derived: the same all day, and
+// recognised without a stored hash), so showing it costs no write.
+func (h *handlers) payURL(inv *store.Invoice, daysAfterDue int32) (string, error) {
 	if inv.AmountDue <= 0 || (inv.Status != store.StatusOpen && inv.Status != store.StatusPartiallyPaid) {
 		return "", nil
 	}
-	practice, err := h.Store.GetPractice(ctx, inv.PracticeID)
-	if err != nil {
-		return "", err
-	}
-	exp := paylink.Expiry(inv.DueDate, int(practice.PayLinkDaysAfterDue))
+	exp := paylink.Expiry(inv.DueDate, int(daysAfterDue))
 	if now := h.Now().UTC(); exp.Before(now.Add(7 * 24 * time.Hour)) {
 		// Past (or near) the link's usual end it still works for a week.
 		exp = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, 8)
@@ -309,10 +305,19 @@ func (h *handlers) payURL(ctx context.Context, inv *store.Invoice) (string, erro
 	if err != nil {
 		return "", err
 	}
-	if err := h.Store.EnsurePayLink(ctx, inv.ID, paylink.Hash(tok), exp); err != nil {
+	return paylink.URL(h.Config.PublicBaseURL, tok), nil
+}
+
+// practicePayURL is payURL for a caller without the practice at hand.
+func (h *handlers) practicePayURL(ctx context.Context, inv *store.Invoice) (string, error) {
+	if inv.AmountDue <= 0 {
+		return "", nil
+	}
+	practice, err := h.Store.GetPractice(ctx, inv.PracticeID)
+	if err != nil {
 		return "", err
 	}
-	return paylink.URL(h.Config.PublicBaseURL, tok), nil
+	return h.payURL(inv, practice.PayLinkDaysAfterDue)
 }
 
 func (h *handlers) writeInvoice(c *gin.Context, status int, inv *store.Invoice) {
@@ -336,7 +341,7 @@ func (h *handlers) getInvoice(c *gin.Context) {
 		return
 	}
 	v := detailView(d)
-	if v.PayURL, err = h.payURL(c.Request.Context(), d.Invoice); err != nil {
+	if v.PayURL, err = h.payURL(d.Invoice, d.PayLinkDaysAfterDue); err != nil {
 		h.internal(c, "pay url", err)
 		return
 	}
@@ -456,7 +461,7 @@ func (h *handlers) payInvoice(c *gin.Context) {
 	// After 3-D Secure the payer's browser lands on the invoice's hosted pay
 	// page, which says what became of the payment (an API URL would answer
 	// a browser 401).
-	returnURL, err := h.payURL(c.Request.Context(), inv)
+	returnURL, err := h.practicePayURL(c.Request.Context(), inv)
 	if err != nil {
 		h.internal(c, "pay url", err)
 		return

@@ -104,6 +104,11 @@ func (h *handlers) resolvePayLink(c *gin.Context) (*payLink, bool) {
 	}
 	expired := errors.Is(err, paylink.ErrExpired)
 	stored, err := h.Store.PayLinkByHash(ctx, paylink.Hash(tok))
+	if errors.Is(err, store.ErrNotFound) && paylink.IsDerived(h.Config.PayLinkSecret, tok, tk) {
+		// A derived link (an invoice's pay_url) is stored nowhere; it dies
+		// with its expiry or when the invoice is voided, as stored ones do.
+		stored, err = &store.PayLink{InvoiceID: tk.InvoiceID, ExpiresAt: tk.ExpiresAt}, nil
+	}
 	if errors.Is(err, store.ErrNotFound) || (err == nil && stored.InvoiceID != tk.InvoiceID) {
 		h.renderPage(c, http.StatusNotFound, "link_invalid", pageData{Title: "Payment link not valid"})
 		return nil, false

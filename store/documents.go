@@ -129,14 +129,6 @@ func (s *Store) SavePayLink(ctx context.Context, invoiceID string, hash []byte, 
 	return mapErr("save pay link", err)
 }
 
-// EnsurePayLink stores a token's hash unless it is stored already (a
-// derived token, shown again); a revoked one stays revoked.
-func (s *Store) EnsurePayLink(ctx context.Context, invoiceID string, hash []byte, expires time.Time) error {
-	_, err := s.Pool.Exec(ctx, `INSERT INTO pay_links (id, invoice_id, token_hash, expires_at) VALUES ($1,$2,$3,$4)
- ON CONFLICT (token_hash) DO NOTHING`, NewID("pl"), invoiceID, hash, expires)
-	return mapErr("ensure pay link", err)
-}
-
 // PayLinkByHash finds a stored token.
 func (s *Store) PayLinkByHash(ctx context.Context, hash []byte) (*PayLink, error) {
 	var p PayLink
