@@ -21,13 +21,13 @@ import (
 	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/internal/codec"
-	"github.com/billflow/billflow/internal/metrics"
-	"github.com/billflow/billflow/internal/temporalclient"
 	"github.com/billflow/billflow/mail"
+	"github.com/billflow/billflow/metrics"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/pdf"
 	"github.com/billflow/billflow/store"
+	"github.com/billflow/billflow/temporalclient"
 	"github.com/billflow/billflow/worker"
 )
 
