@@ -5,6 +5,8 @@
 package activities
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 	"fmt"
@@ -21,10 +23,10 @@ import (
 	"github.com/billflow/billflow/store"
 )
 
-// Error types raised by activities (the workflows package re-exports them).
+// Error types raised by activities (contract's).
 const (
-	ErrTypeGateway      = "GatewayRejected"
-	ErrTypeInvalidState = "InvalidState"
+	ErrTypeGateway      = contract.ErrTypeGateway
+	ErrTypeInvalidState = contract.ErrTypeInvalidState
 )
 
 // Activities carries every dependency an activity needs.
@@ -38,11 +40,7 @@ type Activities struct {
 	Mailer        *mail.Mailer
 	MailDomain    string        // right side of Message-IDs
 	Temporal      client.Client // for activities that signal or start workflows (the reminder run, the reconciler)
-	// InvoiceStart builds the start of an invoice's workflow, as the API
-	// starts it (workflows.InvoiceStart: set by worker.Register, since the
-	// workflows package imports this one).
-	InvoiceStart func(*store.Practice, *store.Client, *store.Invoice) (opts client.StartWorkflowOptions, workflow any, input any)
-	Now          func() time.Time
+	Now           func() time.Time
 }
 
 func (a *Activities) now() time.Time {
@@ -60,7 +58,7 @@ func (a *Activities) log() *slog.Logger {
 }
 
 func snapshot(inv *store.Invoice) InvoiceSnapshot {
-	return InvoiceSnapshot{Status: string(inv.Status), AmountPaid: inv.AmountPaid, AmountRefunded: inv.AmountRefunded,
+	return InvoiceSnapshot{Status: inv.Status, AmountPaid: inv.AmountPaid, AmountRefunded: inv.AmountRefunded,
 		AmountDue: inv.AmountDue, AmountProcessing: inv.AmountProcessing}
 }
 
@@ -141,7 +139,7 @@ func (a *Activities) SyncPayment(ctx context.Context, in *SyncPaymentInput) (*Ch
 		if err != nil {
 			return nil, err
 		}
-		return &ChargeResult{PaymentID: p.ID, IntentID: intentID, Status: status, Invoice: snapshot(inv)}, nil
+		return &ChargeResult{PaymentID: p.ID, IntentID: intentID, Status: contract.PaymentStatus(status), Invoice: snapshot(inv)}, nil
 	}
 	upd := *p
 	upd.Status, upd.FailureCode, upd.DeclineCode, upd.FailureMessage = status, res.FailureCode, res.DeclineCode, res.FailureMessage
@@ -150,7 +148,7 @@ func (a *Activities) SyncPayment(ctx context.Context, in *SyncPaymentInput) (*Ch
 	if err != nil {
 		return nil, err
 	}
-	return &ChargeResult{PaymentID: rec.ID, IntentID: intentID, Status: rec.Status, FailureCode: rec.FailureCode,
+	return &ChargeResult{PaymentID: rec.ID, IntentID: intentID, Status: contract.PaymentStatus(rec.Status), FailureCode: rec.FailureCode,
 		DeclineCode: rec.DeclineCode, FailureMessage: rec.FailureMessage,
 		MethodLabel: MethodLabel(rec.MethodType, rec.Brand, rec.Last4, rec.BankName), Invoice: snapshot(inv)}, nil
 }
@@ -172,7 +170,7 @@ func (a *Activities) Refund(ctx context.Context, in *RefundInput) (*RefundResult
 			if err != nil {
 				return nil, err
 			}
-			return &RefundResult{RefundID: r.ID, Status: r.Status, Invoice: snapshot(inv)}, nil
+			return &RefundResult{RefundID: r.ID, Status: contract.RefundStatus(r.Status), Invoice: snapshot(inv)}, nil
 		}
 	}
 	if left := pay.Amount - pay.AmountRefunded; in.Amount > left {
@@ -194,7 +192,7 @@ func (a *Activities) Refund(ctx context.Context, in *RefundInput) (*RefundResult
 		return nil, err
 	}
 	a.log().Info("refund recorded", "invoice_id", in.InvoiceID, "refund_id", in.RefundID, "amount", in.Amount)
-	return &RefundResult{RefundID: rec.ID, Status: rec.Status, Invoice: snapshot(inv)}, nil
+	return &RefundResult{RefundID: rec.ID, Status: contract.RefundStatus(rec.Status), Invoice: snapshot(inv)}, nil
 }
 
 // stripeReason keeps the processor's enumerated reasons; free text stays ours.

@@ -1,6 +1,8 @@
 package activities
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 	"fmt"
@@ -15,8 +17,8 @@ import (
 
 // Error types of a payment refused before any charge.
 const (
-	ErrTypeKeyReused      = "IdempotencyKeyReused"
-	ErrTypeInvalidPayment = "InvalidPayment"
+	ErrTypeKeyReused      = contract.ErrTypeKeyReused
+	ErrTypeInvalidPayment = contract.ErrTypeInvalidPayment
 )
 
 // Charge takes one payment on one invoice exactly once. What the payer asked
@@ -308,7 +310,7 @@ func outcomeOf(res *payments.ChargeResult) *store.ChargeOutcome {
 }
 
 func chargeResultOf(att *store.PaymentAttempt) *ChargeResult {
-	return &ChargeResult{PaymentID: att.ID, IntentID: att.ProcessorIntentID, Status: att.Status, FailureCode: att.FailureCode,
+	return &ChargeResult{PaymentID: att.ID, IntentID: att.ProcessorIntentID, Status: contract.PaymentStatus(att.Status), FailureCode: att.FailureCode,
 		DeclineCode: att.DeclineCode, FailureMessage: att.FailureMessage, NextActionURL: att.NextActionURL,
 		MethodLabel: MethodLabel(att.MethodType, att.Brand, att.Last4, att.BankName)}
 }

@@ -1,6 +1,8 @@
 package activities
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 	"fmt"
@@ -19,7 +21,7 @@ import (
 )
 
 // ErrTypeEmailRejected marks an email the SMTP server refused for good.
-const ErrTypeEmailRejected = "EmailRejected"
+const ErrTypeEmailRejected = contract.ErrTypeEmailRejected
 
 // NotifyInput names what happened to an invoice that the client hears about.
 type NotifyInput struct {

@@ -18,9 +18,10 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/contract"
+	"github.com/billflow/billflow/invoicestart"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/store"
-	"github.com/billflow/billflow/workflows"
 )
 
 type itemReq struct {
@@ -202,13 +203,13 @@ func (h *handlers) createInvoice(c *gin.Context) {
 	h.writeInvoice(c, http.StatusCreated, inv)
 }
 
-// startInvoiceWorkflow starts invoice-<id> (workflows.InvoiceStart: a
+// startInvoiceWorkflow starts invoice-<id> (invoicestart.Build: a
 // second call for the same invoice is a no-op) and records that it is
 // started, which takes the invoice off the reconciler's list.
 func (h *handlers) startInvoiceWorkflow(c *gin.Context, practice *store.Practice, cl *store.Client, inv *store.Invoice) error {
 	ctx := c.Request.Context()
-	opts, in := workflows.InvoiceStart(practice, cl, inv)
-	_, err := h.Temporal.ExecuteWorkflow(ctx, opts, workflows.InvoiceWorkflow, in)
+	opts, in := invoicestart.Build(practice, cl, inv)
+	_, err := h.Temporal.ExecuteWorkflow(ctx, opts, invoicestart.WorkflowType, in)
 	var ended *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &ended) { // ended: it ran already, and is not run again
 		return err
@@ -262,7 +263,7 @@ type invoiceSummaryJSON struct {
 // overview).
 func listItemView(inv *store.Invoice) *invoiceSummaryJSON {
 	return &invoiceSummaryJSON{Invoice: inv, Object: "invoice", IssueDate: inv.IssueDate.Format(time.DateOnly),
-		DueDate: inv.DueDate.Format(time.DateOnly), WorkflowID: workflows.InvoiceWorkflowID(inv.ID)}
+		DueDate: inv.DueDate.Format(time.DateOnly), WorkflowID: contract.InvoiceWorkflowID(inv.ID)}
 }
 
 type itemJSON struct {
@@ -310,7 +311,7 @@ func detailView(d *store.InvoiceDetail) *invoiceJSON {
 	inv := d.Invoice
 	out := &invoiceJSON{Invoice: inv, Object: "invoice", IssueDate: inv.IssueDate.Format(time.DateOnly),
 		DueDate: inv.DueDate.Format(time.DateOnly), Payments: d.Payments, Refunds: d.Refunds,
-		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), Items: []itemJSON{}}
+		WorkflowID: contract.InvoiceWorkflowID(inv.ID), Items: []itemJSON{}}
 	if out.Payments == nil {
 		out.Payments = []*store.Payment{}
 	}
@@ -414,7 +415,7 @@ func (h *handlers) payInvoice(c *gin.Context) {
 		badRequest(c, "parameter_invalid", "payer_name, billing_zip or payment_method is too long", "")
 		return
 	}
-	in := &workflows.PayInput{Amount: *req.Amount, PaymentMethodID: req.PaymentMethod, SavedPaymentMethodID: req.SavedPaymentMethodID,
+	in := &contract.PayInput{Amount: *req.Amount, PaymentMethodID: req.PaymentMethod, SavedPaymentMethodID: req.SavedPaymentMethodID,
 		SaveCard: req.SaveCard, PayerName: strings.TrimSpace(req.PayerName), BillingZIP: strings.TrimSpace(req.BillingZIP),
 		ReturnURL: h.Config.PublicBaseURL + "/v1/invoices/" + inv.ID}
 	if req.SavedPaymentMethodID != "" {
@@ -438,8 +439,8 @@ func (h *handlers) payInvoice(c *gin.Context) {
 	}
 	in.IdempotencyKey, in.Scope = key, idempotencyScope(principalOf(c))
 	in.RequestHash = in.Fingerprint()
-	var res workflows.PayResult
-	if !h.update(c, inv, workflows.PayUpdate, in, &res, nil) {
+	var res contract.PayResult
+	if !h.update(c, inv, contract.PayUpdate, in, &res, nil) {
 		return
 	}
 	payment := gin.H{"id": res.PaymentID, "amount": res.Amount, "status": res.Status}
@@ -539,7 +540,7 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	ctx, cancel := context.WithTimeout(c.Request.Context(), wait)
 	defer cancel()
 	handle, err := h.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), UpdateID: name + ":" + key, UpdateName: name,
+		WorkflowID: contract.InvoiceWorkflowID(inv.ID), UpdateID: name + ":" + key, UpdateName: name,
 		Args: args, WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
 	if err == nil {
@@ -566,11 +567,11 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	switch {
 	case errors.As(err, &appErr):
 		switch appErr.Type() {
-		case workflows.ErrTypeInvalidState:
+		case contract.ErrTypeInvalidState:
 			apiError(c, http.StatusConflict, "invalid_request_error", "invoice_not_payable", appErr.Message(), "")
-		case workflows.ErrTypeInvalidPayment, workflows.ErrTypeInvalidRefund:
+		case contract.ErrTypeInvalidPayment, contract.ErrTypeInvalidRefund:
 			badRequest(c, "parameter_invalid", appErr.Message(), "amount")
-		case workflows.ErrTypeKeyReused:
+		case contract.ErrTypeKeyReused:
 			apiError(c, http.StatusConflict, "idempotency_error", "idempotency_key_reused", appErr.Message(), "Idempotency-Key")
 		default:
 			h.internal(c, "update "+name, err)
@@ -631,14 +632,14 @@ func (h *handlers) refundInvoice(c *gin.Context) {
 		badRequest(c, "parameter_invalid", "reason must be at most 500 characters", "reason")
 		return
 	}
-	var res workflows.RefundResult
-	if desc, err := h.Temporal.DescribeWorkflowExecution(c.Request.Context(), workflows.InvoiceWorkflowID(inv.ID), ""); err == nil &&
+	var res contract.RefundResult
+	if desc, err := h.Temporal.DescribeWorkflowExecution(c.Request.Context(), contract.InvoiceWorkflowID(inv.ID), ""); err == nil &&
 		desc.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		// The lifecycle has ended (refund window over): refunds still work, in a workflow of their own.
 		if !h.refundAfterClose(c, inv, &req, &res) {
 			return
 		}
-	} else if !h.update(c, inv, workflows.RefundUpdate, &workflows.RefundInput{Amount: *req.Amount, PaymentID: req.PaymentID, Reason: req.Reason}, &res, nil) {
+	} else if !h.update(c, inv, contract.RefundUpdate, &contract.RefundInput{Amount: *req.Amount, PaymentID: req.PaymentID, Reason: req.Reason}, &res, nil) {
 		return
 	}
 	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
@@ -656,13 +657,13 @@ func (h *handlers) refundInvoice(c *gin.Context) {
 }
 
 func (h *handlers) voidInvoice(c *gin.Context) {
-	h.invoiceAction(c, workflows.VoidUpdate, &workflows.InvoiceSnapshot{})
+	h.invoiceAction(c, contract.VoidUpdate, &contract.InvoiceSnapshot{})
 }
 
 // sendInvoice emails the invoice to the client again with a fresh pay link.
 // The Idempotency-Key makes a retried request send nothing more.
 func (h *handlers) sendInvoice(c *gin.Context) {
-	h.invoiceAction(c, workflows.ResendUpdate, &workflows.ResendResult{})
+	h.invoiceAction(c, contract.ResendUpdate, &contract.ResendResult{})
 }
 
 // invoiceAction runs an argument-free Update (void, resend) on the invoice's
@@ -677,7 +678,7 @@ func (h *handlers) invoiceAction(c *gin.Context, update string, out any) {
 		return
 	}
 	var pending func()
-	if update == workflows.ResendUpdate {
+	if update == contract.ResendUpdate {
 		// The resend is recorded; its email goes out when the mail server
 		// takes it, however long that is.
 		pending = func() { h.answerInvoice(c, inv.ID, http.StatusAccepted) }
@@ -707,7 +708,7 @@ func hashKey(key string) string {
 }
 
 // refundAfterClose refunds a payment of an invoice whose workflow has ended.
-func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *refundReq, out *workflows.RefundResult) bool {
+func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *refundReq, out *contract.RefundResult) bool {
 	ctx := c.Request.Context()
 	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
 	if key == "" {
@@ -741,12 +742,12 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 		return false
 	}
 	run, err := h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: "refund-" + refundID, TaskQueue: workflows.TaskQueue,
+		ID: "refund-" + refundID, TaskQueue: contract.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            inv.Number + " · refund " + formatMoney(*req.Amount, inv.Currency),
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.PracticeIDKey.ValueSet(inv.PracticeID),
-			workflows.ClientIDKey.ValueSet(inv.ClientID)),
-	}, workflows.RefundAfterCloseWorkflow, &workflows.RefundAfterCloseInput{InvoiceID: inv.ID, PaymentID: target.ID,
+		TypedSearchAttributes: temporal.NewSearchAttributes(contract.PracticeIDKey.ValueSet(inv.PracticeID),
+			contract.ClientIDKey.ValueSet(inv.ClientID)),
+	}, contract.RefundAfterCloseWorkflowType, &contract.RefundAfterCloseInput{InvoiceID: inv.ID, PaymentID: target.ID,
 		RefundID: refundID, Amount: *req.Amount, Currency: inv.Currency, Reason: req.Reason})
 	if err != nil {
 		h.unavailable(c, "start refund", err)
@@ -755,7 +756,7 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 	return h.refundResult(c, run, out)
 }
 
-func (h *handlers) refundResult(c *gin.Context, run client.WorkflowRun, out *workflows.RefundResult) bool {
+func (h *handlers) refundResult(c *gin.Context, run client.WorkflowRun, out *contract.RefundResult) bool {
 	if err := run.Get(c.Request.Context(), out); err != nil {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) {

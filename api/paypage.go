@@ -29,11 +29,11 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/paylink"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/templates"
-	"github.com/billflow/billflow/workflows"
 )
 
 // pageTmpl holds every page of the pay flow; parsed once, at start-up, so a
@@ -751,7 +751,7 @@ func (h *handlers) payPageSubmit(c *gin.Context) {
 	out := pageData{Title: "Payment received · " + pl.Practice.Name, Practice: practiceViewOf(pl.Practice),
 		Number: fresh.Number, Amount: money.Format(res.Amount, fresh.Currency), StatusLabel: statusLabel(fresh),
 		Paid: money.Format(fresh.AmountPaid, fresh.Currency), Due: money.Format(fresh.AmountDue, fresh.Currency),
-		PaidInFull: fresh.AmountDue == 0 && fresh.AmountProcessing == 0, BackURL: pl.URL(), Outcome: res.Status}
+		PaidInFull: fresh.AmountDue == 0 && fresh.AmountProcessing == 0, BackURL: pl.URL(), Outcome: string(res.Status)}
 	if res.Status == "processing" {
 		out.Title = "Payment processing · " + pl.Practice.Name
 	}
@@ -782,9 +782,9 @@ func (h *handlers) savedCardWithoutPortal(c *gin.Context, pl *payLink, in *formI
 
 // payInputFromForm turns the form into the pay Update's input, or a message
 // that names what to fix.
-func (h *handlers) payInputFromForm(c *gin.Context, pl *payLink, in *formInput) (*workflows.PayInput, string) {
+func (h *handlers) payInputFromForm(c *gin.Context, pl *payLink, in *formInput) (*contract.PayInput, string) {
 	cur := pl.Invoice.Currency
-	pay := &workflows.PayInput{ReturnURL: h.Config.PublicBaseURL + pl.URL()}
+	pay := &contract.PayInput{ReturnURL: h.Config.PublicBaseURL + pl.URL()}
 	switch in.choice {
 	case "full":
 		// The amount the payer saw on the button, not whatever is due by now.
@@ -815,7 +815,7 @@ func (h *handlers) payInputFromForm(c *gin.Context, pl *payLink, in *formInput) 
 // payMethodFromForm fills in how the payer pays (a saved method, a test
 // card, or a card tokenized by Stripe.js) and who they are, or returns a
 // message that names what to fix. The pay page and the portal share it.
-func (h *handlers) payMethodFromForm(c *gin.Context, clientID string, in *formInput, pay *workflows.PayInput) string {
+func (h *handlers) payMethodFromForm(c *gin.Context, clientID string, in *formInput, pay *contract.PayInput) string {
 	testMode, elements := h.testMode(), h.elements()
 	switch {
 	case strings.HasPrefix(in.method, "saved:"):
@@ -882,16 +882,16 @@ func (h *handlers) payPageLimited(c *gin.Context, inv *store.Invoice) (int, bool
 // sendPay sends the pay Update as the API's payments route does (same Update
 // name and ID scheme), but returns the error so the page can explain it in
 // HTML rather than JSON.
-func (h *handlers) sendPay(c *gin.Context, inv *store.Invoice, key string, in *workflows.PayInput) (*workflows.PayResult, error) {
+func (h *handlers) sendPay(c *gin.Context, inv *store.Invoice, key string, in *contract.PayInput) (*contract.PayResult, error) {
 	in.IdempotencyKey, in.Scope, in.RequestHash = key, "paypage", in.Fingerprint()
 	handle, err := h.Temporal.UpdateWorkflow(c.Request.Context(), client.UpdateWorkflowOptions{
-		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), UpdateID: workflows.PayUpdate + ":" + key,
-		UpdateName: workflows.PayUpdate, Args: []any{in}, WaitForStage: client.WorkflowUpdateStageCompleted,
+		WorkflowID: contract.InvoiceWorkflowID(inv.ID), UpdateID: contract.PayUpdate + ":" + key,
+		UpdateName: contract.PayUpdate, Args: []any{in}, WaitForStage: client.WorkflowUpdateStageCompleted,
 	})
 	if err != nil {
 		return nil, err
 	}
-	var res workflows.PayResult
+	var res contract.PayResult
 	if err := handle.Get(c.Request.Context(), &res); err != nil {
 		return nil, err
 	}
@@ -903,9 +903,9 @@ func (h *handlers) payPageError(c *gin.Context, err error) (int, string) {
 	var appErr *temporal.ApplicationError
 	var nf *serviceerror.NotFound
 	switch {
-	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeInvalidPayment:
+	case errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeInvalidPayment:
 		return http.StatusBadRequest, capitalize(appErr.Message()) + ". Nothing was charged."
-	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeInvalidState:
+	case errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeInvalidState:
 		return http.StatusConflict, capitalize(appErr.Message()) + "."
 	case errors.As(err, &nf):
 		return http.StatusConflict, "This invoice can no longer be paid online. Please contact the practice."

@@ -22,11 +22,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/paylink"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"
-	"github.com/billflow/billflow/workflows"
 )
 
 const (
@@ -574,7 +574,7 @@ func (h *handlers) portalPaySubmit(c *gin.Context) {
 		h.renderPortalPay(c, http.StatusBadRequest, in, "The amount could not be read; please reload the page.")
 		return
 	}
-	var pay workflows.PayInput
+	var pay contract.PayInput
 	if msg := h.payMethodFromForm(c, s.Client.ID, in, &pay); msg != "" {
 		h.renderPortalPay(c, http.StatusBadRequest, in, msg)
 		return

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,11 +26,7 @@ const (
 )
 
 // Allocation is the part of a payment attempt applied to one invoice.
-type Allocation struct {
-	InvoiceID string
-	PaymentID string
-	Amount    int64
-}
+type Allocation = contract.Allocation
 
 // PaymentAttempt is everything a payer asked for, written before the charge
 // (migration 0004). Its ID is the processor's idempotency key.

@@ -1,6 +1,8 @@
 package workflows
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"errors"
 	"fmt"
 	"time"
@@ -11,47 +13,6 @@ import (
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/money"
 )
-
-// BalancePaymentWorkflowID is one balance payment's workflow.
-func BalancePaymentWorkflowID(clientID, key string) string { return "balance-" + clientID + "-" + key }
-
-// BalancePaymentInput pays a client's entire balance in one charge.
-type BalancePaymentInput struct {
-	BalancePaymentID     string
-	PracticeID           string
-	ClientID             string
-	Currency             string
-	Total                int64
-	InvoiceIDs           []string
-	PaymentMethodID      string
-	SavedPaymentMethodID string
-	SaveCard             bool
-	PayerName            string
-	BillingZIP           string
-	MethodLabel          string
-	// ReturnURL is where 3-D Secure sends the payer back.
-	ReturnURL string
-	// Scope, IdempotencyKey and RequestHash name the request (PayInput).
-	Scope          string
-	IdempotencyKey string
-	RequestHash    string
-}
-
-// BalancePaymentResult is the charge and where it went.
-type BalancePaymentResult struct {
-	BalancePaymentID string
-	Status           string
-	Amount           int64
-	Currency         string
-	FailureCode      string
-	DeclineCode      string
-	FailureMessage   string
-	NextActionURL    string
-	Allocations      []activities.Allocation
-}
-
-// ErrTypeBalanceChanged is raised when the balance moved since it was shown.
-const ErrTypeBalanceChanged = activities.ErrTypeBalanceChanged
 
 // BalancePaymentWorkflow charges once, applies the money oldest invoice first
 // through each invoice's own workflow, and sends one receipt.
@@ -87,7 +48,7 @@ func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*Bal
 		return out, nil
 	}
 	for _, al := range res.Allocations {
-		err := workflow.SignalExternalWorkflow(ctx, InvoiceWorkflowID(al.InvoiceID), "", PaymentAppliedSignal, &PaymentApplied{
+		err := workflow.SignalExternalWorkflow(ctx, contract.InvoiceWorkflowID(al.InvoiceID), "", PaymentAppliedSignal, &PaymentApplied{
 			PaymentID: al.PaymentID, IntentID: res.IntentID, Amount: al.Amount, Status: res.Status, MethodLabel: res.MethodLabel,
 		}).Get(ctx, nil)
 		if err != nil {

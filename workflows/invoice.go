@@ -17,9 +17,6 @@ import (
 // the compiler checks every call.
 var acts *activities.Activities
 
-// InvoiceSnapshot mirrors activities.InvoiceSnapshot for API callers.
-type InvoiceSnapshot = activities.InvoiceSnapshot
-
 // DefaultRefundWindow keeps a paid invoice's workflow open for refunds.
 const DefaultRefundWindow = 180 * 24 * time.Hour
 
@@ -676,7 +673,7 @@ func (w *invoiceWF) apply(ctx workflow.Context, snap *InvoiceSnapshot) {
 	w.dirty = true
 	w.planNextReminder(workflow.Now(ctx))
 	if changed {
-		if err := workflow.UpsertTypedSearchAttributes(ctx, InvoiceStatusKey.ValueSet(st.Status), AmountDueKey.ValueSet(st.AmountDue)); err != nil {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, InvoiceStatusKey.ValueSet(string(st.Status)), AmountDueKey.ValueSet(st.AmountDue)); err != nil {
 			workflow.GetLogger(ctx).Error("upsert search attributes", "error", err)
 		}
 	}

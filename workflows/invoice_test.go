@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -219,10 +220,10 @@ func (s *invoiceSuite) TestVoidClosesAndRejectsPayment() {
 }
 
 func TestWorkflowIDRoundTrip(t *testing.T) {
-	id, ok := workflows.InvoiceIDFromWorkflowID(workflows.InvoiceWorkflowID("inv_x1"))
+	id, ok := contract.InvoiceIDFromWorkflowID(workflows.InvoiceWorkflowID("inv_x1"))
 	require.True(t, ok)
 	require.Equal(t, "inv_x1", id)
-	_, ok = workflows.InvoiceIDFromWorkflowID("statement-run")
+	_, ok = contract.InvoiceIDFromWorkflowID("statement-run")
 	require.False(t, ok)
 }
 

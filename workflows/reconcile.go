@@ -10,31 +10,6 @@ import (
 	"github.com/billflow/billflow/activities"
 )
 
-// ReconcileRunID is the workflow ID the `payment-reconcile` Schedule starts.
-const ReconcileRunID = "payment-reconcile"
-
-// SettleWorkflowID is the reconcile workflow for one payment attempt (a
-// webhook for a charge billflow never recorded, or for a closed invoice).
-func SettleWorkflowID(attemptID string) string { return "settle-" + attemptID }
-
-// SettleChargingAfter is how old a charge with no recorded answer is before
-// it is settled from the processor rather than left to its own activity.
-const SettleChargingAfter = activities.SettleChargingAfter
-
-// ReconcileInput is the reconcile workflow's argument: one attempt, or (no
-// AttemptID) every attempt left unsettled too long.
-type ReconcileInput = activities.ReconcileInput
-
-// ReconcileResult counts what a reconcile run did.
-type ReconcileResult struct {
-	Checked int
-	Settled int
-	Errors  int
-	// InvoicesStarted counts invoice workflows this run started because
-	// their API request never did (StartInvoicesAfter).
-	InvoicesStarted int
-}
-
 // StartInvoicesAfter is how old an invoice with no confirmed workflow start
 // is before the reconciler starts its workflow.
 const StartInvoicesAfter = activities.StartInvoicesAfter

@@ -12,17 +12,6 @@ import (
 	"github.com/billflow/billflow/money"
 )
 
-// RefundAfterCloseInput refunds a payment of an invoice whose workflow has
-// ended (its refund window passed, or it was reset).
-type RefundAfterCloseInput struct {
-	InvoiceID string
-	PaymentID string
-	RefundID  string
-	Amount    int64
-	Currency  string
-	Reason    string
-}
-
 // RefundAfterCloseWorkflow is a refund with the same activities, idempotency
 // and notice as a refund through the invoice workflow.
 func RefundAfterCloseWorkflow(ctx workflow.Context, in *RefundAfterCloseInput) (*RefundResult, error) {

@@ -159,23 +159,6 @@ func (w *invoiceWF) sendReminder(ctx workflow.Context, n Notice) {
 	}
 }
 
-// ReminderRunID is the workflow ID the daily `reminder-run` Schedule starts
-// (the Schedule appends the fire time).
-const ReminderRunID = "reminder-run"
-
-// ReminderRunInput is the daily run's argument; a zero Today means the
-// workflow's own date.
-type ReminderRunInput struct {
-	Today   time.Time
-	AfterID string // resume cursor when continuing as new
-	Pages   int
-}
-
-// ReminderRunResult counts what the run did.
-type ReminderRunResult struct {
-	Signalled int
-}
-
 // reminderPageSize is how many invoices one activity signals.
 const reminderPageSize = 500
 
