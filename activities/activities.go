@@ -133,13 +133,13 @@ func (a *Activities) SyncPayment(ctx context.Context, in *SyncPaymentInput) (*Ch
 	if err != nil {
 		return nil, gatewayErr("get payment intent", err)
 	}
-	status := string(res.Status)
-	if status == string(payments.StatusRequiresAction) && p.Status == "requires_action" {
+	status := res.Status
+	if status == contract.PaymentRequiresAction && p.Status == contract.PaymentRequiresAction {
 		inv, err := a.Store.GetInvoice(ctx, in.InvoiceID)
 		if err != nil {
 			return nil, err
 		}
-		return &ChargeResult{PaymentID: p.ID, IntentID: intentID, Status: contract.PaymentStatus(status), Invoice: snapshot(inv)}, nil
+		return &ChargeResult{PaymentID: p.ID, IntentID: intentID, Status: status, Invoice: snapshot(inv)}, nil
 	}
 	upd := *p
 	upd.Status, upd.FailureCode, upd.DeclineCode, upd.FailureMessage = status, res.FailureCode, res.DeclineCode, res.FailureMessage
@@ -148,7 +148,7 @@ func (a *Activities) SyncPayment(ctx context.Context, in *SyncPaymentInput) (*Ch
 	if err != nil {
 		return nil, err
 	}
-	return &ChargeResult{PaymentID: rec.ID, IntentID: intentID, Status: contract.PaymentStatus(rec.Status), FailureCode: rec.FailureCode,
+	return &ChargeResult{PaymentID: rec.ID, IntentID: intentID, Status: rec.Status, FailureCode: rec.FailureCode,
 		DeclineCode: rec.DeclineCode, FailureMessage: rec.FailureMessage,
 		MethodLabel: MethodLabel(rec.MethodType, rec.Brand, rec.Last4, rec.BankName), Invoice: snapshot(inv)}, nil
 }
@@ -170,7 +170,7 @@ func (a *Activities) Refund(ctx context.Context, in *RefundInput) (*RefundResult
 			if err != nil {
 				return nil, err
 			}
-			return &RefundResult{RefundID: r.ID, Status: contract.RefundStatus(r.Status), Invoice: snapshot(inv)}, nil
+			return &RefundResult{RefundID: r.ID, Status: r.Status, Invoice: snapshot(inv)}, nil
 		}
 	}
 	if left := pay.Amount - pay.AmountRefunded; in.Amount > left {
@@ -183,7 +183,7 @@ func (a *Activities) Refund(ctx context.Context, in *RefundInput) (*RefundResult
 	if err != nil {
 		return nil, gatewayErr("refund", err)
 	}
-	if res.Status == "failed" || res.Status == "canceled" {
+	if s := contract.RefundStatus(res.Status); s == contract.RefundFailed || s == contract.RefundCanceled {
 		return nil, temporal.NewNonRetryableApplicationError("the processor refused the refund", ErrTypeGateway, nil)
 	}
 	inv, rec, err := a.Store.RecordRefund(ctx, &store.Refund{ID: in.RefundID, InvoiceID: in.InvoiceID, PaymentID: in.PaymentID,
@@ -192,7 +192,7 @@ func (a *Activities) Refund(ctx context.Context, in *RefundInput) (*RefundResult
 		return nil, err
 	}
 	a.log().Info("refund recorded", "invoice_id", in.InvoiceID, "refund_id", in.RefundID, "amount", in.Amount)
-	return &RefundResult{RefundID: rec.ID, Status: contract.RefundStatus(rec.Status), Invoice: snapshot(inv)}, nil
+	return &RefundResult{RefundID: rec.ID, Status: rec.Status, Invoice: snapshot(inv)}, nil
 }
 
 // stripeReason keeps the processor's enumerated reasons; free text stays ours.

@@ -89,7 +89,7 @@ func (a *Activities) ReconcilePayments(ctx context.Context, in *ReconcileInput) 
 
 // settle asks the processor about one attempt and records its answer.
 func (a *Activities) settle(ctx context.Context, att *store.PaymentAttempt) (*SettledPayment, error) {
-	if att.Settled() && att.Status != "processing" && att.Status != "requires_action" {
+	if att.Settled() && att.Status != string(contract.PaymentProcessing) && att.Status != string(contract.PaymentRequiresAction) {
 		return nil, nil
 	}
 	if att.Status == store.AttemptNew {
@@ -115,7 +115,7 @@ func (a *Activities) settle(ctx context.Context, att *store.PaymentAttempt) (*Se
 		return nil, err
 	}
 	a.log().Info("payment reconciled", "attempt_id", rec.ID, "was", att.Status, "status", rec.Status, "amount", rec.Amount)
-	if fresh && rec.Status == "failed" {
+	if fresh && rec.Status == string(contract.PaymentFailed) {
 		return nil, nil // a decline nobody had recorded: nothing to tell
 	}
 	allocs := rec.Allocations

@@ -56,7 +56,7 @@ func (h *handlers) payBalance(c *gin.Context) {
 		h.balanceFailed(c, fail)
 		return
 	}
-	if res.Status == "failed" {
+	if res.Status == contract.PaymentFailed {
 		c.AbortWithStatusJSON(http.StatusPaymentRequired, gin.H{"error": errorBody{Type: "card_error", Code: res.FailureCode,
 			DeclineCode: res.DeclineCode, Message: res.FailureMessage}})
 		return

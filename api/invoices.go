@@ -346,10 +346,8 @@ func (h *handlers) listInvoices(c *gin.Context) {
 	if f.Limit == 0 {
 		f.Limit = 25
 	}
-	switch f.Status {
-	case "", "open", "processing", "partially_paid", "paid", "partially_refunded", "refunded", "void":
-	default:
-		badRequest(c, "parameter_invalid", "status must be one of open, processing, partially_paid, paid, partially_refunded, refunded, void", "status")
+	if f.Status != "" && !contract.InvoiceStatus(f.Status).Valid() {
+		badRequest(c, "parameter_invalid", "status must be one of "+contract.InvoiceStatusList(), "status")
 		return
 	}
 	page, err := h.Store.ListInvoices(c.Request.Context(), store.InvoiceFilter{PracticeID: f.PracticeID, ClientID: f.ClientID,
@@ -444,7 +442,7 @@ func (h *handlers) payInvoice(c *gin.Context) {
 		return
 	}
 	payment := gin.H{"id": res.PaymentID, "amount": res.Amount, "status": res.Status}
-	if res.Status == "failed" {
+	if res.Status == contract.PaymentFailed {
 		c.AbortWithStatusJSON(http.StatusPaymentRequired, gin.H{"error": errorBody{Type: "card_error", Code: res.FailureCode,
 			DeclineCode: res.DeclineCode, Message: res.FailureMessage}, "payment": gin.H{"id": res.PaymentID, "amount": res.Amount,
 			"status": res.Status, "failure_code": res.FailureCode, "failure_message": res.FailureMessage}})
@@ -727,7 +725,7 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 	var target *store.Payment
 	for i := len(pays) - 1; i >= 0; i-- {
 		p := pays[i]
-		if p.Status == "succeeded" && (p.ID == req.PaymentID || req.PaymentID == "" && p.Amount-p.AmountRefunded >= *req.Amount) {
+		if p.Status == contract.PaymentSucceeded && (p.ID == req.PaymentID || req.PaymentID == "" && p.Amount-p.AmountRefunded >= *req.Amount) {
 			target = p
 			break
 		}

@@ -359,15 +359,15 @@ func (h *handlers) returnNotice(c *gin.Context, inv *store.Invoice, intentID str
 			continue
 		}
 		switch p.Status {
-		case "succeeded":
+		case contract.PaymentSucceeded:
 			return &notice{"ok", "Your payment of " + money.Format(p.Amount, p.Currency) + " was authenticated and received. Thank you."}
-		case "failed":
+		case contract.PaymentFailed:
 			msg := "Your payment could not be authenticated, and nothing was charged."
 			if p.FailureMessage != "" {
 				msg = p.FailureMessage + " Nothing was charged."
 			}
 			return &notice{"error", msg}
-		case "processing":
+		case contract.PaymentProcessing:
 			return &notice{"info", "Your payment of " + money.Format(p.Amount, p.Currency) + " is processing."}
 		default:
 			return &notice{"info", "We're confirming your payment with your bank. Refresh this page in a moment to see it."}
@@ -425,7 +425,7 @@ func (h *handlers) payPageData(c *gin.Context, pl *payLink, in *formInput) (*pag
 	}
 	used := 0
 	for _, p := range pays {
-		if p.Status == "succeeded" || p.Status == "processing" {
+		if p.Status == contract.PaymentSucceeded || p.Status == contract.PaymentProcessing {
 			used++
 		}
 	}
@@ -729,14 +729,14 @@ func (h *handlers) payPageSubmit(c *gin.Context) {
 		return
 	}
 	switch res.Status {
-	case "failed":
+	case contract.PaymentFailed:
 		msg := res.FailureMessage
 		if msg == "" {
 			msg = "Your payment was declined."
 		}
 		fail(http.StatusPaymentRequired, msg+" Nothing was charged; you can try another card.")
 		return
-	case "requires_action":
+	case contract.PaymentRequiresAction:
 		if res.NextActionURL != "" {
 			c.Redirect(http.StatusSeeOther, res.NextActionURL)
 			c.Abort()
@@ -752,7 +752,7 @@ func (h *handlers) payPageSubmit(c *gin.Context) {
 		Number: fresh.Number, Amount: money.Format(res.Amount, fresh.Currency), StatusLabel: statusLabel(fresh),
 		Paid: money.Format(fresh.AmountPaid, fresh.Currency), Due: money.Format(fresh.AmountDue, fresh.Currency),
 		PaidInFull: fresh.AmountDue == 0 && fresh.AmountProcessing == 0, BackURL: pl.URL(), Outcome: string(res.Status)}
-	if res.Status == "processing" {
+	if res.Status == contract.PaymentProcessing {
 		out.Title = "Payment processing · " + pl.Practice.Name
 	}
 	h.renderPage(c, http.StatusOK, "result", out)

@@ -337,7 +337,7 @@ func portalEntryOf(e *store.HistoryEntry) portalEntry {
 		if e.PayerName != "" {
 			out.Detail += ", paid by " + e.PayerName
 		}
-		if e.Status == "processing" {
+		if e.Status == string(contract.PaymentProcessing) {
 			out.Detail += " (processing)"
 		}
 	case store.HistoryRefund:
@@ -345,7 +345,7 @@ func portalEntryOf(e *store.HistoryEntry) portalEntry {
 		if e.Reason != "" {
 			out.Detail += ": " + e.Reason
 		}
-		if e.Status != "succeeded" {
+		if e.Status != string(contract.RefundSucceeded) {
 			out.Detail += " (" + e.Status + ")"
 		}
 	}
@@ -464,9 +464,9 @@ func (h *handlers) portalNotice(c *gin.Context, s *portalSession) *notice {
 	}
 	amount := money.Format(total, pays[0].Currency)
 	switch pays[0].Status {
-	case "succeeded":
+	case contract.PaymentSucceeded:
 		return &notice{"ok", "Your payment of " + amount + " was received. Thank you! A receipt is on its way by email."}
-	case "processing":
+	case contract.PaymentProcessing:
 		return &notice{"info", "Your bank payment of " + amount + " is processing. It usually takes a few days; we'll email you when it clears."}
 	}
 	return nil
@@ -608,7 +608,7 @@ func (h *handlers) portalPaySubmit(c *gin.Context) {
 		return
 	}
 	switch {
-	case res.Status == "failed":
+	case res.Status == contract.PaymentFailed:
 		msg := res.FailureMessage
 		if msg == "" {
 			msg = "Your payment was declined."
@@ -631,7 +631,7 @@ func (h *handlers) portalPaySubmit(c *gin.Context) {
 func (h *handlers) portalInvoice(c *gin.Context) (*store.Invoice, bool) {
 	inv, err := h.Store.GetInvoice(c.Request.Context(), c.Param("id"))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (!principalOf(c).canSeeInvoice(inv) ||
-		inv.Status == store.StatusVoid || inv.Status == "draft")) {
+		inv.Status == store.StatusVoid || inv.Status == contract.InvoiceDraft)) {
 		h.portalMessage(c, http.StatusNotFound, "Invoice not found", "This invoice is not on your account.")
 		return nil, false
 	}

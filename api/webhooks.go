@@ -141,5 +141,5 @@ func (h *handlers) startSettle(c *gin.Context, attemptID string) error {
 // a dispute matters after that. Skipping these spares the invoice's workflow
 // a task for every payment's payment_intent.succeeded.
 func settled(p *store.Payment, eventType string) bool {
-	return eventType != "charge.dispute.created" && eventType != "payment_intent.canceled" && (p.Status == "succeeded" || p.Status == "failed")
+	return eventType != "charge.dispute.created" && eventType != "payment_intent.canceled" && (p.Status == contract.PaymentSucceeded || p.Status == contract.PaymentFailed)
 }

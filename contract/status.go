@@ -31,6 +31,18 @@ func (s InvoiceStatus) Valid() bool {
 	return false
 }
 
+// InvoiceStatusList is InvoiceStatuses for a message: "open, processing, ...".
+func InvoiceStatusList() string {
+	list := ""
+	for i, s := range InvoiceStatuses {
+		if i > 0 {
+			list += ", "
+		}
+		list += string(s)
+	}
+	return list
+}
+
 // Settled is whether the invoice was paid off: paid, or refunded since.
 func (s InvoiceStatus) Settled() bool {
 	return s == InvoicePaid || s == InvoicePartiallyRefunded || s == InvoiceRefunded

@@ -10,6 +10,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/money"
 )
 
@@ -42,7 +43,7 @@ func InvoiceWorkflow(ctx workflow.Context, in *InvoiceInput) error {
 	w := &invoiceWF{in: in, st: in.State}
 	if w.st == nil {
 		w.st = &InvoiceState{
-			InvoiceID: in.InvoiceID, Number: in.Number, Status: "open", Currency: in.Currency,
+			InvoiceID: in.InvoiceID, Number: in.Number, Status: contract.InvoiceOpen, Currency: in.Currency,
 			Total: in.Total, AmountDue: in.Total, DueDate: in.DueDate,
 		}
 	}
@@ -125,7 +126,7 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 func (w *invoiceWF) run(ctx workflow.Context) error {
 	logger := workflow.GetLogger(ctx)
 	for {
-		if !w.st.Issued && w.st.Status != "void" {
+		if !w.st.Issued && w.st.Status != contract.InvoiceVoid {
 			w.issue(ctx)
 		}
 		for len(w.st.Pending) > 0 {
@@ -227,10 +228,10 @@ func (w *invoiceWF) notify(ctx workflow.Context, n Notice) {
 // ones at the end of the refund window.
 func (w *invoiceWF) closesAt() *time.Time {
 	switch w.st.Status {
-	case "void":
+	case contract.InvoiceVoid:
 		t := time.Time{}
 		return &t
-	case "paid", "partially_refunded", "refunded":
+	case contract.InvoicePaid, contract.InvoicePartiallyRefunded, contract.InvoiceRefunded:
 		if w.st.PaidAt != nil {
 			t := w.st.PaidAt.Add(w.in.RefundWindow)
 			w.st.ClosesAt = &t
@@ -245,7 +246,7 @@ func (w *invoiceWF) closed(ctx workflow.Context) bool {
 	if t == nil {
 		return false
 	}
-	return w.st.Status == "void" || !workflow.Now(ctx).Before(*t)
+	return w.st.Status == contract.InvoiceVoid || !workflow.Now(ctx).Before(*t)
 }
 
 // ---- pay ----
@@ -261,9 +262,9 @@ func (w *invoiceWF) checkPay(in *PayInput) error {
 	switch {
 	case in == nil:
 		return payErr("a payment needs an amount and a payment method")
-	case st.Status == "void":
+	case st.Status == contract.InvoiceVoid:
 		return stateErr("this invoice is void and cannot be paid")
-	case st.AmountDue == 0 && st.AmountProcessing == 0 && (st.Total > 0 || st.Status == "paid" || st.Status == "refunded" || st.Status == "partially_refunded"):
+	case st.AmountDue == 0 && st.AmountProcessing == 0 && (st.Total > 0 || st.Status == contract.InvoicePaid || st.Status == contract.InvoiceRefunded || st.Status == contract.InvoicePartiallyRefunded):
 		return stateErr("this invoice is already paid")
 	case st.AmountDue == 0 && st.AmountProcessing > 0:
 		return stateErr("a payment for the rest of this invoice is still processing")
@@ -378,12 +379,12 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 		label = res.MethodLabel
 	}
 	known := w.hasPayment(paymentID)
-	if res.Status != "failed" && !known {
+	if res.Status != contract.PaymentFailed && !known {
 		w.st.Payments = append(w.st.Payments, PaymentState{ID: paymentID, Amount: in.Amount, Status: res.Status,
 			IntentID: res.IntentID, MethodLabel: label, CreatedAt: workflow.Now(ctx)})
 	}
 	w.apply(ctx, &res.Invoice)
-	if res.Status == "succeeded" && !known {
+	if res.Status == contract.PaymentSucceeded && !known {
 		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: paymentID, Amount: in.Amount, Final: res.Invoice.AmountDue == 0})
 	}
 	return &PayResult{PaymentID: paymentID, Amount: in.Amount, Status: res.Status, FailureCode: res.FailureCode,
@@ -440,7 +441,7 @@ func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
 		return
 	}
 	p := &w.st.Payments[idx]
-	if p.Status == "succeeded" || p.Status == "failed" {
+	if p.Status == contract.PaymentSucceeded || p.Status == contract.PaymentFailed {
 		return
 	}
 	if err := w.lock.Lock(ctx); err != nil {
@@ -462,9 +463,9 @@ func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
 	p.Status = res.Status
 	w.apply(ctx, &res.Invoice)
 	switch res.Status {
-	case "succeeded":
+	case contract.PaymentSucceeded:
 		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: p.ID, Amount: p.Amount, Final: res.Invoice.AmountDue == 0})
-	case "failed":
+	case contract.PaymentFailed:
 		// A canceled intent was replaced by a later payment before its 3-D
 		// Secure was finished (billflow cancels no other): nothing to tell.
 		if res.FailureCode != canceledIntent {
@@ -500,9 +501,9 @@ func (w *invoiceWF) onPaymentApplied(ctx workflow.Context, pa *PaymentApplied) {
 	}
 	w.apply(ctx, &snap)
 	switch {
-	case pa.Status == "succeeded" && pa.Notify:
+	case pa.Status == contract.PaymentSucceeded && pa.Notify:
 		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: pa.PaymentID, Amount: pa.Amount, Final: snap.AmountDue == 0})
-	case pa.Status == "succeeded" && snap.AmountDue == 0:
+	case pa.Status == contract.PaymentSucceeded && snap.AmountDue == 0:
 		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: pa.PaymentID, Amount: pa.Amount, Final: true, Silent: true})
 	}
 }
@@ -525,7 +526,7 @@ func (w *invoiceWF) refundTarget(in *RefundInput) (*PaymentState, error) {
 	var target *PaymentState
 	for i := len(w.st.Payments) - 1; i >= 0; i-- {
 		p := &w.st.Payments[i]
-		if p.Status != "succeeded" {
+		if p.Status != contract.PaymentSucceeded {
 			continue
 		}
 		if in.PaymentID == "" && p.Amount-p.Refunded >= in.Amount || p.ID == in.PaymentID {
@@ -581,7 +582,7 @@ func (w *invoiceWF) refund(ctx workflow.Context, in *RefundInput) (*RefundResult
 // ---- void ----
 
 func (w *invoiceWF) validateVoid(ctx workflow.Context) error {
-	if w.st.Status == "void" {
+	if w.st.Status == contract.InvoiceVoid {
 		return nil
 	}
 	if w.st.AmountPaid > 0 || w.st.AmountProcessing > 0 {
@@ -615,7 +616,7 @@ func (w *invoiceWF) void(ctx workflow.Context) (*InvoiceSnapshot, error) {
 
 func (w *invoiceWF) validateResend(ctx workflow.Context) error {
 	switch {
-	case w.st.Status == "void":
+	case w.st.Status == contract.InvoiceVoid:
 		return stateErr("a void invoice cannot be sent")
 	case w.st.AmountDue == 0:
 		return stateErr("the invoice has nothing left to pay; its receipt is at GET /v1/invoices/{id}/pdf")
@@ -664,7 +665,7 @@ func (w *invoiceWF) apply(ctx workflow.Context, snap *InvoiceSnapshot) {
 	changed := st.Status != snap.Status || st.AmountDue != snap.AmountDue
 	st.Status, st.AmountPaid, st.AmountRefunded = snap.Status, snap.AmountPaid, snap.AmountRefunded
 	st.AmountDue, st.AmountProcessing = snap.AmountDue, snap.AmountProcessing
-	if st.PaidAt == nil && (st.Status == "paid" || st.Status == "refunded" || st.Status == "partially_refunded") {
+	if st.PaidAt == nil && (st.Status == contract.InvoicePaid || st.Status == contract.InvoiceRefunded || st.Status == contract.InvoicePartiallyRefunded) {
 		now := workflow.Now(ctx)
 		st.PaidAt = &now
 		closes := now.Add(w.in.RefundWindow)

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 )
 
 // DefaultReminderOffsets is the policy when a practice has none: 3 days
@@ -31,7 +32,7 @@ func dateOnly(t time.Time) time.Time {
 
 // remindable is whether the invoice still has a balance to chase.
 func (w *invoiceWF) remindable() bool {
-	return (w.st.Status == "open" || w.st.Status == "partially_paid") && w.st.AmountDue > 0
+	return (w.st.Status == contract.InvoiceOpen || w.st.Status == contract.InvoicePartiallyPaid) && w.st.AmountDue > 0
 }
 
 // dueStep is the latest policy step whose date has come by today (1-based),
