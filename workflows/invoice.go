@@ -174,17 +174,6 @@ func (w *invoiceWF) run(ctx workflow.Context) error {
 	}
 }
 
-// notifyOptions are for emails and documents: SMTP or Chromium being down
-// is waited out with backoff, and the activity sends each email once.
-func notifyOptions(ctx workflow.Context, summary string) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
-		Summary:             summary,
-		TaskQueue:           DocumentsTaskQueue,
-	})
-}
-
 // issue renders the invoice and emails the client the Pay Invoice link.
 func (w *invoiceWF) issue(ctx workflow.Context) {
 	actx := notifyOptions(ctx, "Render invoice and email pay link")
@@ -333,10 +322,6 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 	if label == "" {
 		label = "card"
 	}
-	// Bounded well inside the 24 h Stripe keeps idempotency keys; the
-	// activity asks Stripe for an existing PaymentIntent before creating one.
-	retry := &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
-		NonRetryableErrorTypes: []string{ErrTypeCardDeclined, ErrTypeGateway}}
 	summary := fmt.Sprintf("Charge %s to %s", money.Format(in.Amount, w.st.Currency), label)
 	charge := &activities.ChargeInput{
 		InvoiceID: w.in.InvoiceID, PaymentID: paymentID, Amount: in.Amount, Currency: w.st.Currency,
@@ -350,17 +335,11 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 	// the pay Update: one workflow task and no activity dispatch per payment
 	// instead of two and one. A charge re-run after a worker crash finds its
 	// payment attempt in Postgres and asks the processor before charging.
-	// Its limit leaves room over the processor's own timeout (30 s) for the
-	// lease, a 3-D Secure cancel and an outcome lookup.
 	if w.chargeLocal {
-		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout: chargeTimeout, ScheduleToCloseTimeout: 2 * time.Hour, RetryPolicy: retry, Summary: summary,
-		})
+		lctx := chargeLocalOptions(ctx, summary, ErrTypeCardDeclined, ErrTypeGateway)
 		err = workflow.ExecuteLocalActivity(lctx, acts.Charge, charge).Get(ctx, &res)
 	} else {
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: chargeTimeout, ScheduleToCloseTimeout: 2 * time.Hour, RetryPolicy: retry, Summary: summary,
-		})
+		actx := chargeOptions(ctx, summary, ErrTypeCardDeclined, ErrTypeGateway)
 		err = workflow.ExecuteActivity(actx, acts.Charge, charge).Get(ctx, &res)
 	}
 	if err != nil {
@@ -390,11 +369,6 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 	return &PayResult{PaymentID: paymentID, Amount: in.Amount, Status: res.Status, FailureCode: res.FailureCode,
 		DeclineCode: res.DeclineCode, FailureMessage: res.FailureMessage, NextActionURL: res.NextActionURL, Invoice: res.Invoice}, nil
 }
-
-// chargeTimeout bounds one charge attempt: the client lease wait (15 s),
-// canceling a 3-D Secure payment, the processor's answer (STRIPE_TIMEOUT,
-// 30 s by default) and an outcome lookup, with room.
-const chargeTimeout = 2 * time.Minute
 
 func (w *invoiceWF) hasPayment(id string) bool {
 	return slices.ContainsFunc(w.st.Payments, func(p PaymentState) bool { return p.ID == id })
@@ -448,11 +422,7 @@ func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
 		return
 	}
 	defer w.lock.Unlock()
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-		Summary:             fmt.Sprintf("Confirm payment %s", money.Format(p.Amount, w.st.Currency)),
-	})
+	actx := ledgerOptions(ctx, fmt.Sprintf("Confirm payment %s", money.Format(p.Amount, w.st.Currency)))
 	var res activities.ChargeResult
 	if err := workflow.ExecuteActivity(actx, acts.SyncPayment, &activities.SyncPaymentInput{
 		InvoiceID: w.in.InvoiceID, PaymentID: p.ID, IntentID: p.IntentID}).Get(ctx, &res); err != nil {
@@ -492,8 +462,7 @@ func (w *invoiceWF) onPaymentApplied(ctx workflow.Context, pa *PaymentApplied) {
 	}
 	w.st.Payments = append(w.st.Payments, PaymentState{ID: pa.PaymentID, Amount: pa.Amount, Status: pa.Status,
 		IntentID: pa.IntentID, MethodLabel: pa.MethodLabel, CreatedAt: workflow.Now(ctx)})
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second,
-		Summary: "Apply balance payment " + money.Format(pa.Amount, w.st.Currency)})
+	actx := ledgerOptions(ctx, "Apply balance payment "+money.Format(pa.Amount, w.st.Currency))
 	var snap InvoiceSnapshot
 	if err := workflow.ExecuteActivity(actx, acts.RefreshInvoice, &activities.InvoiceRef{InvoiceID: w.in.InvoiceID}).Get(ctx, &snap); err != nil {
 		workflow.GetLogger(ctx).Error("refresh after balance payment", "error", err)
@@ -557,13 +526,7 @@ func (w *invoiceWF) refund(ctx workflow.Context, in *RefundInput) (*RefundResult
 	}
 	w.st.RefundSeq++
 	refundID := fmt.Sprintf("ref_%s_%d", trimPrefix(w.in.InvoiceID), w.st.RefundSeq)
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: 2 * time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
-			NonRetryableErrorTypes: []string{ErrTypeGateway, ErrTypeInvalidRefund}},
-		Summary: fmt.Sprintf("Refund %s to %s", money.Format(in.Amount, w.st.Currency), target.MethodLabel),
-	})
+	actx := refundOptions(ctx, fmt.Sprintf("Refund %s to %s", money.Format(in.Amount, w.st.Currency), target.MethodLabel))
 	var res activities.RefundResult
 	if err := workflow.ExecuteActivity(actx, acts.Refund, &activities.RefundInput{InvoiceID: w.in.InvoiceID,
 		PaymentID: target.ID, RefundID: refundID, Amount: in.Amount, Reason: in.Reason}).Get(ctx, &res); err != nil {
@@ -599,11 +562,7 @@ func (w *invoiceWF) void(ctx workflow.Context) (*InvoiceSnapshot, error) {
 	if err := w.validateVoid(ctx); err != nil {
 		return nil, err
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    chargeTimeout,
-		ScheduleToCloseTimeout: 10 * time.Minute,
-		Summary:                "Void invoice " + w.st.Number,
-	})
+	actx := voidOptions(ctx, "Void invoice "+w.st.Number)
 	var snap InvoiceSnapshot
 	if err := workflow.ExecuteActivity(actx, acts.VoidInvoice, &activities.InvoiceRef{InvoiceID: w.in.InvoiceID}).Get(ctx, &snap); err != nil {
 		return nil, err

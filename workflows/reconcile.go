@@ -2,9 +2,7 @@ package workflows
 
 import (
 	"fmt"
-	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
@@ -32,11 +30,7 @@ func ReconcileWorkflow(ctx workflow.Context, in *ReconcileInput) (*ReconcileResu
 		startUnstartedInvoices(ctx, in, out)
 	}
 	for page := 0; page < maxReconcilePages; page++ {
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 5 * time.Minute,
-			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: time.Minute, MaximumAttempts: 10},
-			Summary:             fmt.Sprintf("Ask the processor about unsettled payments, page %d", page+1),
-		})
+		actx := reconcileOptions(ctx, fmt.Sprintf("Ask the processor about unsettled payments, page %d", page+1), 10)
 		var res activities.ReconcileResult
 		if err := workflow.ExecuteActivity(actx, acts.ReconcilePayments, in).Get(ctx, &res); err != nil {
 			return out, err
@@ -59,11 +53,7 @@ func ReconcileWorkflow(ctx workflow.Context, in *ReconcileInput) (*ReconcileResu
 // reconciled, and the next run (2 minutes later) tries the invoices again.
 func startUnstartedInvoices(ctx workflow.Context, in *ReconcileInput, out *ReconcileResult) {
 	for page := 0; page < maxReconcilePages; page++ {
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 5 * time.Minute,
-			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: time.Minute, MaximumAttempts: 5},
-			Summary:             fmt.Sprintf("Start invoice workflows their requests never started, page %d", page+1),
-		})
+		actx := reconcileOptions(ctx, fmt.Sprintf("Start invoice workflows their requests never started, page %d", page+1), 5)
 		var res activities.StartInvoicesResult
 		if err := workflow.ExecuteActivity(actx, acts.StartUnstartedInvoices, &activities.StartInvoicesInput{Limit: in.Limit}).Get(ctx, &res); err != nil {
 			out.Errors++

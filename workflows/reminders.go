@@ -5,7 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
@@ -113,7 +112,7 @@ func (w *invoiceWF) onReminderDue(ctx workflow.Context, r *ReminderDue) {
 		w.st.Pending = append(w.st.Pending, Notice{Kind: "reminder", Step: step, Steps: steps, Today: dateOnly(today)})
 		return
 	}
-	err := workflow.ExecuteActivity(reminderOptions(ctx, step, steps), acts.SendReminder, &activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: step,
+	err := workflow.ExecuteActivity(reminderOptions(ctx, reminderSummary(step, steps)), acts.SendReminder, &activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: step,
 		Steps: steps, Today: dateOnly(today)}).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Error("reminder failed", "step", step, "error", err)
@@ -122,14 +121,9 @@ func (w *invoiceWF) onReminderDue(ctx workflow.Context, r *ReminderDue) {
 	w.st.RemindersSent = append(w.st.RemindersSent, step)
 }
 
-// reminderOptions wait out an SMTP outage with backoff; the activity sends
-// each step once.
-func reminderOptions(ctx workflow.Context, step, steps int) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
-		Summary:             fmt.Sprintf("Email reminder %d of %d", step, steps),
-	})
+// reminderSummary names a reminder step in the Temporal UI.
+func reminderSummary(step, steps int) string {
+	return fmt.Sprintf("Email reminder %d of %d", step, steps)
 }
 
 // sendReminder sends an owed reminder from the run loop, holding no lock: a
@@ -142,7 +136,7 @@ func (w *invoiceWF) sendReminder(ctx workflow.Context, n Notice) {
 	}
 	rctx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
-	f := workflow.ExecuteActivity(reminderOptions(rctx, n.Step, n.Steps), acts.SendReminder,
+	f := workflow.ExecuteActivity(reminderOptions(rctx, reminderSummary(n.Step, n.Steps)), acts.SendReminder,
 		&activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: n.Step, Steps: n.Steps, Today: n.Today})
 	if err := workflow.Await(ctx, func() bool { return f.IsReady() || !w.remindable() }); err != nil {
 		return
@@ -174,11 +168,6 @@ func ReminderRunWorkflow(ctx workflow.Context, in *ReminderRunInput) (*ReminderR
 	if today.IsZero() {
 		today = dateOnly(workflow.Now(ctx))
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 5 * time.Minute,
-		HeartbeatTimeout:    time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-	})
 	res := &ReminderRunResult{}
 	cursor := in.AfterID
 	for page := 0; ; page++ {
@@ -187,11 +176,7 @@ func ReminderRunWorkflow(ctx workflow.Context, in *ReminderRunInput) (*ReminderR
 			return nil, workflow.NewContinueAsNewError(ctx, ReminderRunWorkflow, &ReminderRunInput{Today: today, AfterID: cursor, Pages: in.Pages + page})
 		}
 		var out activities.SignalRemindersResult
-		pctx := workflow.WithActivityOptions(actx, workflow.ActivityOptions{
-			StartToCloseTimeout: 5 * time.Minute, HeartbeatTimeout: time.Minute,
-			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-			Summary:     fmt.Sprintf("Signal reminders, page %d", in.Pages+page+1),
-		})
+		pctx := pageOptions(ctx, 5*time.Minute, time.Minute, fmt.Sprintf("Signal reminders, page %d", in.Pages+page+1))
 		if err := workflow.ExecuteActivity(pctx, acts.SignalReminders, &activities.SignalRemindersInput{Today: today,
 			AfterID: cursor, Limit: reminderPageSize}).Get(ctx, &out); err != nil {
 			return nil, err

@@ -70,11 +70,7 @@ func StatementRunWorkflow(ctx workflow.Context, in *StatementRunInput) (*Stateme
 	}
 	handled := 0
 	for pageNo := 1; ; pageNo++ {
-		lctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: time.Minute,
-			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-			Summary:             fmt.Sprintf("Find clients with activity in %s, page %d", label, pageNo),
-		})
+		lctx := pageOptions(ctx, time.Minute, 0, fmt.Sprintf("Find clients with activity in %s, page %d", label, pageNo))
 		var page activities.StatementPageResult
 		if err := workflow.ExecuteActivity(lctx, acts.ListStatementClients, &activities.StatementPageInput{
 			From: from, To: to, AfterClientID: res.Cursor, Limit: pageSize}).Get(ctx, &page); err != nil {
@@ -89,15 +85,7 @@ func StatementRunWorkflow(ctx workflow.Context, in *StatementRunInput) (*Stateme
 				if len(c.Currencies) > 1 {
 					summary += " " + strings.ToUpper(cur)
 				}
-				rctx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-					StartToCloseTimeout: 2 * time.Minute,
-					// Transient failures (SMTP or Chromium down) retry for hours;
-					// a client whose statement cannot be made is counted, not fatal.
-					ScheduleToCloseTimeout: 6 * time.Hour,
-					RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
-					Summary:                summary,
-					TaskQueue:              DocumentsTaskQueue,
-				})
+				rctx := statementEmailOptions(ctx, summary)
 				f := workflow.ExecuteActivity(rctx, acts.RenderStatement, &activities.StatementInput{PracticeID: c.PracticeID,
 					ClientID: c.ClientID, Currency: cur, From: from, To: to, Email: true, RunID: runID})
 				inFlight++
@@ -151,14 +139,8 @@ func DocumentWorkflow(ctx workflow.Context, in *DocumentInput) (*DocumentResult,
 	if in.Kind != contract.DocumentStatement && in.Kind != contract.DocumentSuperbill {
 		return nil, temporal.NewNonRetryableApplicationError("unknown document kind "+string(in.Kind), ErrTypeInvalidState, nil)
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    time.Minute,
-		ScheduleToCloseTimeout: 3 * time.Minute,
-		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 5},
-		Summary: fmt.Sprintf("%s for %s %s – %s", strings.ToUpper(string(in.Kind[:1]))+string(in.Kind[1:]), in.ClientID,
-			in.From.Format(time.DateOnly), in.To.Format(time.DateOnly)),
-		TaskQueue: DocumentsTaskQueue,
-	})
+	actx := documentOptions(ctx, fmt.Sprintf("%s for %s %s – %s", strings.ToUpper(string(in.Kind[:1]))+string(in.Kind[1:]), in.ClientID,
+		in.From.Format(time.DateOnly), in.To.Format(time.DateOnly)))
 	var r activities.DocumentResult
 	var err error
 	switch in.Kind {
