@@ -189,7 +189,7 @@ func (w *invoiceWF) notify(ctx workflow.Context, n Notice) {
 	var err error
 	var res activities.NotifyResult
 	switch n.Kind {
-	case "payment":
+	case contract.NoticePayment:
 		summary := "Email payment confirmation"
 		if n.Final {
 			summary = "Render receipt and email it"
@@ -199,13 +199,13 @@ func (w *invoiceWF) notify(ctx workflow.Context, n Notice) {
 		}
 		err = workflow.ExecuteActivity(notifyOptions(ctx, summary), acts.NotifyPayment,
 			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, PaymentID: n.PaymentID, ReceiptOnly: n.Silent}).Get(ctx, &res)
-	case "payment_failed":
+	case contract.NoticePaymentFailed:
 		err = workflow.ExecuteActivity(notifyOptions(ctx, "Email payment failed "+money.Format(n.Amount, w.st.Currency)), acts.NotifyPayment,
 			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, PaymentID: n.PaymentID}).Get(ctx, &res)
-	case "refund":
+	case contract.NoticeRefund:
 		err = workflow.ExecuteActivity(notifyOptions(ctx, "Email refund notice "+money.Format(n.Amount, w.st.Currency)), acts.NotifyRefund,
 			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, RefundID: n.RefundID}).Get(ctx, &res)
-	case "reminder":
+	case contract.NoticeReminder:
 		w.sendReminder(ctx, n)
 	}
 	if err != nil {
@@ -364,7 +364,7 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 	}
 	w.apply(ctx, &res.Invoice)
 	if res.Status == contract.PaymentSucceeded && !known {
-		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: paymentID, Amount: in.Amount, Final: res.Invoice.AmountDue == 0})
+		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePayment, PaymentID: paymentID, Amount: in.Amount, Final: res.Invoice.AmountDue == 0})
 	}
 	return &PayResult{PaymentID: paymentID, Amount: in.Amount, Status: res.Status, FailureCode: res.FailureCode,
 		DeclineCode: res.DeclineCode, FailureMessage: res.FailureMessage, NextActionURL: res.NextActionURL, Invoice: res.Invoice}, nil
@@ -434,12 +434,12 @@ func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
 	w.apply(ctx, &res.Invoice)
 	switch res.Status {
 	case contract.PaymentSucceeded:
-		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: p.ID, Amount: p.Amount, Final: res.Invoice.AmountDue == 0})
+		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePayment, PaymentID: p.ID, Amount: p.Amount, Final: res.Invoice.AmountDue == 0})
 	case contract.PaymentFailed:
 		// A canceled intent was replaced by a later payment before its 3-D
 		// Secure was finished (billflow cancels no other): nothing to tell.
 		if res.FailureCode != canceledIntent {
-			w.st.Pending = append(w.st.Pending, Notice{Kind: "payment_failed", PaymentID: p.ID, Amount: p.Amount})
+			w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePaymentFailed, PaymentID: p.ID, Amount: p.Amount})
 		}
 	}
 }
@@ -471,9 +471,9 @@ func (w *invoiceWF) onPaymentApplied(ctx workflow.Context, pa *PaymentApplied) {
 	w.apply(ctx, &snap)
 	switch {
 	case pa.Status == contract.PaymentSucceeded && pa.Notify:
-		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: pa.PaymentID, Amount: pa.Amount, Final: snap.AmountDue == 0})
+		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePayment, PaymentID: pa.PaymentID, Amount: pa.Amount, Final: snap.AmountDue == 0})
 	case pa.Status == contract.PaymentSucceeded && snap.AmountDue == 0:
-		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: pa.PaymentID, Amount: pa.Amount, Final: true, Silent: true})
+		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePayment, PaymentID: pa.PaymentID, Amount: pa.Amount, Final: true, Silent: true})
 	}
 }
 
@@ -538,7 +538,7 @@ func (w *invoiceWF) refund(ctx workflow.Context, in *RefundInput) (*RefundResult
 	}
 	target.Refunded += in.Amount
 	w.apply(ctx, &res.Invoice)
-	w.st.Pending = append(w.st.Pending, Notice{Kind: "refund", RefundID: refundID, Amount: in.Amount})
+	w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticeRefund, RefundID: refundID, Amount: in.Amount})
 	return &RefundResult{RefundID: refundID, PaymentID: target.ID, Amount: in.Amount, Status: res.Status, Invoice: res.Invoice}, nil
 }
 

@@ -77,7 +77,7 @@ func (w *invoiceWF) lastReminderStep() int {
 		last = max(last, s)
 	}
 	for _, n := range w.st.Pending {
-		if n.Kind == "reminder" {
+		if n.Kind == contract.NoticeReminder {
 			last = max(last, n.Step)
 		}
 	}
@@ -109,7 +109,7 @@ func (w *invoiceWF) onReminderDue(ctx workflow.Context, r *ReminderDue) {
 	// Asked only when a step is due, so a run that had never sent a
 	// reminder before this code takes the new path.
 	if workflow.GetVersion(ctx, reminderOutsideLockChange, workflow.DefaultVersion, 1) == 1 {
-		w.st.Pending = append(w.st.Pending, Notice{Kind: "reminder", Step: step, Steps: steps, Today: dateOnly(today)})
+		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticeReminder, Step: step, Steps: steps, Today: dateOnly(today)})
 		return
 	}
 	err := workflow.ExecuteActivity(reminderOptions(ctx, reminderSummary(step, steps)), acts.SendReminder, &activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: step,
