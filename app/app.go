@@ -4,6 +4,8 @@
 package app
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 	"fmt"
@@ -183,11 +185,11 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 
 // SearchAttributes are billflow's custom search attributes.
 var SearchAttributes = map[string]enums.IndexedValueType{
-	"InvoiceStatus": enums.INDEXED_VALUE_TYPE_KEYWORD,
-	"PracticeId":    enums.INDEXED_VALUE_TYPE_KEYWORD,
-	"ClientId":      enums.INDEXED_VALUE_TYPE_KEYWORD,
-	"AmountDue":     enums.INDEXED_VALUE_TYPE_INT,
-	"DueDate":       enums.INDEXED_VALUE_TYPE_DATETIME,
+	contract.InvoiceStatusKey.GetName(): enums.INDEXED_VALUE_TYPE_KEYWORD,
+	contract.PracticeIDKey.GetName():    enums.INDEXED_VALUE_TYPE_KEYWORD,
+	contract.ClientIDKey.GetName():      enums.INDEXED_VALUE_TYPE_KEYWORD,
+	contract.AmountDueKey.GetName():     enums.INDEXED_VALUE_TYPE_INT,
+	contract.DueDateKey.GetName():       enums.INDEXED_VALUE_TYPE_DATETIME,
 }
 
 // SetupTemporal registers the search attributes on a real cluster, idempotently.
