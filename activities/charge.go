@@ -1,6 +1,8 @@
 package activities
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 	"fmt"
@@ -15,8 +17,8 @@ import (
 
 // Error types of a payment refused before any charge.
 const (
-	ErrTypeKeyReused      = "IdempotencyKeyReused"
-	ErrTypeInvalidPayment = "InvalidPayment"
+	ErrTypeKeyReused      = contract.ErrTypeKeyReused
+	ErrTypeInvalidPayment = contract.ErrTypeInvalidPayment
 )
 
 // Charge takes one payment on one invoice exactly once. What the payer asked
@@ -81,7 +83,7 @@ func (a *Activities) Charge(ctx context.Context, in *ChargeInput) (*ChargeResult
 		}
 		out.Invoice = snapshot(inv)
 	}
-	if rec.Status == "failed" {
+	if rec.Status == string(contract.PaymentFailed) {
 		a.log().Info("charge declined", "invoice_id", inv.ID, "payment_id", rec.ID, "code", rec.FailureCode, "decline_code", rec.DeclineCode)
 	} else {
 		a.log().Info("payment recorded", "invoice_id", inv.ID, "payment_id", rec.ID, "status", rec.Status, "amount", rec.Amount)
@@ -137,7 +139,7 @@ func (a *Activities) ChargeBalance(ctx context.Context, in *ChargeBalanceInput) 
 	}
 	out := &ChargeBalanceResult{ChargeResult: *chargeResultOf(rec)}
 	out.PaymentID = att.ID
-	if rec.Status != "failed" {
+	if rec.Status != string(contract.PaymentFailed) {
 		out.Allocations = rec.Allocations
 	}
 	return out, nil
@@ -155,7 +157,7 @@ func (a *Activities) ChargeBalance(ctx context.Context, in *ChargeBalanceInput) 
 func (a *Activities) chargeAttempt(ctx context.Context, att *store.PaymentAttempt,
 	check func(context.Context) ([]store.Allocation, error), metadata map[string]string) (*store.PaymentAttempt, []*store.Invoice, error) {
 	if att.Settled() {
-		if att.Status == "failed" && refusalCodes[att.FailureCode] {
+		if att.Status == string(contract.PaymentFailed) && refusalCodes[att.FailureCode] {
 			return nil, nil, temporal.NewNonRetryableApplicationError(att.FailureMessage, ErrTypeInvalidState, nil)
 		}
 		return att, nil, nil
@@ -240,7 +242,7 @@ func (a *Activities) chargeAttempt(ctx context.Context, att *store.PaymentAttemp
 		return nil, nil, err
 	}
 	known = true
-	if rec.SaveCard && rec.SavedPaymentMethodID == "" && res.Method.ID != "" && rec.Status != "failed" {
+	if rec.SaveCard && rec.SavedPaymentMethodID == "" && res.Method.ID != "" && rec.Status != string(contract.PaymentFailed) {
 		if _, err := a.Store.SavePaymentMethod(ctx, &store.SavedPaymentMethod{
 			PracticeID: rec.PracticeID, ClientID: rec.ClientID, ProcessorPMID: res.Method.ID, Type: res.Method.Type,
 			Brand: res.Method.Brand, Last4: res.Method.Last4, ExpMonth: int32(res.Method.ExpMonth), ExpYear: int32(res.Method.ExpYear),
@@ -301,14 +303,14 @@ func attemptErr(err error) error {
 }
 
 func outcomeOf(res *payments.ChargeResult) *store.ChargeOutcome {
-	return &store.ChargeOutcome{Status: string(res.Status), IntentID: res.PaymentIntentID, NextActionURL: res.NextActionURL,
+	return &store.ChargeOutcome{Status: res.Status, IntentID: res.PaymentIntentID, NextActionURL: res.NextActionURL,
 		MethodType: res.Method.Type, Brand: res.Method.Brand, Last4: res.Method.Last4, BankName: res.Method.BankName,
 		CardholderName: res.Method.CardholderName, FailureCode: res.FailureCode, DeclineCode: res.DeclineCode,
 		FailureMessage: res.FailureMessage}
 }
 
 func chargeResultOf(att *store.PaymentAttempt) *ChargeResult {
-	return &ChargeResult{PaymentID: att.ID, IntentID: att.ProcessorIntentID, Status: att.Status, FailureCode: att.FailureCode,
+	return &ChargeResult{PaymentID: att.ID, IntentID: att.ProcessorIntentID, Status: contract.PaymentStatus(att.Status), FailureCode: att.FailureCode,
 		DeclineCode: att.DeclineCode, FailureMessage: att.FailureMessage, NextActionURL: att.NextActionURL,
 		MethodLabel: MethodLabel(att.MethodType, att.Brand, att.Last4, att.BankName)}
 }

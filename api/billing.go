@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/store"
 )
 
@@ -63,13 +64,13 @@ func billingView(clientID string, b *store.ClientBilling) *billingJSON {
 // historyEntryJSON is one entry of GET /v1/clients/{id}/account-history.
 // Which of the optional fields are set depends on the type.
 type historyEntryJSON struct {
-	Date          string `json:"date"`
-	Type          string `json:"type"` // session | payment | refund
-	InvoiceID     string `json:"invoice_id"`
-	InvoiceNumber string `json:"invoice_number"`
-	InvoiceStatus string `json:"invoice_status"` // the invoice's status now (is this session paid?)
-	Amount        int64  `json:"amount"`
-	Currency      string `json:"currency"`
+	Date          string                 `json:"date"`
+	Type          string                 `json:"type"` // session | payment | refund
+	InvoiceID     string                 `json:"invoice_id"`
+	InvoiceNumber string                 `json:"invoice_number"`
+	InvoiceStatus contract.InvoiceStatus `json:"invoice_status"` // the invoice's status now (is this session paid?)
+	Amount        int64                  `json:"amount"`
+	Currency      string                 `json:"currency"`
 
 	// session
 	ServiceDate string `json:"service_date,omitempty"`

@@ -18,11 +18,12 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/contract"
+	"github.com/billflow/billflow/invoicestart"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/paylink"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"
-	"github.com/billflow/billflow/workflows"
 )
 
 type itemReq struct {
@@ -204,13 +205,13 @@ func (h *handlers) createInvoice(c *gin.Context) {
 	h.writeInvoice(c, http.StatusCreated, inv)
 }
 
-// startInvoiceWorkflow starts invoice-<id> (workflows.InvoiceStart: a
+// startInvoiceWorkflow starts invoice-<id> (invoicestart.Build: a
 // second call for the same invoice is a no-op) and records that it is
 // started, which takes the invoice off the reconciler's list.
 func (h *handlers) startInvoiceWorkflow(c *gin.Context, practice *store.Practice, cl *store.Client, inv *store.Invoice) error {
 	ctx := c.Request.Context()
-	opts, in := workflows.InvoiceStart(practice, cl, inv)
-	_, err := h.Temporal.ExecuteWorkflow(ctx, opts, workflows.InvoiceWorkflow, in)
+	opts, in := invoicestart.Build(practice, cl, inv)
+	_, err := h.Temporal.ExecuteWorkflow(ctx, opts, invoicestart.WorkflowType, in)
 	var ended *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &ended) { // ended: it ran already, and is not run again
 		return err
@@ -264,7 +265,7 @@ type invoiceSummaryJSON struct {
 // overview).
 func listItemView(inv *store.Invoice) *invoiceSummaryJSON {
 	return &invoiceSummaryJSON{Invoice: inv, Object: "invoice", IssueDate: inv.IssueDate.Format(time.DateOnly),
-		DueDate: inv.DueDate.Format(time.DateOnly), WorkflowID: workflows.InvoiceWorkflowID(inv.ID)}
+		DueDate: inv.DueDate.Format(time.DateOnly), WorkflowID: contract.InvoiceWorkflowID(inv.ID)}
 }
 
 type itemJSON struct {
@@ -352,7 +353,7 @@ func detailView(d *store.InvoiceDetail) *invoiceJSON {
 	inv := d.Invoice
 	out := &invoiceJSON{Invoice: inv, Object: "invoice", IssueDate: inv.IssueDate.Format(time.DateOnly),
 		DueDate: inv.DueDate.Format(time.DateOnly), Payments: d.Payments, Refunds: d.Refunds,
-		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), Items: []itemJSON{}}
+		WorkflowID: contract.InvoiceWorkflowID(inv.ID), Items: []itemJSON{}}
 	if out.Payments == nil {
 		out.Payments = []*store.Payment{}
 	}
@@ -387,10 +388,8 @@ func (h *handlers) listInvoices(c *gin.Context) {
 	if f.Limit == 0 {
 		f.Limit = 25
 	}
-	switch f.Status {
-	case "", "open", "processing", "partially_paid", "paid", "partially_refunded", "refunded", "void":
-	default:
-		badRequest(c, "parameter_invalid", "status must be one of open, processing, partially_paid, paid, partially_refunded, refunded, void", "status")
+	if f.Status != "" && !contract.InvoiceStatus(f.Status).Valid() {
+		badRequest(c, "parameter_invalid", "status must be one of "+contract.InvoiceStatusList(), "status")
 		return
 	}
 	page, err := h.Store.ListInvoices(c.Request.Context(), store.InvoiceFilter{PracticeID: f.PracticeID, ClientID: f.ClientID,
@@ -456,7 +455,7 @@ func (h *handlers) payInvoice(c *gin.Context) {
 		badRequest(c, "parameter_invalid", "payer_name, billing_zip or payment_method is too long", "")
 		return
 	}
-	in := &workflows.PayInput{Amount: *req.Amount, PaymentMethodID: req.PaymentMethod, SavedPaymentMethodID: req.SavedPaymentMethodID,
+	in := &contract.PayInput{Amount: *req.Amount, PaymentMethodID: req.PaymentMethod, SavedPaymentMethodID: req.SavedPaymentMethodID,
 		SaveCard: req.SaveCard, PayerName: strings.TrimSpace(req.PayerName), BillingZIP: strings.TrimSpace(req.BillingZIP)}
 	// After 3-D Secure the payer's browser lands on the invoice's hosted pay
 	// page, which says what became of the payment (an API URL would answer
@@ -488,12 +487,12 @@ func (h *handlers) payInvoice(c *gin.Context) {
 	}
 	in.IdempotencyKey, in.Scope = key, idempotencyScope(principalOf(c))
 	in.RequestHash = in.Fingerprint()
-	var res workflows.PayResult
-	if !h.update(c, inv, workflows.PayUpdate, in, &res, nil) {
+	var res contract.PayResult
+	if !h.update(c, inv, contract.PayUpdate, in, &res, nil) {
 		return
 	}
 	payment := gin.H{"id": res.PaymentID, "amount": res.Amount, "status": res.Status}
-	if res.Status == "failed" {
+	if res.Status == contract.PaymentFailed {
 		c.AbortWithStatusJSON(http.StatusPaymentRequired, gin.H{"error": errorBody{Type: "card_error", Code: res.FailureCode,
 			DeclineCode: res.DeclineCode, Message: res.FailureMessage}, "payment": gin.H{"id": res.PaymentID, "amount": res.Amount,
 			"status": res.Status, "failure_code": res.FailureCode, "failure_message": res.FailureMessage}})
@@ -594,7 +593,7 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	ctx, cancel := context.WithTimeout(c.Request.Context(), wait)
 	defer cancel()
 	handle, err := h.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), UpdateID: name + ":" + key, UpdateName: name,
+		WorkflowID: contract.InvoiceWorkflowID(inv.ID), UpdateID: name + ":" + key, UpdateName: name,
 		Args: args, WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
 	if err == nil {
@@ -621,11 +620,11 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	switch {
 	case errors.As(err, &appErr):
 		switch appErr.Type() {
-		case workflows.ErrTypeInvalidState:
+		case contract.ErrTypeInvalidState:
 			apiError(c, http.StatusConflict, "invalid_request_error", "invoice_not_payable", appErr.Message(), "")
-		case workflows.ErrTypeInvalidPayment, workflows.ErrTypeInvalidRefund:
+		case contract.ErrTypeInvalidPayment, contract.ErrTypeInvalidRefund:
 			badRequest(c, "parameter_invalid", appErr.Message(), "amount")
-		case workflows.ErrTypeKeyReused:
+		case contract.ErrTypeKeyReused:
 			apiError(c, http.StatusConflict, "idempotency_error", "idempotency_key_reused", appErr.Message(), "Idempotency-Key")
 		default:
 			h.internal(c, "update "+name, err)
@@ -689,14 +688,14 @@ func (h *handlers) refundInvoice(c *gin.Context) {
 	if req.PaymentID != "" && !h.checkRefundPayment(c, inv, req.PaymentID) {
 		return
 	}
-	var res workflows.RefundResult
-	if desc, err := h.Temporal.DescribeWorkflowExecution(c.Request.Context(), workflows.InvoiceWorkflowID(inv.ID), ""); err == nil &&
+	var res contract.RefundResult
+	if desc, err := h.Temporal.DescribeWorkflowExecution(c.Request.Context(), contract.InvoiceWorkflowID(inv.ID), ""); err == nil &&
 		desc.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		// The lifecycle has ended (refund window over): refunds still work, in a workflow of their own.
 		if !h.refundAfterClose(c, inv, &req, &res) {
 			return
 		}
-	} else if !h.update(c, inv, workflows.RefundUpdate, &workflows.RefundInput{Amount: *req.Amount, PaymentID: req.PaymentID, Reason: req.Reason}, &res, nil) {
+	} else if !h.update(c, inv, contract.RefundUpdate, &contract.RefundInput{Amount: *req.Amount, PaymentID: req.PaymentID, Reason: req.Reason}, &res, nil) {
 		return
 	}
 	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
@@ -729,7 +728,7 @@ func (h *handlers) checkRefundPayment(c *gin.Context, inv *store.Invoice, id str
 		h.internal(c, "get payment", err)
 		return false
 	}
-	if p.Status != "succeeded" {
+	if p.Status != contract.PaymentSucceeded {
 		badRequest(c, "parameter_invalid", fmt.Sprintf("payment %s is %s: only a succeeded payment can be refunded", id, p.Status), "payment_id")
 		return false
 	}
@@ -737,13 +736,13 @@ func (h *handlers) checkRefundPayment(c *gin.Context, inv *store.Invoice, id str
 }
 
 func (h *handlers) voidInvoice(c *gin.Context) {
-	h.invoiceAction(c, workflows.VoidUpdate, &workflows.InvoiceSnapshot{})
+	h.invoiceAction(c, contract.VoidUpdate, &contract.InvoiceSnapshot{})
 }
 
 // sendInvoice emails the invoice to the client again with a fresh pay link.
 // The Idempotency-Key makes a retried request send nothing more.
 func (h *handlers) sendInvoice(c *gin.Context) {
-	h.invoiceAction(c, workflows.ResendUpdate, &workflows.ResendResult{})
+	h.invoiceAction(c, contract.ResendUpdate, &contract.ResendResult{})
 }
 
 // invoiceAction runs an argument-free Update (void, resend) on the invoice's
@@ -758,7 +757,7 @@ func (h *handlers) invoiceAction(c *gin.Context, update string, out any) {
 		return
 	}
 	var pending func()
-	if update == workflows.ResendUpdate {
+	if update == contract.ResendUpdate {
 		// The resend is recorded; its email goes out when the mail server
 		// takes it, however long that is.
 		pending = func() { h.answerInvoice(c, inv.ID, http.StatusAccepted) }
@@ -788,7 +787,7 @@ func hashKey(key string) string {
 }
 
 // refundAfterClose refunds a payment of an invoice whose workflow has ended.
-func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *refundReq, out *workflows.RefundResult) bool {
+func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *refundReq, out *contract.RefundResult) bool {
 	ctx := c.Request.Context()
 	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
 	if key == "" {
@@ -807,7 +806,7 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 	var target *store.Payment
 	for i := len(pays) - 1; i >= 0; i-- {
 		p := pays[i]
-		if p.Status == "succeeded" && (p.ID == req.PaymentID || req.PaymentID == "" && p.Amount-p.AmountRefunded >= *req.Amount) {
+		if p.Status == contract.PaymentSucceeded && (p.ID == req.PaymentID || req.PaymentID == "" && p.Amount-p.AmountRefunded >= *req.Amount) {
 			target = p
 			break
 		}
@@ -822,12 +821,12 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 		return false
 	}
 	run, err := h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: "refund-" + refundID, TaskQueue: workflows.TaskQueue,
+		ID: "refund-" + refundID, TaskQueue: contract.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            inv.Number + " · refund " + formatMoney(*req.Amount, inv.Currency),
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.PracticeIDKey.ValueSet(inv.PracticeID),
-			workflows.ClientIDKey.ValueSet(inv.ClientID)),
-	}, workflows.RefundAfterCloseWorkflow, &workflows.RefundAfterCloseInput{InvoiceID: inv.ID, PaymentID: target.ID,
+		TypedSearchAttributes: temporal.NewSearchAttributes(contract.PracticeIDKey.ValueSet(inv.PracticeID),
+			contract.ClientIDKey.ValueSet(inv.ClientID)),
+	}, contract.RefundAfterCloseWorkflowType, &contract.RefundAfterCloseInput{InvoiceID: inv.ID, PaymentID: target.ID,
 		RefundID: refundID, Amount: *req.Amount, Currency: inv.Currency, Reason: req.Reason})
 	if err != nil {
 		h.unavailable(c, "start refund", err)
@@ -836,7 +835,7 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 	return h.refundResult(c, run, out)
 }
 
-func (h *handlers) refundResult(c *gin.Context, run client.WorkflowRun, out *workflows.RefundResult) bool {
+func (h *handlers) refundResult(c *gin.Context, run client.WorkflowRun, out *contract.RefundResult) bool {
 	if err := run.Get(c.Request.Context(), out); err != nil {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) {

@@ -22,11 +22,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/paylink"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"
-	"github.com/billflow/billflow/workflows"
 )
 
 const (
@@ -243,8 +243,9 @@ type portalCard struct{ ID, Label, Expiry string }
 type portalEntry struct{ Type, ISODate, Date, Kind, Detail, Invoice, InvoiceStatus, Amount string }
 
 // historyStatusLabels name a session's invoice status in the account history.
-var historyStatusLabels = map[string]string{"open": "Open", "processing": "Processing", "partially_paid": "Partially paid",
-	"paid": "Paid", "partially_refunded": "Partially refunded", "refunded": "Refunded"}
+var historyStatusLabels = map[contract.InvoiceStatus]string{contract.InvoiceOpen: "Open", contract.InvoiceProcessing: "Processing",
+	contract.InvoicePartiallyPaid: "Partially paid", contract.InvoicePaid: "Paid", contract.InvoicePartiallyRefunded: "Partially refunded",
+	contract.InvoiceRefunded: "Refunded"}
 
 const dateLabel = "Jan 2, 2006"
 
@@ -342,7 +343,7 @@ func portalEntryOf(e *store.HistoryEntry) portalEntry {
 		if e.PayerName != "" {
 			out.Detail += ", paid by " + e.PayerName
 		}
-		if e.Status == "processing" {
+		if e.Status == string(contract.PaymentProcessing) {
 			out.Detail += " (processing)"
 		}
 	case store.HistoryRefund:
@@ -350,7 +351,7 @@ func portalEntryOf(e *store.HistoryEntry) portalEntry {
 		if e.Reason != "" {
 			out.Detail += ": " + e.Reason
 		}
-		if e.Status != "succeeded" {
+		if e.Status != string(contract.RefundSucceeded) {
 			out.Detail += " (" + e.Status + ")"
 		}
 	}
@@ -469,9 +470,9 @@ func (h *handlers) portalNotice(c *gin.Context, s *portalSession) *notice {
 	}
 	amount := money.Format(total, pays[0].Currency)
 	switch pays[0].Status {
-	case "succeeded":
+	case contract.PaymentSucceeded:
 		return &notice{"ok", "Your payment of " + amount + " was received. Thank you! A receipt is on its way by email."}
-	case "processing":
+	case contract.PaymentProcessing:
 		return &notice{"info", "Your bank payment of " + amount + " is processing. It usually takes a few days; we'll email you when it clears."}
 	}
 	return nil
@@ -579,7 +580,7 @@ func (h *handlers) portalPaySubmit(c *gin.Context) {
 		h.renderPortalPay(c, http.StatusBadRequest, in, "The amount could not be read; please reload the page.")
 		return
 	}
-	var pay workflows.PayInput
+	var pay contract.PayInput
 	if msg := h.payMethodFromForm(c, s.Client.ID, in, &pay); msg != "" {
 		h.renderPortalPay(c, http.StatusBadRequest, in, msg)
 		return
@@ -613,7 +614,7 @@ func (h *handlers) portalPaySubmit(c *gin.Context) {
 		return
 	}
 	switch {
-	case res.Status == "failed":
+	case res.Status == contract.PaymentFailed:
 		msg := res.FailureMessage
 		if msg == "" {
 			msg = "Your payment was declined."
@@ -636,7 +637,7 @@ func (h *handlers) portalPaySubmit(c *gin.Context) {
 func (h *handlers) portalInvoice(c *gin.Context) (*store.Invoice, bool) {
 	inv, err := h.Store.GetInvoice(c.Request.Context(), c.Param("id"))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (!principalOf(c).canSeeInvoice(inv) ||
-		inv.Status == store.StatusVoid || inv.Status == "draft")) {
+		inv.Status == store.StatusVoid || inv.Status == contract.InvoiceDraft)) {
 		h.portalMessage(c, http.StatusNotFound, "Invoice not found", "This invoice is not on your account.")
 		return nil, false
 	}

@@ -119,7 +119,7 @@ type HistoryEntry struct {
 	Kind          HistoryKind
 	InvoiceID     string
 	InvoiceNumber string
-	InvoiceStatus string // the invoice's status now: a session shows whether it is paid
+	InvoiceStatus InvoiceStatus // the invoice's status now: a session shows whether it is paid
 	Amount        int64
 	Currency      string
 	At            time.Time // orders entries within a day and kind

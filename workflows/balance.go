@@ -1,9 +1,10 @@
 package workflows
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"errors"
 	"fmt"
-	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -12,47 +13,6 @@ import (
 	"github.com/billflow/billflow/money"
 )
 
-// BalancePaymentWorkflowID is one balance payment's workflow.
-func BalancePaymentWorkflowID(clientID, key string) string { return "balance-" + clientID + "-" + key }
-
-// BalancePaymentInput pays a client's entire balance in one charge.
-type BalancePaymentInput struct {
-	BalancePaymentID     string
-	PracticeID           string
-	ClientID             string
-	Currency             string
-	Total                int64
-	InvoiceIDs           []string
-	PaymentMethodID      string
-	SavedPaymentMethodID string
-	SaveCard             bool
-	PayerName            string
-	BillingZIP           string
-	MethodLabel          string
-	// ReturnURL is where 3-D Secure sends the payer back.
-	ReturnURL string
-	// Scope, IdempotencyKey and RequestHash name the request (PayInput).
-	Scope          string
-	IdempotencyKey string
-	RequestHash    string
-}
-
-// BalancePaymentResult is the charge and where it went.
-type BalancePaymentResult struct {
-	BalancePaymentID string
-	Status           string
-	Amount           int64
-	Currency         string
-	FailureCode      string
-	DeclineCode      string
-	FailureMessage   string
-	NextActionURL    string
-	Allocations      []activities.Allocation
-}
-
-// ErrTypeBalanceChanged is raised when the balance moved since it was shown.
-const ErrTypeBalanceChanged = activities.ErrTypeBalanceChanged
-
 // BalancePaymentWorkflow charges once, applies the money oldest invoice first
 // through each invoice's own workflow, and sends one receipt.
 func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*BalancePaymentResult, error) {
@@ -60,13 +20,8 @@ func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*Bal
 	if label == "" {
 		label = "card"
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    chargeTimeout,
-		ScheduleToCloseTimeout: 2 * time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
-			NonRetryableErrorTypes: []string{ErrTypeGateway, ErrTypeBalanceChanged}},
-		Summary: fmt.Sprintf("Charge balance %s to %s", money.Format(in.Total, in.Currency), label),
-	})
+	actx := chargeOptions(ctx, fmt.Sprintf("Charge balance %s to %s", money.Format(in.Total, in.Currency), label),
+		ErrTypeGateway, ErrTypeBalanceChanged)
 	var res activities.ChargeBalanceResult
 	if err := workflow.ExecuteActivity(actx, acts.ChargeBalance, &activities.ChargeBalanceInput{
 		BalancePaymentID: in.BalancePaymentID, PracticeID: in.PracticeID, ClientID: in.ClientID, Currency: in.Currency,
@@ -83,11 +38,11 @@ func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*Bal
 	out := &BalancePaymentResult{BalancePaymentID: in.BalancePaymentID, Status: res.Status, Amount: in.Total, Currency: in.Currency,
 		FailureCode: res.FailureCode, DeclineCode: res.DeclineCode, FailureMessage: res.FailureMessage,
 		NextActionURL: res.NextActionURL, Allocations: res.Allocations}
-	if res.Status == "failed" {
+	if res.Status == contract.PaymentFailed {
 		return out, nil
 	}
 	for _, al := range res.Allocations {
-		err := workflow.SignalExternalWorkflow(ctx, InvoiceWorkflowID(al.InvoiceID), "", PaymentAppliedSignal, &PaymentApplied{
+		err := workflow.SignalExternalWorkflow(ctx, contract.InvoiceWorkflowID(al.InvoiceID), "", PaymentAppliedSignal, &PaymentApplied{
 			PaymentID: al.PaymentID, IntentID: res.IntentID, Amount: al.Amount, Status: res.Status, MethodLabel: res.MethodLabel,
 		}).Get(ctx, nil)
 		if err != nil {
@@ -95,7 +50,7 @@ func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*Bal
 			workflow.GetLogger(ctx).Warn("could not tell invoice workflow", "invoice", al.InvoiceID, "error", err)
 		}
 	}
-	if res.Status == "succeeded" {
+	if res.Status == contract.PaymentSucceeded {
 		nctx := notifyOptions(ctx, fmt.Sprintf("Email one receipt for %d invoices", len(res.Allocations)))
 		if err := workflow.ExecuteActivity(nctx, acts.SendBalanceReceipt, &activities.BalanceReceiptInput{
 			BalancePaymentID: in.BalancePaymentID, PracticeID: in.PracticeID, ClientID: in.ClientID}).Get(ctx, nil); err != nil {

@@ -29,7 +29,7 @@ func (s *invoiceSuite) TestBalancePaymentAcrossThreeInvoices() {
 	s.NoError(env.GetWorkflowError())
 	var res workflows.BalancePaymentResult
 	s.NoError(env.GetWorkflowResult(&res))
-	s.Equal("succeeded", res.Status)
+	s.Equal("succeeded", string(res.Status))
 	s.Equal([]string{"invoice-inv_a", "invoice-inv_b", "invoice-inv_c"}, order, "oldest invoice first")
 	env.AssertExpectations(s.T())
 }
