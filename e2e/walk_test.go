@@ -129,6 +129,7 @@ func TestWalkNoReminderOnIssueDay(t *testing.T) {
 		_, n := s.mailsByKind(id, "reminder")
 		assert.Equal(c, 1, n, "the reminder goes out the day after")
 	}, 20*time.Second, 200*time.Millisecond)
+	assert.Contains(t, s.summaries(t, id), "Email reminder 1 of 4: $90.00 due", "the timeline names the balance chased")
 }
 
 // A voided invoice's pay link says the invoice was voided.

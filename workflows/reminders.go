@@ -9,6 +9,7 @@ import (
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/contract"
+	"github.com/billflow/billflow/money"
 )
 
 // DefaultReminderOffsets is the policy when a practice has none: 3 days
@@ -135,7 +136,7 @@ func (w *invoiceWF) onReminderDue(ctx workflow.Context, r *ReminderDue) {
 		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticeReminder, Step: step, Steps: steps, Today: dateOnly(today)})
 		return
 	}
-	err := workflow.ExecuteActivity(reminderOptions(ctx, reminderSummary(step, steps)), acts.SendReminder, &activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: step,
+	err := workflow.ExecuteActivity(reminderOptions(ctx, w.reminderSummary(step, steps)), acts.SendReminder, &activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: step,
 		Steps: steps, Today: dateOnly(today)}).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Error("reminder failed", "step", step, "error", err)
@@ -144,9 +145,10 @@ func (w *invoiceWF) onReminderDue(ctx workflow.Context, r *ReminderDue) {
 	w.st.RemindersSent = append(w.st.RemindersSent, step)
 }
 
-// reminderSummary names a reminder step in the Temporal UI.
-func reminderSummary(step, steps int) string {
-	return fmt.Sprintf("Email reminder %d of %d", step, steps)
+// reminderSummary names a reminder step in the Temporal UI, with the
+// balance it chases.
+func (w *invoiceWF) reminderSummary(step, steps int) string {
+	return fmt.Sprintf("Email reminder %d of %d: %s due", step, steps, money.Format(w.st.AmountDue, w.st.Currency))
 }
 
 // sendReminder sends an owed reminder from the run loop, holding no lock: a
@@ -159,7 +161,7 @@ func (w *invoiceWF) sendReminder(ctx workflow.Context, n Notice) {
 	}
 	rctx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
-	f := workflow.ExecuteActivity(reminderOptions(rctx, reminderSummary(n.Step, n.Steps)), acts.SendReminder,
+	f := workflow.ExecuteActivity(reminderOptions(rctx, w.reminderSummary(n.Step, n.Steps)), acts.SendReminder,
 		&activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: n.Step, Steps: n.Steps, Today: n.Today})
 	if err := workflow.Await(ctx, func() bool { return f.IsReady() || !w.remindable() }); err != nil {
 		return
