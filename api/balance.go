@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
@@ -129,16 +130,16 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 			message: "amount must equal the current balance of " + formatMoney(in.Total, in.Currency), param: "amount"}
 	}
 	if req.SavedPaymentMethodID != "" {
-		pm, err := h.Store.GetPaymentMethod(ctx, cl.ID, req.SavedPaymentMethodID)
+		pm, err := h.Cards.Get(ctx, cl.ID, req.SavedPaymentMethodID)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, &balanceFailure{status: http.StatusBadRequest, code: "resource_missing",
 				message: "no such saved payment method for this client", param: "saved_payment_method_id"}
 		} else if err != nil {
 			return nil, &balanceFailure{status: http.StatusInternalServerError, op: "get payment method", cause: err}
 		}
-		in.MethodLabel = methodLabel(pm.Type, pm.Brand, pm.Last4, pm.BankName)
+		in.MethodLabel = cards.Label(pm.Type, pm.Brand, pm.Last4, pm.BankName)
 	} else {
-		in.MethodLabel = labelForNewMethod(req.PaymentMethod)
+		in.MethodLabel = cards.LabelForNew(req.PaymentMethod)
 	}
 	in.BalancePaymentID = "bal_" + strings.TrimPrefix(cl.ID, "cli_") + "_" + hashKey(key)
 	in.Scope, in.IdempotencyKey = "balance", key

@@ -18,6 +18,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
@@ -418,7 +419,7 @@ func (h *handlers) payInvoice(c *gin.Context) {
 		SaveCard: req.SaveCard, PayerName: strings.TrimSpace(req.PayerName), BillingZIP: strings.TrimSpace(req.BillingZIP),
 		ReturnURL: h.Config.PublicBaseURL + "/v1/invoices/" + inv.ID}
 	if req.SavedPaymentMethodID != "" {
-		pm, err := h.Store.GetPaymentMethod(c.Request.Context(), inv.ClientID, req.SavedPaymentMethodID)
+		pm, err := h.Cards.Get(c.Request.Context(), inv.ClientID, req.SavedPaymentMethodID)
 		if errors.Is(err, store.ErrNotFound) {
 			badRequest(c, "resource_missing", "no such saved payment method for this client", "saved_payment_method_id")
 			return
@@ -427,10 +428,10 @@ func (h *handlers) payInvoice(c *gin.Context) {
 			return
 		}
 		in.PaymentMethodID = pm.ProcessorPMID
-		in.MethodLabel = methodLabel(pm.Type, pm.Brand, pm.Last4, pm.BankName)
+		in.MethodLabel = cards.Label(pm.Type, pm.Brand, pm.Last4, pm.BankName)
 		in.OffSession = true
 	} else {
-		in.MethodLabel = labelForNewMethod(req.PaymentMethod)
+		in.MethodLabel = cards.LabelForNew(req.PaymentMethod)
 	}
 	key, ok := requestKey(c)
 	if !ok {
@@ -463,43 +464,6 @@ func (h *handlers) payInvoice(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"payment": payment, "invoice": view})
-}
-
-// labelForNewMethod names a card before the processor has told us its brand:
-// Stripe's documented test IDs carry the brand; a tokenized pm_… does not.
-func labelForNewMethod(pm string) string {
-	switch {
-	case strings.HasPrefix(pm, "pm_usBankAccount"):
-		return "bank account"
-	case strings.Contains(pm, "visa"):
-		return "Visa"
-	case strings.Contains(pm, "mastercard"):
-		return "Mastercard"
-	case strings.Contains(pm, "amex"):
-		return "American Express"
-	}
-	return "card"
-}
-
-// methodLabel is how a payment method is shown: "Visa •••• 4242".
-func methodLabel(typ, brand, last4, bank string) string {
-	name := ""
-	switch {
-	case typ == "us_bank_account":
-		name = firstNonEmpty(bank, "Bank account")
-	case brand == "amex":
-		name = "American Express"
-	case brand == "mastercard":
-		name = "Mastercard"
-	case brand == "":
-		name = "Card"
-	default:
-		name = strings.ToUpper(brand[:1]) + brand[1:]
-	}
-	if last4 == "" {
-		return name
-	}
-	return name + " •••• " + last4
 }
 
 func firstNonEmpty(s ...string) string {

@@ -29,6 +29,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/paylink"
 	"github.com/billflow/billflow/store"
@@ -454,12 +455,12 @@ func (h *handlers) payPageData(c *gin.Context, pl *payLink, in *formInput) (*pag
 		}
 	}
 	if pl.Portal {
-		saved, err := h.Store.ListPaymentMethods(ctx, inv.ClientID)
+		saved, err := h.Cards.List(ctx, inv.ClientID)
 		if err != nil {
 			return nil, err
 		}
 		for _, m := range saved {
-			f.Saved = append(f.Saved, savedView{ID: m.ID, Label: methodLabel(m.Type, m.Brand, m.Last4, m.BankName)})
+			f.Saved = append(f.Saved, savedView{ID: m.ID, Label: cards.Label(m.Type, m.Brand, m.Last4, m.BankName)})
 		}
 	}
 	if in == nil {
@@ -768,7 +769,7 @@ func (h *handlers) savedCardWithoutPortal(c *gin.Context, pl *payLink, in *formI
 	if in.method != "new" || in.pmID == "" {
 		return false, nil
 	}
-	saved, err := h.Store.ListPaymentMethods(c.Request.Context(), pl.Invoice.ClientID)
+	saved, err := h.Cards.List(c.Request.Context(), pl.Invoice.ClientID)
 	if err != nil {
 		return false, err
 	}
@@ -819,13 +820,13 @@ func (h *handlers) payMethodFromForm(c *gin.Context, clientID string, in *formIn
 	testMode, elements := h.testMode(), h.elements()
 	switch {
 	case strings.HasPrefix(in.method, "saved:"):
-		m, err := h.Store.GetPaymentMethod(c.Request.Context(), clientID, strings.TrimPrefix(in.method, "saved:"))
+		m, err := h.Cards.Get(c.Request.Context(), clientID, strings.TrimPrefix(in.method, "saved:"))
 		if err != nil {
 			return "That saved card is no longer available; choose another payment method."
 		}
 		pay.SavedPaymentMethodID = m.ID
 		pay.PaymentMethodID = m.ProcessorPMID
-		pay.MethodLabel = methodLabel(m.Type, m.Brand, m.Last4, m.BankName)
+		pay.MethodLabel = cards.Label(m.Type, m.Brand, m.Last4, m.BankName)
 		pay.PayerName = firstNonEmpty(in.name, m.CardholderName)
 		pay.BillingZIP = firstNonEmpty(in.zip, m.BillingZIP)
 	case in.method == "new":
@@ -857,7 +858,7 @@ func (h *handlers) payMethodFromForm(c *gin.Context, clientID string, in *formIn
 		}
 		pay.PayerName, pay.BillingZIP = in.name, in.zip
 		pay.SaveCard = in.saveCard
-		pay.MethodLabel = labelForNewMethod(pay.PaymentMethodID)
+		pay.MethodLabel = cards.LabelForNew(pay.PaymentMethodID)
 	default:
 		return "Choose a payment method."
 	}

@@ -7,7 +7,6 @@ package api
 // keys are not accepted here.
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -22,9 +21,9 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/paylink"
-	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
@@ -407,13 +406,13 @@ func (h *handlers) renderPortal(c *gin.Context, s *portalSession) {
 		d.Superbills = append(d.Superbills, portalDocOf(doc))
 	}
 
-	pms, err := h.Store.ListPaymentMethods(ctx, s.Client.ID)
+	pms, err := h.Cards.List(ctx, s.Client.ID)
 	if err != nil {
 		h.portalUnavailable(c, "list payment methods", err)
 		return
 	}
 	for _, m := range pms {
-		card := portalCard{ID: m.ID, Label: methodLabel(m.Type, m.Brand, m.Last4, m.BankName)}
+		card := portalCard{ID: m.ID, Label: cards.Label(m.Type, m.Brand, m.Last4, m.BankName)}
 		if m.ExpMonth > 0 && m.ExpYear > 0 {
 			card.Expiry = fmt.Sprintf("%02d/%d", m.ExpMonth, m.ExpYear)
 		}
@@ -515,13 +514,13 @@ func (h *handlers) renderPortalPay(c *gin.Context, status int, in *formInput, er
 	f := &formView{Action: portalPath + "/pay", CSRF: h.portalCSRF(s.Token), Nonce: randomHex(16), ScriptNonce: randomHex(16),
 		Symbol: currencySymbol(cur), Exponent: money.Exponent(cur), FullFormatted: d.Balance, FullMinor: total,
 		TestMode: h.testMode(), Elements: h.elements(), PublishableKey: h.Config.StripePublishableKey}
-	saved, err := h.Store.ListPaymentMethods(ctx, s.Client.ID)
+	saved, err := h.Cards.List(ctx, s.Client.ID)
 	if err != nil {
 		h.portalUnavailable(c, "list payment methods", err)
 		return
 	}
 	for _, m := range saved {
-		f.Saved = append(f.Saved, savedView{ID: m.ID, Label: methodLabel(m.Type, m.Brand, m.Last4, m.BankName)})
+		f.Saved = append(f.Saved, savedView{ID: m.ID, Label: cards.Label(m.Type, m.Brand, m.Last4, m.BankName)})
 	}
 	if in == nil {
 		in = &formInput{testCard: "pm_card_visa"}
@@ -727,13 +726,12 @@ func (h *handlers) portalRemoveCard(c *gin.Context) {
 			"Please go back to Billing & Payments, reload the page and try again. Nothing was changed.")
 		return
 	}
-	if !s.Practice.AllowClientCardRemoval {
+	_, err := h.Cards.Remove(c.Request.Context(), s.Practice, s.Client.ID, c.Param("pm"), true)
+	switch {
+	case errors.Is(err, cards.ErrRemovalNotAllowed):
 		h.portalMessage(c, http.StatusForbidden, "Contact your practice to remove a card",
 			s.Practice.Name+" does not let saved cards be removed here. Please contact them to remove it.")
 		return
-	}
-	_, err := h.detachSaved(c.Request.Context(), s.Client.ID, c.Param("pm"))
-	switch {
 	case errors.Is(err, store.ErrNotFound):
 		h.portalMessage(c, http.StatusNotFound, "Card not found", "That card is not saved on your account.")
 		return
@@ -744,22 +742,6 @@ func (h *handlers) portalRemoveCard(c *gin.Context) {
 	h.pageHeaders(c, "")
 	c.Redirect(http.StatusSeeOther, portalPath+"?notice=card_removed#cards")
 	c.Abort()
-}
-
-// detachSaved removes a client's saved method at the processor (already gone
-// there is fine) and in the store. A method not saved is store.ErrNotFound.
-func (h *handlers) detachSaved(ctx context.Context, clientID, id string) (*store.SavedPaymentMethod, error) {
-	pm, err := h.Store.GetPaymentMethod(ctx, clientID, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.Gateway.DetachPaymentMethod(ctx, pm.ProcessorPMID); err != nil && !payments.IsNotFound(err) {
-		return nil, fmt.Errorf("detach at processor: %w", err)
-	}
-	if err := h.Store.DetachPaymentMethod(ctx, clientID, pm.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	return pm, nil
 }
 
 // portalSignOut forgets the cookie; the link in the email still works until
