@@ -78,16 +78,19 @@ func (h *handlers) payBalance(c *gin.Context) {
 // result, for the API to answer in JSON and the portal in HTML.
 type balanceFailure struct {
 	status               int
+	pending              bool // the wait ran out; the same request again gets the result
 	code, message, param string
 	op                   string
 	cause                error // logged, never shown
 }
 
 func (h *handlers) balanceFailed(c *gin.Context, f *balanceFailure) {
-	switch f.status {
-	case http.StatusInternalServerError:
+	switch {
+	case f.pending:
+		stillProcessing(c)
+	case f.status == http.StatusInternalServerError:
 		h.internal(c, f.op, f.cause)
-	case http.StatusServiceUnavailable:
+	case f.status == http.StatusServiceUnavailable:
 		h.unavailable(c, f.op, f.cause)
 	default:
 		apiError(c, f.status, "invalid_request_error", f.code, f.message, f.param)
@@ -102,7 +105,7 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 	wfID := workflows.BalancePaymentWorkflowID(cl.ID, hashKey(key))
 	if replay {
 		if _, err := h.Temporal.DescribeWorkflowExecution(ctx, wfID, ""); err == nil {
-			return h.balanceResult(ctx, h.Temporal.GetWorkflow(ctx, wfID, ""))
+			return h.balanceResult(ctx, wfID)
 		}
 	}
 	open, err := h.Store.OpenInvoicesOldestFirst(ctx, cl.ID)
@@ -145,7 +148,7 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 	in.Scope, in.IdempotencyKey = "balance", key
 	in.RequestHash = (&workflows.PayInput{Amount: in.Total, PaymentMethodID: in.PaymentMethodID,
 		SavedPaymentMethodID: in.SavedPaymentMethodID, SaveCard: in.SaveCard, PayerName: in.PayerName, BillingZIP: in.BillingZIP}).Fingerprint()
-	run, err := h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	_, err = h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: wfID, TaskQueue: workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
@@ -156,12 +159,17 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 	if err != nil {
 		return nil, &balanceFailure{status: http.StatusServiceUnavailable, op: "start balance payment", cause: err}
 	}
-	return h.balanceResult(ctx, run)
+	return h.balanceResult(ctx, wfID)
 }
 
-func (h *handlers) balanceResult(ctx context.Context, run client.WorkflowRun) (*workflows.BalancePaymentResult, *balanceFailure) {
+// balanceResult waits, at most UpdateWait, for the balance payment to be
+// recorded (not for its receipt email).
+func (h *handlers) balanceResult(ctx context.Context, wfID string) (*workflows.BalancePaymentResult, *balanceFailure) {
 	var res workflows.BalancePaymentResult
-	if err := run.Get(ctx, &res); err != nil {
+	if err := h.awaitRecorded(ctx, wfID, &res); err != nil {
+		if errors.Is(err, errUpdatePending) {
+			return nil, &balanceFailure{status: http.StatusServiceUnavailable, pending: true, op: "balance payment", cause: err}
+		}
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeBalanceChanged {
 			return nil, &balanceFailure{status: http.StatusConflict, code: "balance_changed", message: appErr.Message()}

@@ -496,11 +496,7 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	if arg != nil {
 		args = append(args, arg)
 	}
-	wait := h.UpdateWait
-	if wait <= 0 {
-		wait = defaultUpdateWait
-	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), wait)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), h.updateWait())
 	defer cancel()
 	handle, err := h.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), UpdateID: name + ":" + key, UpdateName: name,
@@ -520,9 +516,7 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 			pending()
 			return false
 		}
-		c.Header("Retry-After", "5")
-		apiError(c, http.StatusServiceUnavailable, "api_error", "still_processing",
-			"this request is still being processed; send it again with the same Idempotency-Key for its result", "")
+		stillProcessing(c)
 		return false
 	}
 	var appErr *temporal.ApplicationError
@@ -547,6 +541,53 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	}
 	return false
 }
+
+// stillProcessing answers a request whose wait ran out with its work going
+// on: 503 with Retry-After; the same request again (same Idempotency-Key)
+// gets the result.
+func stillProcessing(c *gin.Context) {
+	c.Header("Retry-After", "5")
+	apiError(c, http.StatusServiceUnavailable, "api_error", "still_processing",
+		"this request is still being processed; send it again with the same Idempotency-Key for its result", "")
+}
+
+// updateWait is Deps.UpdateWait or its default.
+func (h *handlers) updateWait() time.Duration {
+	if h.UpdateWait > 0 {
+		return h.UpdateWait
+	}
+	return defaultUpdateWait
+}
+
+// awaitRecorded waits at most UpdateWait for a balance payment's or an
+// after-close refund's workflow to record its money, through the
+// workflow's recorded Update; the emails that follow are not waited for.
+// A workflow that has ended (or runs code from before the Update) answers
+// with its result instead. errUpdatePending: the wait ran out, the work
+// goes on. A business refusal is the workflow's ApplicationError.
+func (h *handlers) awaitRecorded(ctx context.Context, wfID string, out any) error {
+	wctx, cancel := context.WithTimeout(ctx, h.updateWait())
+	defer cancel()
+	handle, err := h.Temporal.UpdateWorkflow(wctx, client.UpdateWorkflowOptions{WorkflowID: wfID,
+		UpdateID: workflows.RecordedUpdate, UpdateName: workflows.RecordedUpdate, WaitForStage: client.WorkflowUpdateStageAccepted})
+	if err == nil {
+		err = handle.Get(wctx, out)
+	}
+	var appErr *temporal.ApplicationError
+	if err != nil && wctx.Err() == nil && !(errors.As(err, &appErr) && businessError[appErr.Type()]) {
+		// Ended, or no recorded Update in this run: its result.
+		err = h.Temporal.GetWorkflow(wctx, wfID, "").Get(wctx, out)
+	}
+	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
+		return errUpdatePending
+	}
+	return err
+}
+
+// businessError are the error types of a refusal a workflow answers with.
+var businessError = map[string]bool{workflows.ErrTypeBalanceChanged: true, workflows.ErrTypeKeyReused: true,
+	workflows.ErrTypeInvalidPayment: true, workflows.ErrTypeGateway: true, workflows.ErrTypeInvalidRefund: true,
+	workflows.ErrTypeInvalidState: true}
 
 // requestKey is the request's Idempotency-Key, or one made up for it (the
 // same for the whole request); false when the header is too long (answered).
@@ -680,7 +721,7 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 	refundID := "ref_" + strings.TrimPrefix(inv.ID, "inv_") + "_c" + hashKey(key)
 	if _, err := h.Temporal.DescribeWorkflowExecution(ctx, "refund-"+refundID, ""); err == nil {
 		// A retried request: answer with the first one's result.
-		return h.refundResult(c, h.Temporal.GetWorkflow(ctx, "refund-"+refundID, ""), out)
+		return h.refundResult(c, "refund-"+refundID, out)
 	}
 	pays, err := h.Store.ListPayments(ctx, inv.ID)
 	if err != nil {
@@ -704,7 +745,7 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 			formatMoney(left, inv.Currency)+" left on payment "+target.ID, "amount")
 		return false
 	}
-	run, err := h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	_, err = h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: "refund-" + refundID, TaskQueue: workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            inv.Number + " · refund " + formatMoney(*req.Amount, inv.Currency),
@@ -716,11 +757,17 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 		h.unavailable(c, "start refund", err)
 		return false
 	}
-	return h.refundResult(c, run, out)
+	return h.refundResult(c, "refund-"+refundID, out)
 }
 
-func (h *handlers) refundResult(c *gin.Context, run client.WorkflowRun, out *workflows.RefundResult) bool {
-	if err := run.Get(c.Request.Context(), out); err != nil {
+// refundResult waits, at most UpdateWait, for the refund to be recorded
+// (not for its notice email).
+func (h *handlers) refundResult(c *gin.Context, wfID string, out *workflows.RefundResult) bool {
+	if err := h.awaitRecorded(c.Request.Context(), wfID, out); err != nil {
+		if errors.Is(err, errUpdatePending) {
+			stillProcessing(c)
+			return false
+		}
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) {
 			badRequest(c, "parameter_invalid", appErr.Message(), "amount")

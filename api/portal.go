@@ -592,6 +592,9 @@ func (h *handlers) portalPaySubmit(c *gin.Context) {
 	res, fail := h.runBalancePayment(c.Request.Context(), s.Client, req, h.portalIdempotencyKey(s.Client.ID, vals.Get("nonce")), true)
 	if fail != nil {
 		switch {
+		case fail.pending:
+			h.renderPortalPay(c, http.StatusServiceUnavailable, in, "Your payment is still being processed. "+
+				"Please check Billing & Payments in a minute before trying again: once it has gone through, it shows there.")
 		case fail.status >= 500:
 			h.Logger.Error(fail.op, "request_id", c.GetString(ctxRequestID), "error", fail.cause.Error())
 			h.renderPortalPay(c, http.StatusServiceUnavailable, in, "We couldn't confirm your payment just now. "+

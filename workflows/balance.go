@@ -48,6 +48,8 @@ type BalancePaymentResult struct {
 	FailureMessage   string
 	NextActionURL    string
 	Allocations      []activities.Allocation
+	IntentID         string
+	MethodLabel      string
 }
 
 // ErrTypeBalanceChanged is raised when the balance moved since it was shown.
@@ -55,7 +57,26 @@ const ErrTypeBalanceChanged = activities.ErrTypeBalanceChanged
 
 // BalancePaymentWorkflow charges once, applies the money oldest invoice first
 // through each invoice's own workflow, and sends one receipt.
+//
+// The recorded Update answers once the charge is recorded (or refused), so
+// a request never waits on the signals to the invoices or on the receipt
+// email, which goes out whenever the mail server takes it.
 func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*BalancePaymentResult, error) {
+	rec := &recorded[BalancePaymentResult]{}
+	if err := rec.register(ctx); err != nil {
+		return nil, err
+	}
+	out, err := chargeBalance(ctx, in)
+	rec.set(out, err)
+	if err != nil || out.Status == "failed" {
+		return out, rec.finish(ctx, err)
+	}
+	applyBalance(ctx, in, out)
+	return out, rec.finish(ctx, nil)
+}
+
+// chargeBalance charges the balance once and records it.
+func chargeBalance(ctx workflow.Context, in *BalancePaymentInput) (*BalancePaymentResult, error) {
 	label := in.MethodLabel
 	if label == "" {
 		label = "card"
@@ -80,12 +101,14 @@ func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*Bal
 		}
 		return nil, err
 	}
-	out := &BalancePaymentResult{BalancePaymentID: in.BalancePaymentID, Status: res.Status, Amount: in.Total, Currency: in.Currency,
+	return &BalancePaymentResult{BalancePaymentID: in.BalancePaymentID, Status: res.Status, Amount: in.Total, Currency: in.Currency,
 		FailureCode: res.FailureCode, DeclineCode: res.DeclineCode, FailureMessage: res.FailureMessage,
-		NextActionURL: res.NextActionURL, Allocations: res.Allocations}
-	if res.Status == "failed" {
-		return out, nil
-	}
+		NextActionURL: res.NextActionURL, Allocations: res.Allocations, IntentID: res.IntentID, MethodLabel: res.MethodLabel}, nil
+}
+
+// applyBalance tells each invoice's workflow what it was paid, then emails
+// one receipt (retried with backoff until the mail server takes it).
+func applyBalance(ctx workflow.Context, in *BalancePaymentInput, res *BalancePaymentResult) {
 	for _, al := range res.Allocations {
 		err := workflow.SignalExternalWorkflow(ctx, InvoiceWorkflowID(al.InvoiceID), "", PaymentAppliedSignal, &PaymentApplied{
 			PaymentID: al.PaymentID, IntentID: res.IntentID, Amount: al.Amount, Status: res.Status, MethodLabel: res.MethodLabel,
@@ -102,5 +125,33 @@ func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*Bal
 			workflow.GetLogger(ctx).Error("balance receipt failed", "error", err)
 		}
 	}
-	return out, nil
+}
+
+// recorded is a workflow's recorded Update: it waits until the money is
+// recorded (set) and answers with the result or the refusal. Registering it
+// adds no command, so histories recorded before it replay unchanged.
+type recorded[T any] struct {
+	done bool
+	res  *T
+	err  error
+}
+
+func (r *recorded[T]) register(ctx workflow.Context) error {
+	return workflow.SetUpdateHandler(ctx, RecordedUpdate, func(ctx workflow.Context) (*T, error) {
+		if err := workflow.Await(ctx, func() bool { return r.done }); err != nil {
+			return nil, err
+		}
+		return r.res, r.err
+	})
+}
+
+func (r *recorded[T]) set(res *T, err error) { r.done, r.res, r.err = true, res, err }
+
+// finish lets every waiting recorded Update answer before the workflow
+// ends, and returns err.
+func (r *recorded[T]) finish(ctx workflow.Context, err error) error {
+	if aerr := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); aerr != nil && err == nil {
+		return aerr
+	}
+	return err
 }
