@@ -504,7 +504,7 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	})
 	if err == nil {
 		err = handle.Get(ctx, out)
-		if err != nil && ctx.Err() != nil && c.Request.Context().Err() == nil {
+		if err != nil && timedOut(ctx, err) && c.Request.Context().Err() == nil {
 			err = errUpdatePending
 		}
 	}
@@ -574,14 +574,22 @@ func (h *handlers) awaitRecorded(ctx context.Context, wfID string, out any) erro
 		err = handle.Get(wctx, out)
 	}
 	var appErr *temporal.ApplicationError
-	if err != nil && wctx.Err() == nil && !(errors.As(err, &appErr) && businessError[appErr.Type()]) {
+	if err != nil && !timedOut(wctx, err) && !(errors.As(err, &appErr) && businessError[appErr.Type()]) {
 		// Ended, or no recorded Update in this run: its result.
 		err = h.Temporal.GetWorkflow(wctx, wfID, "").Get(wctx, out)
 	}
-	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
+	if err != nil && timedOut(wctx, err) && ctx.Err() == nil {
 		return errUpdatePending
 	}
 	return err
+}
+
+// timedOut reports whether a Temporal call failed because ctx's deadline
+// passed: the server may answer DeadlineExceeded a moment before the
+// deadline passes here.
+func timedOut(ctx context.Context, err error) bool {
+	var de *serviceerror.DeadlineExceeded
+	return ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &de)
 }
 
 // businessError are the error types of a refusal a workflow answers with.

@@ -58,8 +58,8 @@ const ErrTypeBalanceChanged = activities.ErrTypeBalanceChanged
 // BalancePaymentWorkflow charges once, applies the money oldest invoice first
 // through each invoice's own workflow, and sends one receipt.
 //
-// The recorded Update answers once the charge is recorded (or refused), so
-// a request never waits on the signals to the invoices or on the receipt
+// The recorded Update answers once the charge is recorded (or refused) and
+// the invoices' workflows are told, so a request never waits on the receipt
 // email, which goes out whenever the mail server takes it.
 func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*BalancePaymentResult, error) {
 	rec := &recorded[BalancePaymentResult]{}
@@ -67,11 +67,22 @@ func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*Bal
 		return nil, err
 	}
 	out, err := chargeBalance(ctx, in)
-	rec.set(out, err)
 	if err != nil || out.Status == "failed" {
+		rec.set(out, err)
 		return out, rec.finish(ctx, err)
 	}
-	applyBalance(ctx, in, out)
+	// Each invoice's workflow hears of its payment before the request is
+	// answered: a webhook the answer leads to (3-D Secure finished, a bank
+	// debit settled) then always finds the payment there.
+	tellBalanceInvoices(ctx, out)
+	rec.set(out, nil)
+	if out.Status == "succeeded" {
+		nctx := notifyOptions(ctx, fmt.Sprintf("Email one receipt for %d invoices", len(out.Allocations)))
+		if err := workflow.ExecuteActivity(nctx, acts.SendBalanceReceipt, &activities.BalanceReceiptInput{
+			BalancePaymentID: in.BalancePaymentID, PracticeID: in.PracticeID, ClientID: in.ClientID}).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("balance receipt failed", "error", err)
+		}
+	}
 	return out, rec.finish(ctx, nil)
 }
 
@@ -106,23 +117,15 @@ func chargeBalance(ctx workflow.Context, in *BalancePaymentInput) (*BalancePayme
 		NextActionURL: res.NextActionURL, Allocations: res.Allocations, IntentID: res.IntentID, MethodLabel: res.MethodLabel}, nil
 }
 
-// applyBalance tells each invoice's workflow what it was paid, then emails
-// one receipt (retried with backoff until the mail server takes it).
-func applyBalance(ctx workflow.Context, in *BalancePaymentInput, res *BalancePaymentResult) {
+// tellBalanceInvoices tells each invoice's workflow what it was paid (a closed
+// one has it recorded in Postgres all the same).
+func tellBalanceInvoices(ctx workflow.Context, res *BalancePaymentResult) {
 	for _, al := range res.Allocations {
 		err := workflow.SignalExternalWorkflow(ctx, InvoiceWorkflowID(al.InvoiceID), "", PaymentAppliedSignal, &PaymentApplied{
 			PaymentID: al.PaymentID, IntentID: res.IntentID, Amount: al.Amount, Status: res.Status, MethodLabel: res.MethodLabel,
 		}).Get(ctx, nil)
 		if err != nil {
-			// The invoice workflow has closed: the payment is recorded in Postgres all the same.
 			workflow.GetLogger(ctx).Warn("could not tell invoice workflow", "invoice", al.InvoiceID, "error", err)
-		}
-	}
-	if res.Status == "succeeded" {
-		nctx := notifyOptions(ctx, fmt.Sprintf("Email one receipt for %d invoices", len(res.Allocations)))
-		if err := workflow.ExecuteActivity(nctx, acts.SendBalanceReceipt, &activities.BalanceReceiptInput{
-			BalancePaymentID: in.BalancePaymentID, PracticeID: in.PracticeID, ClientID: in.ClientID}).Get(ctx, nil); err != nil {
-			workflow.GetLogger(ctx).Error("balance receipt failed", "error", err)
 		}
 	}
 }
