@@ -162,7 +162,8 @@ func TestResendLifecycleHistory(t *testing.T) {
 // workflow closed, each answered through its workflow's recorded Update.
 // With BILLFLOW_RECORD_HISTORIES=1 it records
 // workflows/testdata/balance_recorded.json and refund_after_close_recorded.json
-// for the replay tests.
+// for the replay tests (the *_before_recorded.json files are the same
+// stories recorded by the code before the recorded Update).
 func TestRecordedHistories(t *testing.T) {
 	s := getStack(t)
 	ctx := context.Background()
