@@ -349,3 +349,26 @@ func TestChargeBalanceStaleRefused(t *testing.T) {
 	require.Equal(t, int64(9000), f.row(older.ID).AmountDue)
 	require.Empty(t, f.payments(older.ID))
 }
+
+// TestChargeLabels: a charge's result names the method as the processor
+// described it, the way every email, page and timeline does (cards.Label).
+func TestChargeLabels(t *testing.T) {
+	f := newFixture(t)
+	for pm, want := range map[string]struct{ status, label string }{
+		"pm_card_visa":       {"succeeded", "Visa •••• 4242"},
+		"pm_card_mastercard": {"succeeded", "Mastercard •••• 4444"},
+		"pm_card_amex":       {"succeeded", "American Express •••• 8431"},
+		"pm_usBankAccount":   {"processing", "STRIPE TEST BANK •••• 6789"},
+	} {
+		inv := f.invoice(2500)
+		in := f.chargeInput(inv, 1)
+		in.PaymentMethodID = pm
+		res, err := f.charge(in)
+		require.NoError(t, err, pm)
+		require.Equal(t, want.status, res.Status, pm)
+		require.Equal(t, want.label, res.MethodLabel, pm)
+		att, err := f.st.GetPaymentAttempt(f.ctx, in.PaymentID)
+		require.NoError(t, err)
+		require.Equal(t, want.label, activities.MethodLabel(att.MethodType, att.Brand, att.Last4, att.BankName), "%s as recorded", pm)
+	}
+}
