@@ -102,7 +102,7 @@ func (a *Activities) SyncPayment(ctx context.Context, in *SyncPaymentInput) (*Ch
 	}
 	status := string(res.Status)
 	if status == string(payments.StatusRequiresAction) && p.Status == "requires_action" {
-		inv, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+		inv, err := a.Store.GetInvoiceRow(ctx, in.InvoiceID)
 		if err != nil {
 			return nil, err
 		}
@@ -133,7 +133,7 @@ func (a *Activities) Refund(ctx context.Context, in *RefundInput) (*RefundResult
 	}
 	for _, r := range refunds {
 		if r.ID == in.RefundID {
-			inv, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+			inv, err := a.Store.GetInvoiceRow(ctx, in.InvoiceID)
 			if err != nil {
 				return nil, err
 			}
@@ -177,7 +177,7 @@ func stripeReason(r string) string {
 // money on a void invoice; if it went through meanwhile, or a charge's
 // outcome is still unknown, the invoice is not voided.
 func (a *Activities) VoidInvoice(ctx context.Context, in *InvoiceRef) (*InvoiceSnapshot, error) {
-	cur, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+	cur, err := a.Store.GetInvoiceRow(ctx, in.InvoiceID)
 	if err != nil {
 		return nil, err
 	}

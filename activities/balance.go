@@ -46,7 +46,7 @@ type ChargeBalanceResult struct {
 
 // RefreshInvoice reads an invoice's recorded status and amounts.
 func (a *Activities) RefreshInvoice(ctx context.Context, in *InvoiceRef) (*InvoiceSnapshot, error) {
-	inv, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+	inv, err := a.Store.GetInvoiceRow(ctx, in.InvoiceID)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func (a *Activities) SendBalanceReceipt(ctx context.Context, in *BalanceReceiptI
 		ClientName: b.client.Name, Currency: pays[0].Currency, MethodLabel: MethodLabel(pays[0].MethodType, pays[0].Brand, pays[0].Last4, pays[0].BankName),
 		PaidAt: pays[0].CreatedAt}
 	for _, p := range pays {
-		inv, err := a.Store.GetInvoice(ctx, p.InvoiceID)
+		inv, err := a.Store.GetInvoiceRow(ctx, p.InvoiceID)
 		if err != nil {
 			return nil, err
 		}
