@@ -5,6 +5,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -881,19 +882,25 @@ func (h *handlers) payPageLimited(c *gin.Context, inv *store.Invoice) (int, bool
 }
 
 // sendPay sends the pay Update as the API's payments route does (same Update
-// name and ID scheme), but returns the error so the page can explain it in
-// HTML rather than JSON.
+// name and ID scheme, the same UpdateWait bound), but returns the error so
+// the page can explain it in HTML rather than JSON. errUpdatePending: the
+// wait ran out with the payment still going on.
 func (h *handlers) sendPay(c *gin.Context, inv *store.Invoice, key string, in *workflows.PayInput) (*workflows.PayResult, error) {
 	in.IdempotencyKey, in.Scope, in.RequestHash = key, "paypage", in.Fingerprint()
-	handle, err := h.Temporal.UpdateWorkflow(c.Request.Context(), client.UpdateWorkflowOptions{
+	ctx, cancel := context.WithTimeout(c.Request.Context(), h.updateWait())
+	defer cancel()
+	handle, err := h.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), UpdateID: workflows.PayUpdate + ":" + key,
-		UpdateName: workflows.PayUpdate, Args: []any{in}, WaitForStage: client.WorkflowUpdateStageCompleted,
+		UpdateName: workflows.PayUpdate, Args: []any{in}, WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
-	if err != nil {
-		return nil, err
-	}
 	var res workflows.PayResult
-	if err := handle.Get(c.Request.Context(), &res); err != nil {
+	if err == nil {
+		err = handle.Get(ctx, &res)
+	}
+	if err != nil && timedOut(ctx, err) && c.Request.Context().Err() == nil {
+		return nil, errUpdatePending
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -904,6 +911,10 @@ func (h *handlers) payPageError(c *gin.Context, err error) (int, string) {
 	var appErr *temporal.ApplicationError
 	var nf *serviceerror.NotFound
 	switch {
+	case errors.Is(err, errUpdatePending):
+		c.Header("Retry-After", "5")
+		return http.StatusServiceUnavailable, "Your payment is still being processed. Please reload this page in a minute " +
+			"before trying again: once it has gone through, it shows here."
 	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeInvalidPayment:
 		return http.StatusBadRequest, capitalize(appErr.Message()) + ". Nothing was charged."
 	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeInvalidState:

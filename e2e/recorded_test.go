@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,4 +131,32 @@ func TestBalancePaymentStillProcessingThenResult(t *testing.T) {
 	assert.Equal(t, "succeeded", second.str("status"))
 	assert.Equal(t, pis+1, s.Sandbox.CountPaymentIntents(), "charged once")
 	s.waitStatus(t, id, "paid")
+}
+
+// TestPayPageStillProcessingThenPaid: the hosted pay page waits for its
+// payment at most UpdateWait too; past it the payer reads that the payment
+// is still being processed (503, Retry-After), and the same form again
+// shows it paid, charged once.
+func TestPayPageStillProcessingThenPaid(t *testing.T) {
+	s := getStack(t)
+	quick := s.withAPI(t, func(d *api.Deps) { d.UpdateWait = time.Second })
+	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 5300, nil).str("id")
+	link := quick.API.URL + strings.TrimPrefix(s.payLinkFromMail(t, id), s.API.URL)
+	body := withCard(formFields(t, s.getPage(t, link).Body), "pm_card_visa")
+	pis := s.Sandbox.CountPaymentIntents()
+	s.Sandbox.FailNext(1, stripesandbox.FaultTimeout)
+	t.Cleanup(s.Sandbox.ClearFaults)
+	began := time.Now()
+	p := s.postPage(t, link, body)
+	assert.Less(t, time.Since(began), 5*time.Second)
+	require.Equal(t, http.StatusServiceUnavailable, p.Status, p.Body)
+	assert.Equal(t, "5", p.Header.Get("Retry-After"))
+	assert.Contains(t, p.Body, "still being processed")
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		p = s.postPage(t, link, body)
+		assert.Equal(c, http.StatusOK, p.Status)
+	}, 30*time.Second, time.Second)
+	assert.Contains(t, p.Body, "Payment received — thank you")
+	assert.Equal(t, pis+1, s.Sandbox.CountPaymentIntents(), "charged once")
+	assert.Equal(t, 1, s.countPayments(t, id))
 }
