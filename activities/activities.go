@@ -5,6 +5,8 @@
 package activities
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 	"fmt"
@@ -21,10 +23,10 @@ import (
 	"github.com/billflow/billflow/store"
 )
 
-// Error types raised by activities (the workflows package re-exports them).
+// Error types raised by activities (contract's).
 const (
-	ErrTypeGateway      = "GatewayRejected"
-	ErrTypeInvalidState = "InvalidState"
+	ErrTypeGateway      = contract.ErrTypeGateway
+	ErrTypeInvalidState = contract.ErrTypeInvalidState
 )
 
 // Activities carries every dependency an activity needs.
@@ -38,11 +40,7 @@ type Activities struct {
 	Mailer        *mail.Mailer
 	MailDomain    string        // right side of Message-IDs
 	Temporal      client.Client // for activities that signal or start workflows (the reminder run, the reconciler)
-	// InvoiceStart builds the start of an invoice's workflow, as the API
-	// starts it (workflows.InvoiceStart: set by worker.Register, since the
-	// workflows package imports this one).
-	InvoiceStart func(*store.Practice, *store.Client, *store.Invoice) (opts client.StartWorkflowOptions, workflow any, input any)
-	Now          func() time.Time
+	Now           func() time.Time
 }
 
 func (a *Activities) now() time.Time {
@@ -60,7 +58,7 @@ func (a *Activities) log() *slog.Logger {
 }
 
 func snapshot(inv *store.Invoice) InvoiceSnapshot {
-	return InvoiceSnapshot{Status: string(inv.Status), AmountPaid: inv.AmountPaid, AmountRefunded: inv.AmountRefunded,
+	return InvoiceSnapshot{Status: inv.Status, AmountPaid: inv.AmountPaid, AmountRefunded: inv.AmountRefunded,
 		AmountDue: inv.AmountDue, AmountProcessing: inv.AmountProcessing}
 }
 
@@ -100,8 +98,8 @@ func (a *Activities) SyncPayment(ctx context.Context, in *SyncPaymentInput) (*Ch
 	if err != nil {
 		return nil, gatewayErr("get payment intent", err)
 	}
-	status := string(res.Status)
-	if status == string(payments.StatusRequiresAction) && p.Status == "requires_action" {
+	status := res.Status
+	if status == contract.PaymentRequiresAction && p.Status == contract.PaymentRequiresAction {
 		inv, err := a.Store.GetInvoiceRow(ctx, in.InvoiceID)
 		if err != nil {
 			return nil, err
@@ -150,7 +148,7 @@ func (a *Activities) Refund(ctx context.Context, in *RefundInput) (*RefundResult
 	if err != nil {
 		return nil, gatewayErr("refund", err)
 	}
-	if res.Status == "failed" || res.Status == "canceled" {
+	if s := contract.RefundStatus(res.Status); s == contract.RefundFailed || s == contract.RefundCanceled {
 		return nil, temporal.NewNonRetryableApplicationError("the processor refused the refund", ErrTypeGateway, nil)
 	}
 	inv, rec, err := a.Store.RecordRefund(ctx, &store.Refund{ID: in.RefundID, InvoiceID: in.InvoiceID, PaymentID: in.PaymentID,

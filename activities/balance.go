@@ -1,6 +1,8 @@
 package activities
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 
@@ -11,7 +13,7 @@ import (
 )
 
 // ErrTypeBalanceChanged says the client's balance moved since they reviewed it.
-const ErrTypeBalanceChanged = "BalanceChanged"
+const ErrTypeBalanceChanged = contract.ErrTypeBalanceChanged
 
 // Allocation is the part of a balance payment applied to one invoice.
 type Allocation = store.Allocation

@@ -1,6 +1,8 @@
 package activities
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 	"fmt"
@@ -16,8 +18,8 @@ import (
 
 // Error types of a payment refused before any charge.
 const (
-	ErrTypeKeyReused      = "IdempotencyKeyReused"
-	ErrTypeInvalidPayment = "InvalidPayment"
+	ErrTypeKeyReused      = contract.ErrTypeKeyReused
+	ErrTypeInvalidPayment = contract.ErrTypeInvalidPayment
 )
 
 // Charge takes one payment on one invoice exactly once. What the payer asked
@@ -94,7 +96,7 @@ func (a *Activities) Charge(ctx context.Context, in *ChargeInput) (*ChargeResult
 		}
 		out.Invoice = snapshot(inv)
 	}
-	if rec.Status == "failed" {
+	if rec.Status == string(contract.PaymentFailed) {
 		a.log().Info("charge declined", "invoice_id", in.InvoiceID, "payment_id", rec.ID, "code", rec.FailureCode, "decline_code", rec.DeclineCode)
 	} else {
 		a.log().Info("payment recorded", "invoice_id", in.InvoiceID, "payment_id", rec.ID, "status", rec.Status, "amount", rec.Amount)
@@ -150,7 +152,7 @@ func (a *Activities) ChargeBalance(ctx context.Context, in *ChargeBalanceInput) 
 	}
 	out := &ChargeBalanceResult{ChargeResult: *chargeResultOf(rec)}
 	out.PaymentID = att.ID
-	if rec.Status != "failed" {
+	if rec.Status != string(contract.PaymentFailed) {
 		out.Allocations = rec.Allocations
 	}
 	return out, nil
@@ -172,7 +174,7 @@ func (a *Activities) ChargeBalance(ctx context.Context, in *ChargeBalanceInput) 
 func (a *Activities) charge(ctx context.Context, att *store.PaymentAttempt,
 	check func(context.Context) ([]store.Allocation, error), metadata map[string]string) (*store.PaymentAttempt, []*store.Invoice, error) {
 	if att.Settled() {
-		if att.Status == "failed" && refusalCodes[att.FailureCode] {
+		if att.Status == string(contract.PaymentFailed) && refusalCodes[att.FailureCode] {
 			return nil, nil, temporal.NewNonRetryableApplicationError(att.FailureMessage, ErrTypeInvalidState, nil)
 		}
 		return att, nil, nil
@@ -243,7 +245,7 @@ func (a *Activities) charge(ctx context.Context, att *store.PaymentAttempt,
 		return nil, nil, err
 	}
 	known = true
-	if rec.SaveCard && rec.SavedPaymentMethodID == "" && res.Method.ID != "" && rec.Status != "failed" {
+	if rec.SaveCard && rec.SavedPaymentMethodID == "" && res.Method.ID != "" && rec.Status != string(contract.PaymentFailed) {
 		if _, err := a.cards().SaveCharged(ctx, rec.PracticeID, rec.ClientID, res.Method, rec.PayerName, rec.BillingZIP); err != nil {
 			return nil, nil, err
 		}
@@ -331,14 +333,14 @@ func attemptErr(err error) error {
 }
 
 func outcomeOf(res *payments.ChargeResult) *store.ChargeOutcome {
-	return &store.ChargeOutcome{Status: string(res.Status), IntentID: res.PaymentIntentID, NextActionURL: res.NextActionURL,
+	return &store.ChargeOutcome{Status: res.Status, IntentID: res.PaymentIntentID, NextActionURL: res.NextActionURL,
 		MethodType: res.Method.Type, Brand: res.Method.Brand, Last4: res.Method.Last4, BankName: res.Method.BankName,
 		CardholderName: res.Method.CardholderName, FailureCode: res.FailureCode, DeclineCode: res.DeclineCode,
 		FailureMessage: res.FailureMessage}
 }
 
 func chargeResultOf(att *store.PaymentAttempt) *ChargeResult {
-	return &ChargeResult{PaymentID: att.ID, IntentID: att.ProcessorIntentID, Status: att.Status, FailureCode: att.FailureCode,
+	return &ChargeResult{PaymentID: att.ID, IntentID: att.ProcessorIntentID, Status: contract.PaymentStatus(att.Status), FailureCode: att.FailureCode,
 		DeclineCode: att.DeclineCode, FailureMessage: att.FailureMessage, NextActionURL: att.NextActionURL,
 		MethodLabel: cards.Label(att.MethodType, att.Brand, att.Last4, att.BankName)}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/cards"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/internal/pgtest"
 	"github.com/billflow/billflow/internal/stripesandbox"
 	"github.com/billflow/billflow/payments"
@@ -174,9 +175,9 @@ func TestChargeNewCardReadsInvoiceOnce(t *testing.T) {
 	require.Equal(t, int64(1), f.reads.rows.Load(), "one payment reads the invoice row once")
 	require.Zero(t, f.reads.items.Load(), "a charge never reads the invoice's items")
 
-	require.Equal(t, "succeeded", res.Status)
+	require.Equal(t, contract.PaymentSucceeded, res.Status)
 	require.Equal(t, "Visa •••• 4242", res.MethodLabel)
-	require.Equal(t, activities.InvoiceSnapshot{Status: "paid", AmountPaid: 9000}, res.Invoice)
+	require.Equal(t, activities.InvoiceSnapshot{Status: contract.InvoicePaid, AmountPaid: 9000}, res.Invoice)
 	pis := f.sb.PaymentIntents()
 	require.Len(t, pis, 1)
 	require.Equal(t, in.PaymentID, pis[0].IdempotencyKey, "the processor's idempotency key is the payment's ID")
@@ -186,13 +187,13 @@ func TestChargeNewCardReadsInvoiceOnce(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, saved, 1)
 	require.Equal(t, "Ada Lovelace", saved[0].CardholderName)
-	require.Equal(t, "paid", string(f.row(inv.ID).Status))
+	require.Equal(t, contract.InvoicePaid, f.row(inv.ID).Status)
 
 	// The same payment again (a retried activity) charges nothing more.
 	again, err := f.charge(in)
 	require.NoError(t, err)
 	require.Equal(t, res.PaymentID, again.PaymentID)
-	require.Equal(t, "succeeded", again.Status)
+	require.Equal(t, contract.PaymentSucceeded, again.Status)
 	require.Equal(t, 1, f.sb.CountPaymentIntents())
 	require.Len(t, f.payments(inv.ID), 1)
 }
@@ -206,7 +207,7 @@ func TestChargeSavedCard(t *testing.T) {
 	in.PaymentMethodID, in.SavedPaymentMethodID = "", saved.ID
 	res, err := f.charge(in)
 	require.NoError(t, err)
-	require.Equal(t, "succeeded", res.Status)
+	require.Equal(t, contract.PaymentSucceeded, res.Status)
 	require.Equal(t, "Mastercard •••• 4444", res.MethodLabel)
 	pis := f.sb.PaymentIntents()
 	require.Len(t, pis, 1)
@@ -240,7 +241,7 @@ func TestChargeSavedThenRemovedCard(t *testing.T) {
 	require.Empty(t, f.payments(inv.ID))
 	att, err := f.st.GetPaymentAttempt(f.ctx, in.PaymentID)
 	require.NoError(t, err)
-	require.Equal(t, "failed", att.Status)
+	require.Equal(t, string(contract.PaymentFailed), att.Status)
 	require.Equal(t, "payment_method_unavailable", att.FailureCode)
 }
 
@@ -253,11 +254,11 @@ func TestChargeDeclineChangesNothing(t *testing.T) {
 	res, err := f.charge(in)
 	require.NoError(t, err, "a decline is an answer, not an error")
 	require.Equal(t, int64(1), f.reads.rows.Load())
-	require.Equal(t, "failed", res.Status)
+	require.Equal(t, contract.PaymentFailed, res.Status)
 	require.Equal(t, "card_declined", res.FailureCode)
 	require.Equal(t, "insufficient_funds", res.DeclineCode)
 	require.NotEmpty(t, res.FailureMessage)
-	require.Equal(t, activities.InvoiceSnapshot{Status: "open", AmountDue: 9000}, res.Invoice)
+	require.Equal(t, activities.InvoiceSnapshot{Status: contract.InvoiceOpen, AmountDue: 9000}, res.Invoice)
 	cur := f.row(inv.ID)
 	require.Equal(t, store.StatusOpen, cur.Status)
 	require.Equal(t, int64(9000), cur.AmountDue)
@@ -280,7 +281,7 @@ func TestChargeLostAnswerChargesOnce(t *testing.T) {
 	// The retry asks Stripe and records what it did, without charging again.
 	res, err := f.charge(in)
 	require.NoError(t, err)
-	require.Equal(t, "succeeded", res.Status)
+	require.Equal(t, contract.PaymentSucceeded, res.Status)
 	require.Equal(t, int64(1), f.gw.charges.Load(), "the retry looked the charge up instead of sending it again")
 	require.Equal(t, int64(1), f.gw.lookups.Load())
 	require.Equal(t, 1, f.sb.CountPaymentIntents())
@@ -299,7 +300,7 @@ func TestChargeNeverSentIsChargedOnRetry(t *testing.T) {
 	require.Zero(t, f.sb.CountPaymentIntents())
 	res, err := f.charge(in)
 	require.NoError(t, err)
-	require.Equal(t, "succeeded", res.Status)
+	require.Equal(t, contract.PaymentSucceeded, res.Status)
 	require.Equal(t, int64(1), f.gw.lookups.Load(), "the unknown outcome is looked up first")
 	require.Equal(t, int64(2), f.gw.charges.Load(), "and, Stripe having nothing, charged")
 	require.Equal(t, 1, f.sb.CountPaymentIntents())
@@ -313,7 +314,7 @@ func TestChargeBalanceOverTwoInvoices(t *testing.T) {
 		Total: 14000, InvoiceIDs: []string{older.ID, newer.ID}, PaymentMethodID: "pm_card_visa", IdempotencyKey: "bk", Scope: "balance", RequestHash: "h"}
 	res, err := f.chargeBalance(bal)
 	require.NoError(t, err)
-	require.Equal(t, "succeeded", res.Status)
+	require.Equal(t, contract.PaymentSucceeded, res.Status)
 	require.Equal(t, "Visa •••• 4242", res.MethodLabel)
 	require.Equal(t, []activities.Allocation{{InvoiceID: older.ID, PaymentID: "bal_1_1", Amount: 9000},
 		{InvoiceID: newer.ID, PaymentID: "bal_1_2", Amount: 5000}}, res.Allocations)
@@ -354,11 +355,14 @@ func TestChargeBalanceStaleRefused(t *testing.T) {
 // described it, the way every email, page and timeline does (cards.Label).
 func TestChargeLabels(t *testing.T) {
 	f := newFixture(t)
-	for pm, want := range map[string]struct{ status, label string }{
-		"pm_card_visa":       {"succeeded", "Visa •••• 4242"},
-		"pm_card_mastercard": {"succeeded", "Mastercard •••• 4444"},
-		"pm_card_amex":       {"succeeded", "American Express •••• 8431"},
-		"pm_usBankAccount":   {"processing", "STRIPE TEST BANK •••• 6789"},
+	for pm, want := range map[string]struct {
+		status contract.PaymentStatus
+		label  string
+	}{
+		"pm_card_visa":       {contract.PaymentSucceeded, "Visa •••• 4242"},
+		"pm_card_mastercard": {contract.PaymentSucceeded, "Mastercard •••• 4444"},
+		"pm_card_amex":       {contract.PaymentSucceeded, "American Express •••• 8431"},
+		"pm_usBankAccount":   {contract.PaymentProcessing, "STRIPE TEST BANK •••• 6789"},
 	} {
 		inv := f.invoice(2500)
 		in := f.chargeInput(inv, 1)

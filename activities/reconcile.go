@@ -1,6 +1,9 @@
 package activities
 
 import (
+	"github.com/billflow/billflow/contract"
+	"github.com/billflow/billflow/invoicestart"
+
 	"context"
 	"errors"
 	"fmt"
@@ -16,22 +19,19 @@ import (
 // activity's start-to-close limit (2 minutes), a bank debit or 3-D Secure
 // payment with no webhook for a while.
 const (
-	SettleChargingAfter = 3 * time.Minute
+	SettleChargingAfter = contract.SettleChargingAfter
 	SettlePendingAfter  = 10 * time.Minute
 )
 
 // ReconcileInput asks the reconciler to settle one attempt (AttemptID), or
 // a page of every attempt left unsettled too long.
-type ReconcileInput struct {
-	AttemptID string
-	Limit     int // page size; default 100
-}
+type ReconcileInput = contract.ReconcileInput
 
 // SettledPayment is one attempt the reconciler recorded an answer for, so
 // its workflow can tell the invoices.
 type SettledPayment struct {
 	AttemptID   string
-	Status      string
+	Status      contract.PaymentStatus
 	IntentID    string
 	MethodLabel string
 	// NewPayments: the reconciler recorded these payments itself (the
@@ -89,7 +89,7 @@ func (a *Activities) ReconcilePayments(ctx context.Context, in *ReconcileInput) 
 
 // settle asks the processor about one attempt and records its answer.
 func (a *Activities) settle(ctx context.Context, att *store.PaymentAttempt) (*SettledPayment, error) {
-	if att.Settled() && att.Status != "processing" && att.Status != "requires_action" {
+	if att.Settled() && att.Status != string(contract.PaymentProcessing) && att.Status != string(contract.PaymentRequiresAction) {
 		return nil, nil
 	}
 	if att.Status == store.AttemptNew {
@@ -115,14 +115,14 @@ func (a *Activities) settle(ctx context.Context, att *store.PaymentAttempt) (*Se
 		return nil, err
 	}
 	a.log().Info("payment reconciled", "attempt_id", rec.ID, "was", att.Status, "status", rec.Status, "amount", rec.Amount)
-	if fresh && rec.Status == "failed" {
+	if fresh && rec.Status == string(contract.PaymentFailed) {
 		return nil, nil // a decline nobody had recorded: nothing to tell
 	}
 	allocs := rec.Allocations
 	if rec.Kind == "invoice" {
 		allocs = []Allocation{{InvoiceID: rec.InvoiceID, PaymentID: rec.ID, Amount: rec.Amount}}
 	}
-	return &SettledPayment{AttemptID: rec.ID, Status: rec.Status, IntentID: rec.ProcessorIntentID,
+	return &SettledPayment{AttemptID: rec.ID, Status: contract.PaymentStatus(rec.Status), IntentID: rec.ProcessorIntentID,
 		MethodLabel: MethodLabel(rec.MethodType, rec.Brand, rec.Last4, rec.BankName), NewPayments: fresh, Allocations: allocs}, nil
 }
 
@@ -155,8 +155,8 @@ func (a *Activities) StartUnstartedInvoices(ctx context.Context, in *StartInvoic
 	if limit <= 0 {
 		limit = 100
 	}
-	if a.Temporal == nil || a.InvoiceStart == nil {
-		return nil, fmt.Errorf("start invoices: the activities have no Temporal client or invoice start")
+	if a.Temporal == nil {
+		return nil, fmt.Errorf("start invoices: the activities have no Temporal client")
 	}
 	list, err := a.Store.UnstartedInvoices(ctx, a.now().Add(-StartInvoicesAfter), limit)
 	if err != nil {
@@ -185,8 +185,8 @@ func (a *Activities) startInvoice(ctx context.Context, inv *store.Invoice) error
 	if err != nil {
 		return err
 	}
-	opts, wf, in := a.InvoiceStart(practice, cl, inv)
-	_, err = a.Temporal.ExecuteWorkflow(ctx, opts, wf, in)
+	opts, in := invoicestart.Build(practice, cl, inv)
+	_, err = a.Temporal.ExecuteWorkflow(ctx, opts, invoicestart.WorkflowType, in)
 	var ended *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &ended) { // ended: it ran already, and is not run again
 		return err

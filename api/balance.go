@@ -12,8 +12,8 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/billflow/billflow/cards"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/store"
-	"github.com/billflow/billflow/workflows"
 )
 
 type balanceReq struct {
@@ -57,7 +57,7 @@ func (h *handlers) payBalance(c *gin.Context) {
 		h.balanceFailed(c, fail)
 		return
 	}
-	if res.Status == "failed" {
+	if res.Status == contract.PaymentFailed {
 		c.AbortWithStatusJSON(http.StatusPaymentRequired, gin.H{"error": errorBody{Type: "card_error", Code: res.FailureCode,
 			DeclineCode: res.DeclineCode, Message: res.FailureMessage}})
 		return
@@ -101,8 +101,8 @@ func (h *handlers) balanceFailed(c *gin.Context, f *balanceFailure) {
 // the balance-payment workflow whose ID comes from key. With replay, a key
 // already used gets that first payment's result, even though the balance is
 // paid by now. The API and the portal's Pay Now both come here.
-func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req *balanceReq, key string, replay bool) (*workflows.BalancePaymentResult, *balanceFailure) {
-	wfID := workflows.BalancePaymentWorkflowID(cl.ID, hashKey(key))
+func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req *balanceReq, key string, replay bool) (*contract.BalancePaymentResult, *balanceFailure) {
+	wfID := contract.BalancePaymentWorkflowID(cl.ID, hashKey(key))
 	if replay {
 		if _, err := h.Temporal.DescribeWorkflowExecution(ctx, wfID, ""); err == nil {
 			return h.balanceResult(ctx, wfID)
@@ -115,7 +115,7 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 	if len(open) == 0 {
 		return nil, &balanceFailure{status: http.StatusBadRequest, code: "no_balance", message: "this client has no balance to pay"}
 	}
-	in := &workflows.BalancePaymentInput{PracticeID: cl.PracticeID, ClientID: cl.ID, Currency: open[0].Currency,
+	in := &contract.BalancePaymentInput{PracticeID: cl.PracticeID, ClientID: cl.ID, Currency: open[0].Currency,
 		PaymentMethodID: req.PaymentMethod, SavedPaymentMethodID: req.SavedPaymentMethodID, SaveCard: req.SaveCard,
 		PayerName: strings.TrimSpace(req.PayerName), BillingZIP: strings.TrimSpace(req.BillingZIP),
 		// After 3-D Secure the client lands on its Billing & Payments page.
@@ -146,16 +146,16 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 	}
 	in.BalancePaymentID = "bal_" + strings.TrimPrefix(cl.ID, "cli_") + "_" + hashKey(key)
 	in.Scope, in.IdempotencyKey = "balance", key
-	in.RequestHash = (&workflows.PayInput{Amount: in.Total, PaymentMethodID: in.PaymentMethodID,
+	in.RequestHash = (&contract.PayInput{Amount: in.Total, PaymentMethodID: in.PaymentMethodID,
 		SavedPaymentMethodID: in.SavedPaymentMethodID, SaveCard: in.SaveCard, PayerName: in.PayerName, BillingZIP: in.BillingZIP}).Fingerprint()
 	_, err = h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: wfID, TaskQueue: workflows.TaskQueue,
+		ID: wfID, TaskQueue: contract.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		StaticSummary:            "Balance payment " + formatMoney(in.Total, in.Currency),
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.PracticeIDKey.ValueSet(cl.PracticeID),
-			workflows.ClientIDKey.ValueSet(cl.ID)),
-	}, workflows.BalancePaymentWorkflow, in)
+		TypedSearchAttributes: temporal.NewSearchAttributes(contract.PracticeIDKey.ValueSet(cl.PracticeID),
+			contract.ClientIDKey.ValueSet(cl.ID)),
+	}, contract.BalancePaymentWorkflowType, in)
 	if err != nil {
 		return nil, &balanceFailure{status: http.StatusServiceUnavailable, op: "start balance payment", cause: err}
 	}
@@ -164,24 +164,24 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 
 // balanceResult waits, at most UpdateWait, for the balance payment to be
 // recorded (not for its receipt email).
-func (h *handlers) balanceResult(ctx context.Context, wfID string) (*workflows.BalancePaymentResult, *balanceFailure) {
-	var res workflows.BalancePaymentResult
+func (h *handlers) balanceResult(ctx context.Context, wfID string) (*contract.BalancePaymentResult, *balanceFailure) {
+	var res contract.BalancePaymentResult
 	if err := h.awaitRecorded(ctx, wfID, &res); err != nil {
 		if errors.Is(err, errUpdatePending) {
 			return nil, &balanceFailure{status: http.StatusServiceUnavailable, pending: true, op: "balance payment", cause: err}
 		}
 		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeBalanceChanged {
+		if errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeBalanceChanged {
 			return nil, &balanceFailure{status: http.StatusConflict, code: "balance_changed", message: appErr.Message()}
 		}
-		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeKeyReused {
+		if errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeKeyReused {
 			return nil, &balanceFailure{status: http.StatusConflict, code: "idempotency_key_reused", message: appErr.Message(),
 				param: "Idempotency-Key"}
 		}
-		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeInvalidPayment {
+		if errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeInvalidPayment {
 			return nil, &balanceFailure{status: http.StatusBadRequest, code: "parameter_invalid", message: appErr.Message()}
 		}
-		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeGateway {
+		if errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeGateway {
 			return nil, &balanceFailure{status: http.StatusBadRequest, code: "payment_method_invalid", message: appErr.Message(),
 				param: "payment_method"}
 		}

@@ -19,9 +19,10 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/billflow/billflow/cards"
+	"github.com/billflow/billflow/contract"
+	"github.com/billflow/billflow/invoicestart"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/store"
-	"github.com/billflow/billflow/workflows"
 )
 
 type itemReq struct {
@@ -203,13 +204,13 @@ func (h *handlers) createInvoice(c *gin.Context) {
 	h.writeInvoice(c, http.StatusCreated, inv)
 }
 
-// startInvoiceWorkflow starts invoice-<id> (workflows.InvoiceStart: a
+// startInvoiceWorkflow starts invoice-<id> (invoicestart.Build: a
 // second call for the same invoice is a no-op) and records that it is
 // started, which takes the invoice off the reconciler's list.
 func (h *handlers) startInvoiceWorkflow(c *gin.Context, practice *store.Practice, cl *store.Client, inv *store.Invoice) error {
 	ctx := c.Request.Context()
-	opts, in := workflows.InvoiceStart(practice, cl, inv)
-	_, err := h.Temporal.ExecuteWorkflow(ctx, opts, workflows.InvoiceWorkflow, in)
+	opts, in := invoicestart.Build(practice, cl, inv)
+	_, err := h.Temporal.ExecuteWorkflow(ctx, opts, invoicestart.WorkflowType, in)
 	var ended *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &ended) { // ended: it ran already, and is not run again
 		return err
@@ -263,7 +264,7 @@ type invoiceSummaryJSON struct {
 // overview).
 func listItemView(inv *store.Invoice) *invoiceSummaryJSON {
 	return &invoiceSummaryJSON{Invoice: inv, Object: "invoice", IssueDate: inv.IssueDate.Format(time.DateOnly),
-		DueDate: inv.DueDate.Format(time.DateOnly), WorkflowID: workflows.InvoiceWorkflowID(inv.ID)}
+		DueDate: inv.DueDate.Format(time.DateOnly), WorkflowID: contract.InvoiceWorkflowID(inv.ID)}
 }
 
 type itemJSON struct {
@@ -311,7 +312,7 @@ func detailView(d *store.InvoiceDetail) *invoiceJSON {
 	inv := d.Invoice
 	out := &invoiceJSON{Invoice: inv, Object: "invoice", IssueDate: inv.IssueDate.Format(time.DateOnly),
 		DueDate: inv.DueDate.Format(time.DateOnly), Payments: d.Payments, Refunds: d.Refunds,
-		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), Items: []itemJSON{}}
+		WorkflowID: contract.InvoiceWorkflowID(inv.ID), Items: []itemJSON{}}
 	if out.Payments == nil {
 		out.Payments = []*store.Payment{}
 	}
@@ -346,10 +347,8 @@ func (h *handlers) listInvoices(c *gin.Context) {
 	if f.Limit == 0 {
 		f.Limit = 25
 	}
-	switch f.Status {
-	case "", "open", "processing", "partially_paid", "paid", "partially_refunded", "refunded", "void":
-	default:
-		badRequest(c, "parameter_invalid", "status must be one of open, processing, partially_paid, paid, partially_refunded, refunded, void", "status")
+	if f.Status != "" && !contract.InvoiceStatus(f.Status).Valid() {
+		badRequest(c, "parameter_invalid", "status must be one of "+contract.InvoiceStatusList(), "status")
 		return
 	}
 	page, err := h.Store.ListInvoices(c.Request.Context(), store.InvoiceFilter{PracticeID: f.PracticeID, ClientID: f.ClientID,
@@ -415,7 +414,7 @@ func (h *handlers) payInvoice(c *gin.Context) {
 		badRequest(c, "parameter_invalid", "payer_name, billing_zip or payment_method is too long", "")
 		return
 	}
-	in := &workflows.PayInput{Amount: *req.Amount, PaymentMethodID: req.PaymentMethod, SavedPaymentMethodID: req.SavedPaymentMethodID,
+	in := &contract.PayInput{Amount: *req.Amount, PaymentMethodID: req.PaymentMethod, SavedPaymentMethodID: req.SavedPaymentMethodID,
 		SaveCard: req.SaveCard, PayerName: strings.TrimSpace(req.PayerName), BillingZIP: strings.TrimSpace(req.BillingZIP),
 		ReturnURL: h.Config.PublicBaseURL + "/v1/invoices/" + inv.ID}
 	if req.SavedPaymentMethodID != "" {
@@ -439,12 +438,12 @@ func (h *handlers) payInvoice(c *gin.Context) {
 	}
 	in.IdempotencyKey, in.Scope = key, idempotencyScope(principalOf(c))
 	in.RequestHash = in.Fingerprint()
-	var res workflows.PayResult
-	if !h.update(c, inv, workflows.PayUpdate, in, &res, nil) {
+	var res contract.PayResult
+	if !h.update(c, inv, contract.PayUpdate, in, &res, nil) {
 		return
 	}
 	payment := gin.H{"id": res.PaymentID, "amount": res.Amount, "status": res.Status}
-	if res.Status == "failed" {
+	if res.Status == contract.PaymentFailed {
 		c.AbortWithStatusJSON(http.StatusPaymentRequired, gin.H{"error": errorBody{Type: "card_error", Code: res.FailureCode,
 			DeclineCode: res.DeclineCode, Message: res.FailureMessage}, "payment": gin.H{"id": res.PaymentID, "amount": res.Amount,
 			"status": res.Status, "failure_code": res.FailureCode, "failure_message": res.FailureMessage}})
@@ -499,7 +498,7 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	ctx, cancel := context.WithTimeout(c.Request.Context(), h.updateWait())
 	defer cancel()
 	handle, err := h.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), UpdateID: name + ":" + key, UpdateName: name,
+		WorkflowID: contract.InvoiceWorkflowID(inv.ID), UpdateID: name + ":" + key, UpdateName: name,
 		Args: args, WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
 	if err == nil {
@@ -524,11 +523,11 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	switch {
 	case errors.As(err, &appErr):
 		switch appErr.Type() {
-		case workflows.ErrTypeInvalidState:
+		case contract.ErrTypeInvalidState:
 			apiError(c, http.StatusConflict, "invalid_request_error", "invoice_not_payable", appErr.Message(), "")
-		case workflows.ErrTypeInvalidPayment, workflows.ErrTypeInvalidRefund:
+		case contract.ErrTypeInvalidPayment, contract.ErrTypeInvalidRefund:
 			badRequest(c, "parameter_invalid", appErr.Message(), "amount")
-		case workflows.ErrTypeKeyReused:
+		case contract.ErrTypeKeyReused:
 			apiError(c, http.StatusConflict, "idempotency_error", "idempotency_key_reused", appErr.Message(), "Idempotency-Key")
 		default:
 			h.internal(c, "update "+name, err)
@@ -569,7 +568,7 @@ func (h *handlers) awaitRecorded(ctx context.Context, wfID string, out any) erro
 	wctx, cancel := context.WithTimeout(ctx, h.updateWait())
 	defer cancel()
 	handle, err := h.Temporal.UpdateWorkflow(wctx, client.UpdateWorkflowOptions{WorkflowID: wfID,
-		UpdateID: workflows.RecordedUpdate, UpdateName: workflows.RecordedUpdate, WaitForStage: client.WorkflowUpdateStageAccepted})
+		UpdateID: contract.RecordedUpdate, UpdateName: contract.RecordedUpdate, WaitForStage: client.WorkflowUpdateStageAccepted})
 	if err == nil {
 		err = handle.Get(wctx, out)
 	}
@@ -593,9 +592,9 @@ func timedOut(ctx context.Context, err error) bool {
 }
 
 // businessError are the error types of a refusal a workflow answers with.
-var businessError = map[string]bool{workflows.ErrTypeBalanceChanged: true, workflows.ErrTypeKeyReused: true,
-	workflows.ErrTypeInvalidPayment: true, workflows.ErrTypeGateway: true, workflows.ErrTypeInvalidRefund: true,
-	workflows.ErrTypeInvalidState: true}
+var businessError = map[string]bool{contract.ErrTypeBalanceChanged: true, contract.ErrTypeKeyReused: true,
+	contract.ErrTypeInvalidPayment: true, contract.ErrTypeGateway: true, contract.ErrTypeInvalidRefund: true,
+	contract.ErrTypeInvalidState: true}
 
 // requestKey is the request's Idempotency-Key, or one made up for it (the
 // same for the whole request); false when the header is too long (answered).
@@ -644,14 +643,14 @@ func (h *handlers) refundInvoice(c *gin.Context) {
 		badRequest(c, "parameter_invalid", "reason must be at most 500 characters", "reason")
 		return
 	}
-	var res workflows.RefundResult
-	if desc, err := h.Temporal.DescribeWorkflowExecution(c.Request.Context(), workflows.InvoiceWorkflowID(inv.ID), ""); err == nil &&
+	var res contract.RefundResult
+	if desc, err := h.Temporal.DescribeWorkflowExecution(c.Request.Context(), contract.InvoiceWorkflowID(inv.ID), ""); err == nil &&
 		desc.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		// The lifecycle has ended (refund window over): refunds still work, in a workflow of their own.
 		if !h.refundAfterClose(c, inv, &req, &res) {
 			return
 		}
-	} else if !h.update(c, inv, workflows.RefundUpdate, &workflows.RefundInput{Amount: *req.Amount, PaymentID: req.PaymentID, Reason: req.Reason}, &res, nil) {
+	} else if !h.update(c, inv, contract.RefundUpdate, &contract.RefundInput{Amount: *req.Amount, PaymentID: req.PaymentID, Reason: req.Reason}, &res, nil) {
 		return
 	}
 	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
@@ -669,13 +668,13 @@ func (h *handlers) refundInvoice(c *gin.Context) {
 }
 
 func (h *handlers) voidInvoice(c *gin.Context) {
-	h.invoiceAction(c, workflows.VoidUpdate, &workflows.InvoiceSnapshot{})
+	h.invoiceAction(c, contract.VoidUpdate, &contract.InvoiceSnapshot{})
 }
 
 // sendInvoice emails the invoice to the client again with a fresh pay link.
 // The Idempotency-Key makes a retried request send nothing more.
 func (h *handlers) sendInvoice(c *gin.Context) {
-	h.invoiceAction(c, workflows.ResendUpdate, &workflows.ResendResult{})
+	h.invoiceAction(c, contract.ResendUpdate, &contract.ResendResult{})
 }
 
 // invoiceAction runs an argument-free Update (void, resend) on the invoice's
@@ -690,7 +689,7 @@ func (h *handlers) invoiceAction(c *gin.Context, update string, out any) {
 		return
 	}
 	var pending func()
-	if update == workflows.ResendUpdate {
+	if update == contract.ResendUpdate {
 		// The resend is recorded; its email goes out when the mail server
 		// takes it, however long that is.
 		pending = func() { h.answerInvoice(c, inv.ID, http.StatusAccepted) }
@@ -720,7 +719,7 @@ func hashKey(key string) string {
 }
 
 // refundAfterClose refunds a payment of an invoice whose workflow has ended.
-func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *refundReq, out *workflows.RefundResult) bool {
+func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *refundReq, out *contract.RefundResult) bool {
 	ctx := c.Request.Context()
 	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
 	if key == "" {
@@ -739,7 +738,7 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 	var target *store.Payment
 	for i := len(pays) - 1; i >= 0; i-- {
 		p := pays[i]
-		if p.Status == "succeeded" && (p.ID == req.PaymentID || req.PaymentID == "" && p.Amount-p.AmountRefunded >= *req.Amount) {
+		if p.Status == contract.PaymentSucceeded && (p.ID == req.PaymentID || req.PaymentID == "" && p.Amount-p.AmountRefunded >= *req.Amount) {
 			target = p
 			break
 		}
@@ -754,12 +753,12 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 		return false
 	}
 	_, err = h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: "refund-" + refundID, TaskQueue: workflows.TaskQueue,
+		ID: "refund-" + refundID, TaskQueue: contract.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            inv.Number + " · refund " + formatMoney(*req.Amount, inv.Currency),
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.PracticeIDKey.ValueSet(inv.PracticeID),
-			workflows.ClientIDKey.ValueSet(inv.ClientID)),
-	}, workflows.RefundAfterCloseWorkflow, &workflows.RefundAfterCloseInput{InvoiceID: inv.ID, PaymentID: target.ID,
+		TypedSearchAttributes: temporal.NewSearchAttributes(contract.PracticeIDKey.ValueSet(inv.PracticeID),
+			contract.ClientIDKey.ValueSet(inv.ClientID)),
+	}, contract.RefundAfterCloseWorkflowType, &contract.RefundAfterCloseInput{InvoiceID: inv.ID, PaymentID: target.ID,
 		RefundID: refundID, Amount: *req.Amount, Currency: inv.Currency, Reason: req.Reason})
 	if err != nil {
 		h.unavailable(c, "start refund", err)
@@ -770,7 +769,7 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 
 // refundResult waits, at most UpdateWait, for the refund to be recorded
 // (not for its notice email).
-func (h *handlers) refundResult(c *gin.Context, wfID string, out *workflows.RefundResult) bool {
+func (h *handlers) refundResult(c *gin.Context, wfID string, out *contract.RefundResult) bool {
 	if err := h.awaitRecorded(c.Request.Context(), wfID, out); err != nil {
 		if errors.Is(err, errUpdatePending) {
 			stillProcessing(c)

@@ -31,11 +31,11 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/billflow/billflow/cards"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/paylink"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/templates"
-	"github.com/billflow/billflow/workflows"
 )
 
 // pageTmpl holds every page of the pay flow; parsed once, at start-up, so a
@@ -361,15 +361,15 @@ func (h *handlers) returnNotice(c *gin.Context, inv *store.Invoice, intentID str
 			continue
 		}
 		switch p.Status {
-		case "succeeded":
+		case contract.PaymentSucceeded:
 			return &notice{"ok", "Your payment of " + money.Format(p.Amount, p.Currency) + " was authenticated and received. Thank you."}
-		case "failed":
+		case contract.PaymentFailed:
 			msg := "Your payment could not be authenticated, and nothing was charged."
 			if p.FailureMessage != "" {
 				msg = p.FailureMessage + " Nothing was charged."
 			}
 			return &notice{"error", msg}
-		case "processing":
+		case contract.PaymentProcessing:
 			return &notice{"info", "Your payment of " + money.Format(p.Amount, p.Currency) + " is processing."}
 		default:
 			return &notice{"info", "We're confirming your payment with your bank. Refresh this page in a moment to see it."}
@@ -427,7 +427,7 @@ func (h *handlers) payPageData(c *gin.Context, pl *payLink, in *formInput) (*pag
 	}
 	used := 0
 	for _, p := range pays {
-		if p.Status == "succeeded" || p.Status == "processing" {
+		if p.Status == contract.PaymentSucceeded || p.Status == contract.PaymentProcessing {
 			used++
 		}
 	}
@@ -731,14 +731,14 @@ func (h *handlers) payPageSubmit(c *gin.Context) {
 		return
 	}
 	switch res.Status {
-	case "failed":
+	case contract.PaymentFailed:
 		msg := res.FailureMessage
 		if msg == "" {
 			msg = "Your payment was declined."
 		}
 		fail(http.StatusPaymentRequired, msg+" Nothing was charged; you can try another card.")
 		return
-	case "requires_action":
+	case contract.PaymentRequiresAction:
 		if res.NextActionURL != "" {
 			c.Redirect(http.StatusSeeOther, res.NextActionURL)
 			c.Abort()
@@ -753,8 +753,8 @@ func (h *handlers) payPageSubmit(c *gin.Context) {
 	out := pageData{Title: "Payment received · " + pl.Practice.Name, Practice: practiceViewOf(pl.Practice),
 		Number: fresh.Number, Amount: money.Format(res.Amount, fresh.Currency), StatusLabel: statusLabel(fresh),
 		Paid: money.Format(fresh.AmountPaid, fresh.Currency), Due: money.Format(fresh.AmountDue, fresh.Currency),
-		PaidInFull: fresh.AmountDue == 0 && fresh.AmountProcessing == 0, BackURL: pl.URL(), Outcome: res.Status}
-	if res.Status == "processing" {
+		PaidInFull: fresh.AmountDue == 0 && fresh.AmountProcessing == 0, BackURL: pl.URL(), Outcome: string(res.Status)}
+	if res.Status == contract.PaymentProcessing {
 		out.Title = "Payment processing · " + pl.Practice.Name
 	}
 	h.renderPage(c, http.StatusOK, "result", out)
@@ -784,9 +784,9 @@ func (h *handlers) savedCardWithoutPortal(c *gin.Context, pl *payLink, in *formI
 
 // payInputFromForm turns the form into the pay Update's input, or a message
 // that names what to fix.
-func (h *handlers) payInputFromForm(c *gin.Context, pl *payLink, in *formInput) (*workflows.PayInput, string) {
+func (h *handlers) payInputFromForm(c *gin.Context, pl *payLink, in *formInput) (*contract.PayInput, string) {
 	cur := pl.Invoice.Currency
-	pay := &workflows.PayInput{ReturnURL: h.Config.PublicBaseURL + pl.URL()}
+	pay := &contract.PayInput{ReturnURL: h.Config.PublicBaseURL + pl.URL()}
 	switch in.choice {
 	case "full":
 		// The amount the payer saw on the button, not whatever is due by now.
@@ -817,7 +817,7 @@ func (h *handlers) payInputFromForm(c *gin.Context, pl *payLink, in *formInput) 
 // payMethodFromForm fills in how the payer pays (a saved method, a test
 // card, or a card tokenized by Stripe.js) and who they are, or returns a
 // message that names what to fix. The pay page and the portal share it.
-func (h *handlers) payMethodFromForm(c *gin.Context, clientID string, in *formInput, pay *workflows.PayInput) string {
+func (h *handlers) payMethodFromForm(c *gin.Context, clientID string, in *formInput, pay *contract.PayInput) string {
 	testMode, elements := h.testMode(), h.elements()
 	switch {
 	case strings.HasPrefix(in.method, "saved:"):
@@ -885,15 +885,15 @@ func (h *handlers) payPageLimited(c *gin.Context, inv *store.Invoice) (int, bool
 // name and ID scheme, the same UpdateWait bound), but returns the error so
 // the page can explain it in HTML rather than JSON. errUpdatePending: the
 // wait ran out with the payment still going on.
-func (h *handlers) sendPay(c *gin.Context, inv *store.Invoice, key string, in *workflows.PayInput) (*workflows.PayResult, error) {
+func (h *handlers) sendPay(c *gin.Context, inv *store.Invoice, key string, in *contract.PayInput) (*contract.PayResult, error) {
 	in.IdempotencyKey, in.Scope, in.RequestHash = key, "paypage", in.Fingerprint()
 	ctx, cancel := context.WithTimeout(c.Request.Context(), h.updateWait())
 	defer cancel()
 	handle, err := h.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), UpdateID: workflows.PayUpdate + ":" + key,
-		UpdateName: workflows.PayUpdate, Args: []any{in}, WaitForStage: client.WorkflowUpdateStageAccepted,
+		WorkflowID: contract.InvoiceWorkflowID(inv.ID), UpdateID: contract.PayUpdate + ":" + key,
+		UpdateName: contract.PayUpdate, Args: []any{in}, WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
-	var res workflows.PayResult
+	var res contract.PayResult
 	if err == nil {
 		err = handle.Get(ctx, &res)
 	}
@@ -915,9 +915,9 @@ func (h *handlers) payPageError(c *gin.Context, err error) (int, string) {
 		c.Header("Retry-After", "5")
 		return http.StatusServiceUnavailable, "Your payment is still being processed. Please reload this page in a minute " +
 			"before trying again: once it has gone through, it shows here."
-	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeInvalidPayment:
+	case errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeInvalidPayment:
 		return http.StatusBadRequest, capitalize(appErr.Message()) + ". Nothing was charged."
-	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeInvalidState:
+	case errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeInvalidState:
 		return http.StatusConflict, capitalize(appErr.Message()) + "."
 	case errors.As(err, &nf):
 		return http.StatusConflict, "This invoice can no longer be paid online. Please contact the practice."

@@ -22,10 +22,10 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/billflow/billflow/cards"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/paylink"
 	"github.com/billflow/billflow/store"
-	"github.com/billflow/billflow/workflows"
 )
 
 const (
@@ -336,7 +336,7 @@ func portalEntryOf(e *store.HistoryEntry) portalEntry {
 		if e.PayerName != "" {
 			out.Detail += ", paid by " + e.PayerName
 		}
-		if e.Status == "processing" {
+		if e.Status == string(contract.PaymentProcessing) {
 			out.Detail += " (processing)"
 		}
 	case store.HistoryRefund:
@@ -344,7 +344,7 @@ func portalEntryOf(e *store.HistoryEntry) portalEntry {
 		if e.Reason != "" {
 			out.Detail += ": " + e.Reason
 		}
-		if e.Status != "succeeded" {
+		if e.Status != string(contract.RefundSucceeded) {
 			out.Detail += " (" + e.Status + ")"
 		}
 	}
@@ -463,9 +463,9 @@ func (h *handlers) portalNotice(c *gin.Context, s *portalSession) *notice {
 	}
 	amount := money.Format(total, pays[0].Currency)
 	switch pays[0].Status {
-	case "succeeded":
+	case contract.PaymentSucceeded:
 		return &notice{"ok", "Your payment of " + amount + " was received. Thank you! A receipt is on its way by email."}
-	case "processing":
+	case contract.PaymentProcessing:
 		return &notice{"info", "Your bank payment of " + amount + " is processing. It usually takes a few days; we'll email you when it clears."}
 	}
 	return nil
@@ -573,7 +573,7 @@ func (h *handlers) portalPaySubmit(c *gin.Context) {
 		h.renderPortalPay(c, http.StatusBadRequest, in, "The amount could not be read; please reload the page.")
 		return
 	}
-	var pay workflows.PayInput
+	var pay contract.PayInput
 	if msg := h.payMethodFromForm(c, s.Client.ID, in, &pay); msg != "" {
 		h.renderPortalPay(c, http.StatusBadRequest, in, msg)
 		return
@@ -610,7 +610,7 @@ func (h *handlers) portalPaySubmit(c *gin.Context) {
 		return
 	}
 	switch {
-	case res.Status == "failed":
+	case res.Status == contract.PaymentFailed:
 		msg := res.FailureMessage
 		if msg == "" {
 			msg = "Your payment was declined."
@@ -633,7 +633,7 @@ func (h *handlers) portalPaySubmit(c *gin.Context) {
 func (h *handlers) portalInvoice(c *gin.Context) (*store.Invoice, bool) {
 	inv, err := h.Store.GetInvoice(c.Request.Context(), c.Param("id"))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (!principalOf(c).canSeeInvoice(inv) ||
-		inv.Status == store.StatusVoid || inv.Status == "draft")) {
+		inv.Status == store.StatusVoid || inv.Status == contract.InvoiceDraft)) {
 		h.portalMessage(c, http.StatusNotFound, "Invoice not found", "This invoice is not on your account.")
 		return nil, false
 	}

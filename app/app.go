@@ -4,6 +4,8 @@
 package app
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 	"fmt"
@@ -22,13 +24,13 @@ import (
 	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/internal/codec"
-	"github.com/billflow/billflow/internal/metrics"
-	"github.com/billflow/billflow/internal/temporalclient"
 	"github.com/billflow/billflow/mail"
+	"github.com/billflow/billflow/metrics"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/pdf"
 	"github.com/billflow/billflow/store"
+	"github.com/billflow/billflow/temporalclient"
 	"github.com/billflow/billflow/worker"
 )
 
@@ -184,11 +186,11 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 
 // SearchAttributes are billflow's custom search attributes.
 var SearchAttributes = map[string]enums.IndexedValueType{
-	"InvoiceStatus": enums.INDEXED_VALUE_TYPE_KEYWORD,
-	"PracticeId":    enums.INDEXED_VALUE_TYPE_KEYWORD,
-	"ClientId":      enums.INDEXED_VALUE_TYPE_KEYWORD,
-	"AmountDue":     enums.INDEXED_VALUE_TYPE_INT,
-	"DueDate":       enums.INDEXED_VALUE_TYPE_DATETIME,
+	contract.InvoiceStatusKey.GetName(): enums.INDEXED_VALUE_TYPE_KEYWORD,
+	contract.PracticeIDKey.GetName():    enums.INDEXED_VALUE_TYPE_KEYWORD,
+	contract.ClientIDKey.GetName():      enums.INDEXED_VALUE_TYPE_KEYWORD,
+	contract.AmountDueKey.GetName():     enums.INDEXED_VALUE_TYPE_INT,
+	contract.DueDateKey.GetName():       enums.INDEXED_VALUE_TYPE_DATETIME,
 }
 
 // SetupTemporal registers the search attributes on a real cluster, idempotently.

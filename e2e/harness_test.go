@@ -27,9 +27,9 @@ import (
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/internal/devtemporal"
 	"github.com/billflow/billflow/internal/mailcatcher"
-	"github.com/billflow/billflow/internal/metrics"
 	"github.com/billflow/billflow/internal/pgtest"
 	"github.com/billflow/billflow/internal/stripesandbox"
+	"github.com/billflow/billflow/metrics"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/worker"
 )

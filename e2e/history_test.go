@@ -16,6 +16,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
@@ -174,7 +175,7 @@ func TestRecordedHistories(t *testing.T) {
 	bp := s.do(t, "POST", "/v1/clients/"+cl+"/balance-payments", s.Key, map[string]any{"amount": 7000, "payment_method": "pm_card_visa"},
 		"Idempotency-Key", "history-balance-"+cl)
 	require.Equal(t, 200, bp.Status, string(bp.Raw))
-	balanceWF := workflows.BalancePaymentWorkflowID(cl, hashKeyForTest("history-balance-"+cl))
+	balanceWF := contract.BalancePaymentWorkflowID(cl, hashKeyForTest("history-balance-"+cl))
 
 	p, key, err := s.Store.CreatePractice(ctx, store.NewPractice{Name: "Quick Close Clinic", Currency: "usd", Timezone: "UTC"})
 	require.NoError(t, err)

@@ -3,57 +3,14 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/money"
 )
-
-// BalancePaymentWorkflowID is one balance payment's workflow.
-func BalancePaymentWorkflowID(clientID, key string) string { return "balance-" + clientID + "-" + key }
-
-// BalancePaymentInput pays a client's entire balance in one charge.
-type BalancePaymentInput struct {
-	BalancePaymentID     string
-	PracticeID           string
-	ClientID             string
-	Currency             string
-	Total                int64
-	InvoiceIDs           []string
-	PaymentMethodID      string
-	SavedPaymentMethodID string
-	SaveCard             bool
-	PayerName            string
-	BillingZIP           string
-	MethodLabel          string
-	// ReturnURL is where 3-D Secure sends the payer back.
-	ReturnURL string
-	// Scope, IdempotencyKey and RequestHash name the request (PayInput).
-	Scope          string
-	IdempotencyKey string
-	RequestHash    string
-}
-
-// BalancePaymentResult is the charge and where it went.
-type BalancePaymentResult struct {
-	BalancePaymentID string
-	Status           string
-	Amount           int64
-	Currency         string
-	FailureCode      string
-	DeclineCode      string
-	FailureMessage   string
-	NextActionURL    string
-	Allocations      []activities.Allocation
-	IntentID         string
-	MethodLabel      string
-}
-
-// ErrTypeBalanceChanged is raised when the balance moved since it was shown.
-const ErrTypeBalanceChanged = activities.ErrTypeBalanceChanged
 
 // BalancePaymentWorkflow charges once, applies the money oldest invoice first
 // through each invoice's own workflow, and sends one receipt.
@@ -66,18 +23,25 @@ func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*Bal
 	if err := rec.register(ctx); err != nil {
 		return nil, err
 	}
-	out, err := chargeBalance(ctx, in)
-	if err != nil || out.Status == "failed" {
-		rec.set(out, err)
-		return out, rec.finish(ctx, err)
+	res, err := chargeBalance(ctx, in)
+	if err != nil {
+		rec.set(nil, err)
+		return nil, rec.finish(ctx, err)
+	}
+	out := &BalancePaymentResult{BalancePaymentID: in.BalancePaymentID, Status: res.Status, Amount: in.Total, Currency: in.Currency,
+		FailureCode: res.FailureCode, DeclineCode: res.DeclineCode, FailureMessage: res.FailureMessage,
+		NextActionURL: res.NextActionURL, Allocations: res.Allocations}
+	if res.Status == contract.PaymentFailed {
+		rec.set(out, nil)
+		return out, rec.finish(ctx, nil)
 	}
 	// Each invoice's workflow hears of its payment before the request is
 	// answered: a webhook the answer leads to (3-D Secure finished, a bank
 	// debit settled) then always finds the payment there.
-	tellBalanceInvoices(ctx, out)
+	tellBalanceInvoices(ctx, res)
 	rec.set(out, nil)
-	if out.Status == "succeeded" {
-		nctx := notifyOptions(ctx, fmt.Sprintf("Email one receipt for %d invoices", len(out.Allocations)))
+	if res.Status == contract.PaymentSucceeded {
+		nctx := notifyOptions(ctx, fmt.Sprintf("Email one receipt for %d invoices", len(res.Allocations)))
 		if err := workflow.ExecuteActivity(nctx, acts.SendBalanceReceipt, &activities.BalanceReceiptInput{
 			BalancePaymentID: in.BalancePaymentID, PracticeID: in.PracticeID, ClientID: in.ClientID}).Get(ctx, nil); err != nil {
 			workflow.GetLogger(ctx).Error("balance receipt failed", "error", err)
@@ -87,18 +51,13 @@ func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*Bal
 }
 
 // chargeBalance charges the balance once and records it.
-func chargeBalance(ctx workflow.Context, in *BalancePaymentInput) (*BalancePaymentResult, error) {
+func chargeBalance(ctx workflow.Context, in *BalancePaymentInput) (*activities.ChargeBalanceResult, error) {
 	label := in.MethodLabel
 	if label == "" {
 		label = "card"
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    chargeTimeout,
-		ScheduleToCloseTimeout: 2 * time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
-			NonRetryableErrorTypes: []string{ErrTypeGateway, ErrTypeBalanceChanged}},
-		Summary: fmt.Sprintf("Charge balance %s to %s", money.Format(in.Total, in.Currency), label),
-	})
+	actx := chargeOptions(ctx, fmt.Sprintf("Charge balance %s to %s", money.Format(in.Total, in.Currency), label),
+		ErrTypeGateway, ErrTypeBalanceChanged)
 	var res activities.ChargeBalanceResult
 	if err := workflow.ExecuteActivity(actx, acts.ChargeBalance, &activities.ChargeBalanceInput{
 		BalancePaymentID: in.BalancePaymentID, PracticeID: in.PracticeID, ClientID: in.ClientID, Currency: in.Currency,
@@ -112,16 +71,14 @@ func chargeBalance(ctx workflow.Context, in *BalancePaymentInput) (*BalancePayme
 		}
 		return nil, err
 	}
-	return &BalancePaymentResult{BalancePaymentID: in.BalancePaymentID, Status: res.Status, Amount: in.Total, Currency: in.Currency,
-		FailureCode: res.FailureCode, DeclineCode: res.DeclineCode, FailureMessage: res.FailureMessage,
-		NextActionURL: res.NextActionURL, Allocations: res.Allocations, IntentID: res.IntentID, MethodLabel: res.MethodLabel}, nil
+	return &res, nil
 }
 
-// tellBalanceInvoices tells each invoice's workflow what it was paid (a closed
-// one has it recorded in Postgres all the same).
-func tellBalanceInvoices(ctx workflow.Context, res *BalancePaymentResult) {
+// tellBalanceInvoices tells each invoice's workflow what it was paid (a
+// closed one has it recorded in Postgres all the same).
+func tellBalanceInvoices(ctx workflow.Context, res *activities.ChargeBalanceResult) {
 	for _, al := range res.Allocations {
-		err := workflow.SignalExternalWorkflow(ctx, InvoiceWorkflowID(al.InvoiceID), "", PaymentAppliedSignal, &PaymentApplied{
+		err := workflow.SignalExternalWorkflow(ctx, contract.InvoiceWorkflowID(al.InvoiceID), "", PaymentAppliedSignal, &PaymentApplied{
 			PaymentID: al.PaymentID, IntentID: res.IntentID, Amount: al.Amount, Status: res.Status, MethodLabel: res.MethodLabel,
 		}).Get(ctx, nil)
 		if err != nil {

@@ -34,7 +34,7 @@ func (s *invoiceSuite) TestBalancePaymentAcrossThreeInvoices() {
 	s.NoError(env.GetWorkflowError())
 	var res workflows.BalancePaymentResult
 	s.NoError(env.GetWorkflowResult(&res))
-	s.Equal("succeeded", res.Status)
+	s.Equal("succeeded", string(res.Status))
 	s.Equal([]string{"invoice-inv_a", "invoice-inv_b", "invoice-inv_c"}, order, "oldest invoice first")
 	env.AssertExpectations(s.T())
 }
@@ -98,7 +98,7 @@ func (s *invoiceSuite) TestBalancePaymentRecordedBeforeReceipt() {
 	env.ExecuteWorkflow(workflows.BalancePaymentWorkflow, &workflows.BalancePaymentInput{BalancePaymentID: "bal_3", PracticeID: "p",
 		ClientID: "c", Currency: "usd", Total: 6000, InvoiceIDs: []string{"inv_a"}, PaymentMethodID: "pm_card_visa"})
 	s.NoError(env.GetWorkflowError())
-	s.Equal("succeeded", got.Status)
+	s.Equal("succeeded", string(got.Status))
 	s.Equal(allocs, got.Allocations)
 	s.False(recordedAt.IsZero())
 	s.Less(recordedAt.Sub(start), time.Second, "answered at once")
@@ -153,7 +153,7 @@ func (s *invoiceSuite) TestRefundAfterCloseRecordedBeforeNotice() {
 	env.ExecuteWorkflow(workflows.RefundAfterCloseWorkflow, &workflows.RefundAfterCloseInput{InvoiceID: "inv_a", PaymentID: "pay_a_1",
 		RefundID: "ref_1", Amount: 9000, Currency: "usd"})
 	s.NoError(env.GetWorkflowError())
-	s.Equal("succeeded", got.Status)
+	s.Equal("succeeded", string(got.Status))
 	s.Equal(int64(9000), got.Amount)
 	s.Less(recordedAt.Sub(start), time.Second)
 	s.Greater(emailedAt.Sub(recordedAt), 5*time.Second)

@@ -10,15 +10,13 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/money"
 )
 
 // acts is the typed nil pointer through which workflows name activities, so
 // the compiler checks every call.
 var acts *activities.Activities
-
-// InvoiceSnapshot mirrors activities.InvoiceSnapshot for API callers.
-type InvoiceSnapshot = activities.InvoiceSnapshot
 
 // DefaultRefundWindow keeps a paid invoice's workflow open for refunds.
 const DefaultRefundWindow = 180 * 24 * time.Hour
@@ -45,7 +43,7 @@ func InvoiceWorkflow(ctx workflow.Context, in *InvoiceInput) error {
 	w := &invoiceWF{in: in, st: in.State}
 	if w.st == nil {
 		w.st = &InvoiceState{
-			InvoiceID: in.InvoiceID, Number: in.Number, Status: "open", Currency: in.Currency,
+			InvoiceID: in.InvoiceID, Number: in.Number, Status: contract.InvoiceOpen, Currency: in.Currency,
 			Total: in.Total, AmountDue: in.Total, DueDate: in.DueDate,
 		}
 	}
@@ -128,7 +126,7 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 func (w *invoiceWF) run(ctx workflow.Context) error {
 	logger := workflow.GetLogger(ctx)
 	for {
-		if !w.st.Issued && w.st.Status != "void" {
+		if !w.st.Issued && w.st.Status != contract.InvoiceVoid {
 			w.issue(ctx)
 		}
 		for len(w.st.Pending) > 0 {
@@ -176,17 +174,6 @@ func (w *invoiceWF) run(ctx workflow.Context) error {
 	}
 }
 
-// notifyOptions are for emails and documents: SMTP or Chromium being down
-// is waited out with backoff, and the activity sends each email once.
-func notifyOptions(ctx workflow.Context, summary string) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
-		Summary:             summary,
-		TaskQueue:           DocumentsTaskQueue,
-	})
-}
-
 // issue renders the invoice and emails the client the Pay Invoice link.
 func (w *invoiceWF) issue(ctx workflow.Context) {
 	actx := notifyOptions(ctx, "Render invoice and email pay link")
@@ -202,7 +189,7 @@ func (w *invoiceWF) notify(ctx workflow.Context, n Notice) {
 	var err error
 	var res activities.NotifyResult
 	switch n.Kind {
-	case "payment":
+	case contract.NoticePayment:
 		summary := "Email payment confirmation"
 		if n.Final {
 			summary = "Render receipt and email it"
@@ -212,13 +199,13 @@ func (w *invoiceWF) notify(ctx workflow.Context, n Notice) {
 		}
 		err = workflow.ExecuteActivity(notifyOptions(ctx, summary), acts.NotifyPayment,
 			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, PaymentID: n.PaymentID, ReceiptOnly: n.Silent}).Get(ctx, &res)
-	case "payment_failed":
+	case contract.NoticePaymentFailed:
 		err = workflow.ExecuteActivity(notifyOptions(ctx, "Email payment failed "+money.Format(n.Amount, w.st.Currency)), acts.NotifyPayment,
 			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, PaymentID: n.PaymentID}).Get(ctx, &res)
-	case "refund":
+	case contract.NoticeRefund:
 		err = workflow.ExecuteActivity(notifyOptions(ctx, "Email refund notice "+money.Format(n.Amount, w.st.Currency)), acts.NotifyRefund,
 			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, RefundID: n.RefundID}).Get(ctx, &res)
-	case "reminder":
+	case contract.NoticeReminder:
 		w.sendReminder(ctx, n)
 	}
 	if err != nil {
@@ -230,10 +217,10 @@ func (w *invoiceWF) notify(ctx workflow.Context, n Notice) {
 // ones at the end of the refund window.
 func (w *invoiceWF) closesAt() *time.Time {
 	switch w.st.Status {
-	case "void":
+	case contract.InvoiceVoid:
 		t := time.Time{}
 		return &t
-	case "paid", "partially_refunded", "refunded":
+	case contract.InvoicePaid, contract.InvoicePartiallyRefunded, contract.InvoiceRefunded:
 		if w.st.PaidAt != nil {
 			t := w.st.PaidAt.Add(w.in.RefundWindow)
 			w.st.ClosesAt = &t
@@ -248,7 +235,7 @@ func (w *invoiceWF) closed(ctx workflow.Context) bool {
 	if t == nil {
 		return false
 	}
-	return w.st.Status == "void" || !workflow.Now(ctx).Before(*t)
+	return w.st.Status == contract.InvoiceVoid || !workflow.Now(ctx).Before(*t)
 }
 
 // ---- pay ----
@@ -264,9 +251,9 @@ func (w *invoiceWF) checkPay(in *PayInput) error {
 	switch {
 	case in == nil:
 		return payErr("a payment needs an amount and a payment method")
-	case st.Status == "void":
+	case st.Status == contract.InvoiceVoid:
 		return stateErr("this invoice is void and cannot be paid")
-	case st.AmountDue == 0 && st.AmountProcessing == 0 && (st.Total > 0 || st.Status == "paid" || st.Status == "refunded" || st.Status == "partially_refunded"):
+	case st.AmountDue == 0 && st.AmountProcessing == 0 && (st.Total > 0 || st.Status == contract.InvoicePaid || st.Status == contract.InvoiceRefunded || st.Status == contract.InvoicePartiallyRefunded):
 		return stateErr("this invoice is already paid")
 	case st.AmountDue == 0 && st.AmountProcessing > 0:
 		return stateErr("a payment for the rest of this invoice is still processing")
@@ -335,10 +322,6 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 	if label == "" {
 		label = "card"
 	}
-	// Bounded well inside the 24 h Stripe keeps idempotency keys; the
-	// activity asks Stripe for an existing PaymentIntent before creating one.
-	retry := &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
-		NonRetryableErrorTypes: []string{ErrTypeCardDeclined, ErrTypeGateway}}
 	summary := fmt.Sprintf("Charge %s to %s", money.Format(in.Amount, w.st.Currency), label)
 	charge := &activities.ChargeInput{
 		InvoiceID: w.in.InvoiceID, PracticeID: w.in.PracticeID, ClientID: w.in.ClientID, Number: w.in.Number,
@@ -353,17 +336,11 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 	// the pay Update: one workflow task and no activity dispatch per payment
 	// instead of two and one. A charge re-run after a worker crash finds its
 	// payment attempt in Postgres and asks the processor before charging.
-	// Its limit leaves room over the processor's own timeout (30 s) for the
-	// lease, a 3-D Secure cancel and an outcome lookup.
 	if w.chargeLocal {
-		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout: chargeTimeout, ScheduleToCloseTimeout: 2 * time.Hour, RetryPolicy: retry, Summary: summary,
-		})
+		lctx := chargeLocalOptions(ctx, summary, ErrTypeCardDeclined, ErrTypeGateway)
 		err = workflow.ExecuteLocalActivity(lctx, acts.Charge, charge).Get(ctx, &res)
 	} else {
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: chargeTimeout, ScheduleToCloseTimeout: 2 * time.Hour, RetryPolicy: retry, Summary: summary,
-		})
+		actx := chargeOptions(ctx, summary, ErrTypeCardDeclined, ErrTypeGateway)
 		err = workflow.ExecuteActivity(actx, acts.Charge, charge).Get(ctx, &res)
 	}
 	if err != nil {
@@ -382,22 +359,17 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 		label = res.MethodLabel
 	}
 	known := w.hasPayment(paymentID)
-	if res.Status != "failed" && !known {
+	if res.Status != contract.PaymentFailed && !known {
 		w.st.Payments = append(w.st.Payments, PaymentState{ID: paymentID, Amount: in.Amount, Status: res.Status,
 			IntentID: res.IntentID, MethodLabel: label, CreatedAt: workflow.Now(ctx)})
 	}
 	w.apply(ctx, &res.Invoice)
-	if res.Status == "succeeded" && !known {
-		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: paymentID, Amount: in.Amount, Final: res.Invoice.AmountDue == 0})
+	if res.Status == contract.PaymentSucceeded && !known {
+		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePayment, PaymentID: paymentID, Amount: in.Amount, Final: res.Invoice.AmountDue == 0})
 	}
 	return &PayResult{PaymentID: paymentID, Amount: in.Amount, Status: res.Status, FailureCode: res.FailureCode,
 		DeclineCode: res.DeclineCode, FailureMessage: res.FailureMessage, NextActionURL: res.NextActionURL, Invoice: res.Invoice}, nil
 }
-
-// chargeTimeout bounds one charge attempt: the client lease wait (15 s),
-// canceling a 3-D Secure payment, the processor's answer (STRIPE_TIMEOUT,
-// 30 s by default) and an outcome lookup, with room.
-const chargeTimeout = 2 * time.Minute
 
 func (w *invoiceWF) hasPayment(id string) bool {
 	return slices.ContainsFunc(w.st.Payments, func(p PaymentState) bool { return p.ID == id })
@@ -444,18 +416,14 @@ func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
 		return
 	}
 	p := &w.st.Payments[idx]
-	if p.Status == "succeeded" || p.Status == "failed" {
+	if p.Status == contract.PaymentSucceeded || p.Status == contract.PaymentFailed {
 		return
 	}
 	if err := w.lock.Lock(ctx); err != nil {
 		return
 	}
 	defer w.lock.Unlock()
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-		Summary:             fmt.Sprintf("Confirm payment %s", money.Format(p.Amount, w.st.Currency)),
-	})
+	actx := ledgerOptions(ctx, fmt.Sprintf("Confirm payment %s", money.Format(p.Amount, w.st.Currency)))
 	var res activities.ChargeResult
 	if err := workflow.ExecuteActivity(actx, acts.SyncPayment, &activities.SyncPaymentInput{
 		InvoiceID: w.in.InvoiceID, PaymentID: p.ID, IntentID: p.IntentID}).Get(ctx, &res); err != nil {
@@ -466,13 +434,13 @@ func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
 	p.Status = res.Status
 	w.apply(ctx, &res.Invoice)
 	switch res.Status {
-	case "succeeded":
-		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: p.ID, Amount: p.Amount, Final: res.Invoice.AmountDue == 0})
-	case "failed":
+	case contract.PaymentSucceeded:
+		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePayment, PaymentID: p.ID, Amount: p.Amount, Final: res.Invoice.AmountDue == 0})
+	case contract.PaymentFailed:
 		// A canceled intent was replaced by a later payment before its 3-D
 		// Secure was finished (billflow cancels no other): nothing to tell.
 		if res.FailureCode != canceledIntent {
-			w.st.Pending = append(w.st.Pending, Notice{Kind: "payment_failed", PaymentID: p.ID, Amount: p.Amount})
+			w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePaymentFailed, PaymentID: p.ID, Amount: p.Amount})
 		}
 	}
 }
@@ -495,8 +463,7 @@ func (w *invoiceWF) onPaymentApplied(ctx workflow.Context, pa *PaymentApplied) {
 	}
 	w.st.Payments = append(w.st.Payments, PaymentState{ID: pa.PaymentID, Amount: pa.Amount, Status: pa.Status,
 		IntentID: pa.IntentID, MethodLabel: pa.MethodLabel, CreatedAt: workflow.Now(ctx)})
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second,
-		Summary: "Apply balance payment " + money.Format(pa.Amount, w.st.Currency)})
+	actx := ledgerOptions(ctx, "Apply balance payment "+money.Format(pa.Amount, w.st.Currency))
 	var snap InvoiceSnapshot
 	if err := workflow.ExecuteActivity(actx, acts.RefreshInvoice, &activities.InvoiceRef{InvoiceID: w.in.InvoiceID}).Get(ctx, &snap); err != nil {
 		workflow.GetLogger(ctx).Error("refresh after balance payment", "error", err)
@@ -504,10 +471,10 @@ func (w *invoiceWF) onPaymentApplied(ctx workflow.Context, pa *PaymentApplied) {
 	}
 	w.apply(ctx, &snap)
 	switch {
-	case pa.Status == "succeeded" && pa.Notify:
-		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: pa.PaymentID, Amount: pa.Amount, Final: snap.AmountDue == 0})
-	case pa.Status == "succeeded" && snap.AmountDue == 0:
-		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: pa.PaymentID, Amount: pa.Amount, Final: true, Silent: true})
+	case pa.Status == contract.PaymentSucceeded && pa.Notify:
+		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePayment, PaymentID: pa.PaymentID, Amount: pa.Amount, Final: snap.AmountDue == 0})
+	case pa.Status == contract.PaymentSucceeded && snap.AmountDue == 0:
+		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePayment, PaymentID: pa.PaymentID, Amount: pa.Amount, Final: true, Silent: true})
 	}
 }
 
@@ -529,7 +496,7 @@ func (w *invoiceWF) refundTarget(in *RefundInput) (*PaymentState, error) {
 	var target *PaymentState
 	for i := len(w.st.Payments) - 1; i >= 0; i-- {
 		p := &w.st.Payments[i]
-		if p.Status != "succeeded" {
+		if p.Status != contract.PaymentSucceeded {
 			continue
 		}
 		if in.PaymentID == "" && p.Amount-p.Refunded >= in.Amount || p.ID == in.PaymentID {
@@ -560,13 +527,7 @@ func (w *invoiceWF) refund(ctx workflow.Context, in *RefundInput) (*RefundResult
 	}
 	w.st.RefundSeq++
 	refundID := fmt.Sprintf("ref_%s_%d", trimPrefix(w.in.InvoiceID), w.st.RefundSeq)
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: 2 * time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
-			NonRetryableErrorTypes: []string{ErrTypeGateway, ErrTypeInvalidRefund}},
-		Summary: fmt.Sprintf("Refund %s to %s", money.Format(in.Amount, w.st.Currency), target.MethodLabel),
-	})
+	actx := refundOptions(ctx, fmt.Sprintf("Refund %s to %s", money.Format(in.Amount, w.st.Currency), target.MethodLabel))
 	var res activities.RefundResult
 	if err := workflow.ExecuteActivity(actx, acts.Refund, &activities.RefundInput{InvoiceID: w.in.InvoiceID,
 		PaymentID: target.ID, RefundID: refundID, Amount: in.Amount, Reason: in.Reason}).Get(ctx, &res); err != nil {
@@ -578,14 +539,14 @@ func (w *invoiceWF) refund(ctx workflow.Context, in *RefundInput) (*RefundResult
 	}
 	target.Refunded += in.Amount
 	w.apply(ctx, &res.Invoice)
-	w.st.Pending = append(w.st.Pending, Notice{Kind: "refund", RefundID: refundID, Amount: in.Amount})
+	w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticeRefund, RefundID: refundID, Amount: in.Amount})
 	return &RefundResult{RefundID: refundID, PaymentID: target.ID, Amount: in.Amount, Status: res.Status, Invoice: res.Invoice}, nil
 }
 
 // ---- void ----
 
 func (w *invoiceWF) validateVoid(ctx workflow.Context) error {
-	if w.st.Status == "void" {
+	if w.st.Status == contract.InvoiceVoid {
 		return nil
 	}
 	if w.st.AmountPaid > 0 || w.st.AmountProcessing > 0 {
@@ -602,11 +563,7 @@ func (w *invoiceWF) void(ctx workflow.Context) (*InvoiceSnapshot, error) {
 	if err := w.validateVoid(ctx); err != nil {
 		return nil, err
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    chargeTimeout,
-		ScheduleToCloseTimeout: 10 * time.Minute,
-		Summary:                "Void invoice " + w.st.Number,
-	})
+	actx := voidOptions(ctx, "Void invoice "+w.st.Number)
 	var snap InvoiceSnapshot
 	if err := workflow.ExecuteActivity(actx, acts.VoidInvoice, &activities.InvoiceRef{InvoiceID: w.in.InvoiceID}).Get(ctx, &snap); err != nil {
 		return nil, err
@@ -619,7 +576,7 @@ func (w *invoiceWF) void(ctx workflow.Context) (*InvoiceSnapshot, error) {
 
 func (w *invoiceWF) validateResend(ctx workflow.Context) error {
 	switch {
-	case w.st.Status == "void":
+	case w.st.Status == contract.InvoiceVoid:
 		return stateErr("a void invoice cannot be sent")
 	case w.st.AmountDue == 0:
 		return stateErr("the invoice has nothing left to pay; its receipt is at GET /v1/invoices/{id}/pdf")
@@ -668,7 +625,7 @@ func (w *invoiceWF) apply(ctx workflow.Context, snap *InvoiceSnapshot) {
 	changed := st.Status != snap.Status || st.AmountDue != snap.AmountDue
 	st.Status, st.AmountPaid, st.AmountRefunded = snap.Status, snap.AmountPaid, snap.AmountRefunded
 	st.AmountDue, st.AmountProcessing = snap.AmountDue, snap.AmountProcessing
-	if st.PaidAt == nil && (st.Status == "paid" || st.Status == "refunded" || st.Status == "partially_refunded") {
+	if st.PaidAt == nil && (st.Status == contract.InvoicePaid || st.Status == contract.InvoiceRefunded || st.Status == contract.InvoicePartiallyRefunded) {
 		now := workflow.Now(ctx)
 		st.PaidAt = &now
 		closes := now.Add(w.in.RefundWindow)
@@ -677,7 +634,7 @@ func (w *invoiceWF) apply(ctx workflow.Context, snap *InvoiceSnapshot) {
 	w.dirty = true
 	w.planNextReminder(workflow.Now(ctx))
 	if changed {
-		if err := workflow.UpsertTypedSearchAttributes(ctx, InvoiceStatusKey.ValueSet(st.Status), AmountDueKey.ValueSet(st.AmountDue)); err != nil {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, InvoiceStatusKey.ValueSet(string(st.Status)), AmountDueKey.ValueSet(st.AmountDue)); err != nil {
 			workflow.GetLogger(ctx).Error("upsert search attributes", "error", err)
 		}
 	}

@@ -3,7 +3,6 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -11,17 +10,6 @@ import (
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/money"
 )
-
-// RefundAfterCloseInput refunds a payment of an invoice whose workflow has
-// ended (its refund window passed, or it was reset).
-type RefundAfterCloseInput struct {
-	InvoiceID string
-	PaymentID string
-	RefundID  string
-	Amount    int64
-	Currency  string
-	Reason    string
-}
 
 // RefundAfterCloseWorkflow is a refund with the same activities, idempotency
 // and notice as a refund through the invoice workflow. Its recorded Update
@@ -46,13 +34,7 @@ func RefundAfterCloseWorkflow(ctx workflow.Context, in *RefundAfterCloseInput) (
 
 // refundAfterClose refunds once and records it.
 func refundAfterClose(ctx workflow.Context, in *RefundAfterCloseInput) (*RefundResult, error) {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: 2 * time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
-			NonRetryableErrorTypes: []string{ErrTypeGateway, ErrTypeInvalidRefund}},
-		Summary: fmt.Sprintf("Refund %s", money.Format(in.Amount, in.Currency)),
-	})
+	actx := refundOptions(ctx, fmt.Sprintf("Refund %s", money.Format(in.Amount, in.Currency)))
 	var res activities.RefundResult
 	if err := workflow.ExecuteActivity(actx, acts.Refund, &activities.RefundInput{InvoiceID: in.InvoiceID, PaymentID: in.PaymentID,
 		RefundID: in.RefundID, Amount: in.Amount, Reason: in.Reason}).Get(ctx, &res); err != nil {

@@ -5,10 +5,10 @@ import (
 	"slices"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 )
 
 // DefaultReminderOffsets is the policy when a practice has none: 3 days
@@ -31,7 +31,7 @@ func dateOnly(t time.Time) time.Time {
 
 // remindable is whether the invoice still has a balance to chase.
 func (w *invoiceWF) remindable() bool {
-	return (w.st.Status == "open" || w.st.Status == "partially_paid") && w.st.AmountDue > 0
+	return (w.st.Status == contract.InvoiceOpen || w.st.Status == contract.InvoicePartiallyPaid) && w.st.AmountDue > 0
 }
 
 // dueStep is the latest policy step whose date has come by today (1-based),
@@ -77,7 +77,7 @@ func (w *invoiceWF) lastReminderStep() int {
 		last = max(last, s)
 	}
 	for _, n := range w.st.Pending {
-		if n.Kind == "reminder" {
+		if n.Kind == contract.NoticeReminder {
 			last = max(last, n.Step)
 		}
 	}
@@ -109,10 +109,10 @@ func (w *invoiceWF) onReminderDue(ctx workflow.Context, r *ReminderDue) {
 	// Asked only when a step is due, so a run that had never sent a
 	// reminder before this code takes the new path.
 	if workflow.GetVersion(ctx, reminderOutsideLockChange, workflow.DefaultVersion, 1) == 1 {
-		w.st.Pending = append(w.st.Pending, Notice{Kind: "reminder", Step: step, Steps: steps, Today: dateOnly(today)})
+		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticeReminder, Step: step, Steps: steps, Today: dateOnly(today)})
 		return
 	}
-	err := workflow.ExecuteActivity(reminderOptions(ctx, step, steps), acts.SendReminder, &activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: step,
+	err := workflow.ExecuteActivity(reminderOptions(ctx, reminderSummary(step, steps)), acts.SendReminder, &activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: step,
 		Steps: steps, Today: dateOnly(today)}).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Error("reminder failed", "step", step, "error", err)
@@ -121,14 +121,9 @@ func (w *invoiceWF) onReminderDue(ctx workflow.Context, r *ReminderDue) {
 	w.st.RemindersSent = append(w.st.RemindersSent, step)
 }
 
-// reminderOptions wait out an SMTP outage with backoff; the activity sends
-// each step once.
-func reminderOptions(ctx workflow.Context, step, steps int) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
-		Summary:             fmt.Sprintf("Email reminder %d of %d", step, steps),
-	})
+// reminderSummary names a reminder step in the Temporal UI.
+func reminderSummary(step, steps int) string {
+	return fmt.Sprintf("Email reminder %d of %d", step, steps)
 }
 
 // sendReminder sends an owed reminder from the run loop, holding no lock: a
@@ -141,7 +136,7 @@ func (w *invoiceWF) sendReminder(ctx workflow.Context, n Notice) {
 	}
 	rctx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
-	f := workflow.ExecuteActivity(reminderOptions(rctx, n.Step, n.Steps), acts.SendReminder,
+	f := workflow.ExecuteActivity(reminderOptions(rctx, reminderSummary(n.Step, n.Steps)), acts.SendReminder,
 		&activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: n.Step, Steps: n.Steps, Today: n.Today})
 	if err := workflow.Await(ctx, func() bool { return f.IsReady() || !w.remindable() }); err != nil {
 		return
@@ -159,23 +154,6 @@ func (w *invoiceWF) sendReminder(ctx workflow.Context, n Notice) {
 	}
 }
 
-// ReminderRunID is the workflow ID the daily `reminder-run` Schedule starts
-// (the Schedule appends the fire time).
-const ReminderRunID = "reminder-run"
-
-// ReminderRunInput is the daily run's argument; a zero Today means the
-// workflow's own date.
-type ReminderRunInput struct {
-	Today   time.Time
-	AfterID string // resume cursor when continuing as new
-	Pages   int
-}
-
-// ReminderRunResult counts what the run did.
-type ReminderRunResult struct {
-	Signalled int
-}
-
 // reminderPageSize is how many invoices one activity signals.
 const reminderPageSize = 500
 
@@ -190,11 +168,6 @@ func ReminderRunWorkflow(ctx workflow.Context, in *ReminderRunInput) (*ReminderR
 	if today.IsZero() {
 		today = dateOnly(workflow.Now(ctx))
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 5 * time.Minute,
-		HeartbeatTimeout:    time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-	})
 	res := &ReminderRunResult{}
 	cursor := in.AfterID
 	for page := 0; ; page++ {
@@ -203,11 +176,7 @@ func ReminderRunWorkflow(ctx workflow.Context, in *ReminderRunInput) (*ReminderR
 			return nil, workflow.NewContinueAsNewError(ctx, ReminderRunWorkflow, &ReminderRunInput{Today: today, AfterID: cursor, Pages: in.Pages + page})
 		}
 		var out activities.SignalRemindersResult
-		pctx := workflow.WithActivityOptions(actx, workflow.ActivityOptions{
-			StartToCloseTimeout: 5 * time.Minute, HeartbeatTimeout: time.Minute,
-			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-			Summary:     fmt.Sprintf("Signal reminders, page %d", in.Pages+page+1),
-		})
+		pctx := pageOptions(ctx, 5*time.Minute, time.Minute, fmt.Sprintf("Signal reminders, page %d", in.Pages+page+1))
 		if err := workflow.ExecuteActivity(pctx, acts.SignalReminders, &activities.SignalRemindersInput{Today: today,
 			AfterID: cursor, Limit: reminderPageSize}).Get(ctx, &out); err != nil {
 			return nil, err

@@ -1,4 +1,7 @@
-package workflows
+// Package invoicestart builds the start of an invoice's workflow, the one
+// way the API (when it creates the invoice) and the reconciler (for an
+// invoice whose start never went through) start it.
+package invoicestart
 
 import (
 	"fmt"
@@ -8,26 +11,29 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/store"
 )
 
-// InvoiceStart is how an invoice's workflow is started, by the API when it
-// creates the invoice and by the reconciler for an invoice whose start never
-// went through: invoice-<id> with its search attributes and a static
-// summary. Starting it again is a no-op (USE_EXISTING), and a workflow that
-// has ended is never started over (REJECT_DUPLICATE).
-func InvoiceStart(practice *store.Practice, cl *store.Client, inv *store.Invoice) (client.StartWorkflowOptions, *InvoiceInput) {
+// WorkflowType is the type name to start with the options and input Build returns.
+const WorkflowType = contract.InvoiceWorkflowType
+
+// Build returns invoice-<id>'s start options, with its search attributes
+// and a static summary, and its input. Starting it again is a no-op
+// (USE_EXISTING), and a workflow that has ended is never started over
+// (REJECT_DUPLICATE).
+func Build(practice *store.Practice, cl *store.Client, inv *store.Invoice) (client.StartWorkflowOptions, *contract.InvoiceInput) {
 	offsets := make([]int, len(practice.ReminderOffsetsDays))
 	for i, o := range practice.ReminderOffsetsDays {
 		offsets[i] = int(o)
 	}
-	in := &InvoiceInput{
+	in := &contract.InvoiceInput{
 		InvoiceID: inv.ID, Number: inv.Number, PracticeID: inv.PracticeID, ClientID: inv.ClientID, Currency: inv.Currency,
 		Total: inv.Total, DueDate: inv.DueDate, ReminderOffsets: offsets,
 		// A zero-day window closes the lifecycle right after payment (zero itself means "default").
 		RefundWindow: max(time.Duration(practice.RefundWindowDays)*24*time.Hour, time.Second),
-		Partial: PartialTerms{Enabled: inv.PartialPayments.Enabled, MinimumAmount: inv.PartialPayments.MinimumAmount,
+		Partial: contract.PartialTerms{Enabled: inv.PartialPayments.Enabled, MinimumAmount: inv.PartialPayments.MinimumAmount,
 			MinimumPercent: int64(inv.PartialPayments.MinimumPercent), MaxInstallments: int(inv.PartialPayments.MaxInstallments)},
 	}
 	summary := fmt.Sprintf("%s · %s due %s", inv.Number, money.Format(inv.Total, inv.Currency), inv.DueDate.Format(time.DateOnly))
@@ -35,17 +41,17 @@ func InvoiceStart(practice *store.Practice, cl *store.Client, inv *store.Invoice
 		summary += " · " + cl.Name
 	}
 	return client.StartWorkflowOptions{
-		ID:                       InvoiceWorkflowID(inv.ID),
-		TaskQueue:                TaskQueue,
+		ID:                       contract.InvoiceWorkflowID(inv.ID),
+		TaskQueue:                contract.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		StaticSummary:            summary,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			InvoiceStatusKey.ValueSet(string(inv.Status)),
-			PracticeIDKey.ValueSet(inv.PracticeID),
-			ClientIDKey.ValueSet(inv.ClientID),
-			AmountDueKey.ValueSet(inv.AmountDue),
-			DueDateKey.ValueSet(inv.DueDate),
+			contract.InvoiceStatusKey.ValueSet(string(inv.Status)),
+			contract.PracticeIDKey.ValueSet(inv.PracticeID),
+			contract.ClientIDKey.ValueSet(inv.ClientID),
+			contract.AmountDueKey.ValueSet(inv.AmountDue),
+			contract.DueDateKey.ValueSet(inv.DueDate),
 		),
 	}, in
 }
