@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -159,4 +160,37 @@ func TestPayPageStillProcessingThenPaid(t *testing.T) {
 	assert.Contains(t, p.Body, "Payment received — thank you")
 	assert.Equal(t, pis+1, s.Sandbox.CountPaymentIntents(), "charged once")
 	assert.Equal(t, 1, s.countPayments(t, id))
+}
+
+// TestPortalPayNowStillProcessingThenPaid: the portal's Pay Now waits for
+// the balance payment at most UpdateWait; past it the client reads that it
+// is still being processed (503), and the same form again lands on the
+// paid balance, charged once.
+func TestPortalPayNowStillProcessingThenPaid(t *testing.T) {
+	s := getStack(t)
+	quick := s.withAPI(t, func(d *api.Deps) { d.UpdateWait = time.Second })
+	cl := s.newClient(t, s.Key)
+	id := s.newInvoice(t, s.Key, cl, 6600, nil).str("id")
+	tok := s.portalToken(t, s.Key, cl)
+	home := quick.portalReq(t, "GET", "/portal", tok, nil)
+	require.Equal(t, http.StatusOK, home.Status, home.Body)
+	csrf := csrfRe.FindStringSubmatch(home.Body)
+	require.Len(t, csrf, 2)
+	form := url.Values{"csrf": {csrf[1]}, "nonce": {strings.Repeat("c", 32)}, "amount_choice": {"full"}, "full_amount": {"6600"},
+		"method": {"new"}, "test_card": {"pm_card_visa"}, "cardholder_name": {"Ada"}, "billing_zip": {"10001"}}
+	pis := s.Sandbox.CountPaymentIntents()
+	s.Sandbox.FailNext(1, stripesandbox.FaultTimeout)
+	t.Cleanup(s.Sandbox.ClearFaults)
+	began := time.Now()
+	p := quick.portalReq(t, "POST", "/portal/pay", tok, form)
+	assert.Less(t, time.Since(began), 5*time.Second)
+	require.Equal(t, http.StatusServiceUnavailable, p.Status, p.Body)
+	assert.Contains(t, p.Body, "still being processed")
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		p = quick.portalReq(t, "POST", "/portal/pay", tok, form)
+		assert.Equal(c, http.StatusSeeOther, p.Status)
+	}, 30*time.Second, time.Second)
+	assert.Contains(t, p.Header.Get("Location"), "/portal?paid=")
+	assert.Equal(t, pis+1, s.Sandbox.CountPaymentIntents(), "charged once")
+	s.waitStatus(t, id, "paid")
 }
