@@ -11,12 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/mail"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/pdf"
@@ -62,33 +62,11 @@ func snapshot(inv *store.Invoice) InvoiceSnapshot {
 		AmountDue: inv.AmountDue, AmountProcessing: inv.AmountProcessing}
 }
 
-// MethodLabel is how a payment method is shown: "Visa •••• 4242".
-func MethodLabel(typ, brand, last4, bank string) string {
-	if typ == payments.MethodUSBankAccount {
-		name := bank
-		if name == "" {
-			name = "Bank account"
-		}
-		if last4 != "" {
-			return name + " •••• " + last4
-		}
-		return name
-	}
-	if brand == "" {
-		return "Card"
-	}
-	b := strings.ToUpper(brand[:1]) + brand[1:]
-	switch brand {
-	case "amex":
-		b = "American Express"
-	case "mastercard":
-		b = "Mastercard"
-	}
-	if last4 == "" {
-		return b
-	}
-	return b + " •••• " + last4
-}
+// MethodLabel is how a payment method is shown: "Visa •••• 4242" (cards.Label).
+func MethodLabel(typ, brand, last4, bank string) string { return cards.Label(typ, brand, last4, bank) }
+
+// cards is the card operations on the activities' store and gateway.
+func (a *Activities) cards() *cards.Cards { return &cards.Cards{Store: a.Store, Gateway: a.Gateway} }
 
 // gatewayErr turns a gateway failure into what Temporal should do with it.
 func gatewayErr(op string, err error) error {
@@ -97,19 +75,6 @@ func gatewayErr(op string, err error) error {
 		return temporal.NewNonRetryableApplicationError(ge.Message, ErrTypeGateway, nil, ge.Code)
 	}
 	return fmt.Errorf("%s: %w", op, err)
-}
-
-// ensureCustomer creates the client's processor customer once.
-func (a *Activities) ensureCustomer(ctx context.Context, c *store.Client) (string, error) {
-	if c.StripeCustomerID != "" {
-		return c.StripeCustomerID, nil
-	}
-	id, err := a.Gateway.CreateCustomer(ctx, payments.CustomerRequest{IdempotencyKey: "customer-" + c.ID, ClientID: c.ID,
-		PracticeID: c.PracticeID, Email: c.Email, Name: c.Name})
-	if err != nil {
-		return "", gatewayErr("create customer", err)
-	}
-	return a.Store.SetStripeCustomer(ctx, c.ID, id)
 }
 
 func firstNonEmpty(s ...string) string {
@@ -135,7 +100,7 @@ func (a *Activities) SyncPayment(ctx context.Context, in *SyncPaymentInput) (*Ch
 	}
 	status := res.Status
 	if status == contract.PaymentRequiresAction && p.Status == contract.PaymentRequiresAction {
-		inv, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+		inv, err := a.Store.GetInvoiceRow(ctx, in.InvoiceID)
 		if err != nil {
 			return nil, err
 		}
@@ -166,7 +131,7 @@ func (a *Activities) Refund(ctx context.Context, in *RefundInput) (*RefundResult
 	}
 	for _, r := range refunds {
 		if r.ID == in.RefundID {
-			inv, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+			inv, err := a.Store.GetInvoiceRow(ctx, in.InvoiceID)
 			if err != nil {
 				return nil, err
 			}
@@ -210,7 +175,7 @@ func stripeReason(r string) string {
 // money on a void invoice; if it went through meanwhile, or a charge's
 // outcome is still unknown, the invoice is not voided.
 func (a *Activities) VoidInvoice(ctx context.Context, in *InvoiceRef) (*InvoiceSnapshot, error) {
-	cur, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+	cur, err := a.Store.GetInvoiceRow(ctx, in.InvoiceID)
 	if err != nil {
 		return nil, err
 	}

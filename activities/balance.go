@@ -48,7 +48,7 @@ type ChargeBalanceResult struct {
 
 // RefreshInvoice reads an invoice's recorded status and amounts.
 func (a *Activities) RefreshInvoice(ctx context.Context, in *InvoiceRef) (*InvoiceSnapshot, error) {
-	inv, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+	inv, err := a.Store.GetInvoiceRow(ctx, in.InvoiceID)
 	if err != nil {
 		return nil, err
 	}
@@ -82,23 +82,27 @@ func (a *Activities) SendBalanceReceipt(ctx context.Context, in *BalanceReceiptI
 		PaidAt: pays[0].CreatedAt}
 	var att []mail.Attachment
 	for _, p := range pays {
-		ib, err := a.loadBundle(ctx, p.InvoiceID)
+		inv, err := a.Store.GetInvoiceRow(ctx, p.InvoiceID)
 		if err != nil {
 			return nil, err
 		}
 		data.Amount += p.Amount
-		data.Invoices = append(data.Invoices, mail.PaidInvoice{Number: ib.inv.Number, Amount: p.Amount})
-		if ib.inv.AmountDue > 0 {
+		data.Invoices = append(data.Invoices, mail.PaidInvoice{Number: inv.Number, Amount: p.Amount})
+		if inv.AmountDue > 0 {
 			continue
 		}
 		// Each invoice it paid off has become a receipt: attach them, as a
 		// single invoice's payment email does. The invoice's own workflow
 		// renders the same bytes, so the document is stored once.
+		ib, err := a.loadBundle(ctx, p.InvoiceID)
+		if err != nil {
+			return nil, err
+		}
 		_, pdfBytes, err := a.renderInvoiceDoc(ctx, ib, "receipt", "")
 		if err != nil {
 			return nil, err
 		}
-		att = append(att, pdfAttachment("Receipt "+ib.inv.Number+".pdf", pdfBytes)...)
+		att = append(att, pdfAttachment("Receipt "+inv.Number+".pdf", pdfBytes)...)
 	}
 	data.ReceiptsAttached = len(att) > 0
 	sent, err := a.sendOnce(ctx, b, mail.KindBalancePaymentReceipt, []string{"balance", in.BalancePaymentID}, data, att)

@@ -9,7 +9,13 @@ type InvoiceSnapshot = contract.InvoiceSnapshot
 // ChargeInput asks for one payment on one invoice. PaymentID doubles as the
 // processor idempotency key, so a retried activity never charges twice.
 type ChargeInput struct {
-	InvoiceID            string
+	InvoiceID string
+	// PracticeID, ClientID and Number are the invoice's, from the workflow,
+	// so a charge reads the invoice row only once (empty in inputs
+	// scheduled before they existed: then it is read for them).
+	PracticeID           string
+	ClientID             string
+	Number               string
 	PaymentID            string
 	Amount               int64
 	Currency             string

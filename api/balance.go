@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/store"
 )
@@ -77,16 +78,19 @@ func (h *handlers) payBalance(c *gin.Context) {
 // result, for the API to answer in JSON and the portal in HTML.
 type balanceFailure struct {
 	status               int
+	pending              bool // the wait ran out; the same request again gets the result
 	code, message, param string
 	op                   string
 	cause                error // logged, never shown
 }
 
 func (h *handlers) balanceFailed(c *gin.Context, f *balanceFailure) {
-	switch f.status {
-	case http.StatusInternalServerError:
+	switch {
+	case f.pending:
+		stillProcessing(c)
+	case f.status == http.StatusInternalServerError:
 		h.internal(c, f.op, f.cause)
-	case http.StatusServiceUnavailable:
+	case f.status == http.StatusServiceUnavailable:
 		h.unavailable(c, f.op, f.cause)
 	default:
 		apiError(c, f.status, "invalid_request_error", f.code, f.message, f.param)
@@ -101,7 +105,7 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 	wfID := contract.BalancePaymentWorkflowID(cl.ID, hashKey(key))
 	if replay {
 		if _, err := h.Temporal.DescribeWorkflowExecution(ctx, wfID, ""); err == nil {
-			return h.balanceResult(ctx, h.Temporal.GetWorkflow(ctx, wfID, ""))
+			return h.balanceResult(ctx, wfID)
 		}
 	}
 	open, err := h.Store.OpenInvoicesOldestFirst(ctx, cl.ID)
@@ -129,22 +133,22 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 			message: "amount must equal the current balance of " + formatMoney(in.Total, in.Currency), param: "amount"}
 	}
 	if req.SavedPaymentMethodID != "" {
-		pm, err := h.Store.GetPaymentMethod(ctx, cl.ID, req.SavedPaymentMethodID)
+		pm, err := h.Cards.Get(ctx, cl.ID, req.SavedPaymentMethodID)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, &balanceFailure{status: http.StatusBadRequest, code: "resource_missing",
 				message: "no such saved payment method for this client", param: "saved_payment_method_id"}
 		} else if err != nil {
 			return nil, &balanceFailure{status: http.StatusInternalServerError, op: "get payment method", cause: err}
 		}
-		in.MethodLabel = methodLabel(pm.Type, pm.Brand, pm.Last4, pm.BankName)
+		in.MethodLabel = cards.Label(pm.Type, pm.Brand, pm.Last4, pm.BankName)
 	} else {
-		in.MethodLabel = h.newMethodLabel(ctx, req.PaymentMethod)
+		in.MethodLabel = h.Cards.NewLabel(ctx, req.PaymentMethod)
 	}
 	in.BalancePaymentID = "bal_" + strings.TrimPrefix(cl.ID, "cli_") + "_" + hashKey(key)
 	in.Scope, in.IdempotencyKey = "balance", key
 	in.RequestHash = (&contract.PayInput{Amount: in.Total, PaymentMethodID: in.PaymentMethodID,
 		SavedPaymentMethodID: in.SavedPaymentMethodID, SaveCard: in.SaveCard, PayerName: in.PayerName, BillingZIP: in.BillingZIP}).Fingerprint()
-	run, err := h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	_, err = h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: wfID, TaskQueue: contract.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
@@ -155,12 +159,17 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 	if err != nil {
 		return nil, &balanceFailure{status: http.StatusServiceUnavailable, op: "start balance payment", cause: err}
 	}
-	return h.balanceResult(ctx, run)
+	return h.balanceResult(ctx, wfID)
 }
 
-func (h *handlers) balanceResult(ctx context.Context, run client.WorkflowRun) (*contract.BalancePaymentResult, *balanceFailure) {
+// balanceResult waits, at most UpdateWait, for the balance payment to be
+// recorded (not for its receipt email).
+func (h *handlers) balanceResult(ctx context.Context, wfID string) (*contract.BalancePaymentResult, *balanceFailure) {
 	var res contract.BalancePaymentResult
-	if err := run.Get(ctx, &res); err != nil {
+	if err := h.awaitRecorded(ctx, wfID, &res); err != nil {
+		if errors.Is(err, errUpdatePending) {
+			return nil, &balanceFailure{status: http.StatusServiceUnavailable, pending: true, op: "balance payment", cause: err}
+		}
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeBalanceChanged {
 			return nil, &balanceFailure{status: http.StatusConflict, code: "balance_changed", message: appErr.Message()}

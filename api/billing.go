@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/store"
 )
@@ -95,7 +96,7 @@ func historyEntryView(e *store.HistoryEntry) historyEntryJSON {
 		out.ServiceDate, out.Description, out.CPTCode, out.Units = out.Date, e.Description, e.CPTCode, e.Units
 	case store.HistoryPayment:
 		out.PaymentID, out.Status, out.PayerName = e.PaymentID, e.Status, e.PayerName
-		out.MethodLabel = methodLabel(e.MethodType, e.Brand, e.Last4, e.BankName)
+		out.MethodLabel = cards.Label(e.MethodType, e.Brand, e.Last4, e.BankName)
 	case store.HistoryRefund:
 		out.RefundID, out.PaymentID, out.Status, out.Reason = e.RefundID, e.PaymentID, e.Status, e.Reason
 	}

@@ -18,11 +18,11 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/invoicestart"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/paylink"
-	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"
 )
 
@@ -467,7 +467,7 @@ func (h *handlers) payInvoice(c *gin.Context) {
 	}
 	in.ReturnURL = returnURL
 	if req.SavedPaymentMethodID != "" {
-		pm, err := h.Store.GetPaymentMethod(c.Request.Context(), inv.ClientID, req.SavedPaymentMethodID)
+		pm, err := h.Cards.Get(c.Request.Context(), inv.ClientID, req.SavedPaymentMethodID)
 		if errors.Is(err, store.ErrNotFound) {
 			badRequest(c, "resource_missing", "no such saved payment method for this client", "saved_payment_method_id")
 			return
@@ -476,10 +476,10 @@ func (h *handlers) payInvoice(c *gin.Context) {
 			return
 		}
 		in.PaymentMethodID = pm.ProcessorPMID
-		in.MethodLabel = methodLabel(pm.Type, pm.Brand, pm.Last4, pm.BankName)
+		in.MethodLabel = cards.Label(pm.Type, pm.Brand, pm.Last4, pm.BankName)
 		in.OffSession = true
 	} else {
-		in.MethodLabel = h.newMethodLabel(c.Request.Context(), req.PaymentMethod)
+		in.MethodLabel = h.Cards.NewLabel(c.Request.Context(), req.PaymentMethod)
 	}
 	key, ok := requestKey(c)
 	if !ok {
@@ -516,46 +516,6 @@ func (h *handlers) payInvoice(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"payment": payment, "invoice": view})
 }
 
-// newMethodLabel names a newly entered payment method the way summaries
-// and receipts show it, "Visa •••• 4242", before it is charged: Stripe's
-// documented test IDs from their known details, with no processor call; a
-// tokenized pm_… from the processor (a failed lookup leaves "card", and the
-// charge goes ahead: the receipt is named from the charge's own answer).
-func (h *handlers) newMethodLabel(ctx context.Context, pm string) string {
-	if m, ok := payments.TestMethod(pm); ok {
-		return methodLabel(m.Type, m.Brand, m.Last4, m.BankName)
-	}
-	if h.Gateway != nil && strings.HasPrefix(pm, "pm_") {
-		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if m, err := h.Gateway.GetPaymentMethod(lctx, pm); err == nil {
-			return methodLabel(m.Type, m.Brand, m.Last4, m.BankName)
-		}
-	}
-	return "card"
-}
-
-// methodLabel is how a payment method is shown: "Visa •••• 4242".
-func methodLabel(typ, brand, last4, bank string) string {
-	name := ""
-	switch {
-	case typ == "us_bank_account":
-		name = firstNonEmpty(bank, "Bank account")
-	case brand == "amex":
-		name = "American Express"
-	case brand == "mastercard":
-		name = "Mastercard"
-	case brand == "":
-		name = "Card"
-	default:
-		name = strings.ToUpper(brand[:1]) + brand[1:]
-	}
-	if last4 == "" {
-		return name
-	}
-	return name + " •••• " + last4
-}
-
 func firstNonEmpty(s ...string) string {
 	for _, v := range s {
 		if v != "" {
@@ -586,11 +546,7 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	if arg != nil {
 		args = append(args, arg)
 	}
-	wait := h.UpdateWait
-	if wait <= 0 {
-		wait = defaultUpdateWait
-	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), wait)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), h.updateWait())
 	defer cancel()
 	handle, err := h.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: contract.InvoiceWorkflowID(inv.ID), UpdateID: name + ":" + key, UpdateName: name,
@@ -598,7 +554,7 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	})
 	if err == nil {
 		err = handle.Get(ctx, out)
-		if err != nil && ctx.Err() != nil && c.Request.Context().Err() == nil {
+		if err != nil && timedOut(ctx, err) && c.Request.Context().Err() == nil {
 			err = errUpdatePending
 		}
 	}
@@ -610,9 +566,7 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 			pending()
 			return false
 		}
-		c.Header("Retry-After", "5")
-		apiError(c, http.StatusServiceUnavailable, "api_error", "still_processing",
-			"this request is still being processed; send it again with the same Idempotency-Key for its result", "")
+		stillProcessing(c)
 		return false
 	}
 	var appErr *temporal.ApplicationError
@@ -637,6 +591,61 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	}
 	return false
 }
+
+// stillProcessing answers a request whose wait ran out with its work going
+// on: 503 with Retry-After; the same request again (same Idempotency-Key)
+// gets the result.
+func stillProcessing(c *gin.Context) {
+	c.Header("Retry-After", "5")
+	apiError(c, http.StatusServiceUnavailable, "api_error", "still_processing",
+		"this request is still being processed; send it again with the same Idempotency-Key for its result", "")
+}
+
+// updateWait is Deps.UpdateWait or its default.
+func (h *handlers) updateWait() time.Duration {
+	if h.UpdateWait > 0 {
+		return h.UpdateWait
+	}
+	return defaultUpdateWait
+}
+
+// awaitRecorded waits at most UpdateWait for a balance payment's or an
+// after-close refund's workflow to record its money, through the
+// workflow's recorded Update; the emails that follow are not waited for.
+// A workflow that has ended (or runs code from before the Update) answers
+// with its result instead. errUpdatePending: the wait ran out, the work
+// goes on. A business refusal is the workflow's ApplicationError.
+func (h *handlers) awaitRecorded(ctx context.Context, wfID string, out any) error {
+	wctx, cancel := context.WithTimeout(ctx, h.updateWait())
+	defer cancel()
+	handle, err := h.Temporal.UpdateWorkflow(wctx, client.UpdateWorkflowOptions{WorkflowID: wfID,
+		UpdateID: contract.RecordedUpdate, UpdateName: contract.RecordedUpdate, WaitForStage: client.WorkflowUpdateStageAccepted})
+	if err == nil {
+		err = handle.Get(wctx, out)
+	}
+	var appErr *temporal.ApplicationError
+	if err != nil && !timedOut(wctx, err) && !(errors.As(err, &appErr) && businessError[appErr.Type()]) {
+		// Ended, or no recorded Update in this run: its result.
+		err = h.Temporal.GetWorkflow(wctx, wfID, "").Get(wctx, out)
+	}
+	if err != nil && timedOut(wctx, err) && ctx.Err() == nil {
+		return errUpdatePending
+	}
+	return err
+}
+
+// timedOut reports whether a Temporal call failed because ctx's deadline
+// passed: the server may answer DeadlineExceeded a moment before the
+// deadline passes here.
+func timedOut(ctx context.Context, err error) bool {
+	var de *serviceerror.DeadlineExceeded
+	return ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &de)
+}
+
+// businessError are the error types of a refusal a workflow answers with.
+var businessError = map[string]bool{contract.ErrTypeBalanceChanged: true, contract.ErrTypeKeyReused: true,
+	contract.ErrTypeInvalidPayment: true, contract.ErrTypeGateway: true, contract.ErrTypeInvalidRefund: true,
+	contract.ErrTypeInvalidState: true}
 
 // requestKey is the request's Idempotency-Key, or one made up for it (the
 // same for the whole request); false when the header is too long (answered).
@@ -796,7 +805,7 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 	refundID := "ref_" + strings.TrimPrefix(inv.ID, "inv_") + "_c" + hashKey(key)
 	if _, err := h.Temporal.DescribeWorkflowExecution(ctx, "refund-"+refundID, ""); err == nil {
 		// A retried request: answer with the first one's result.
-		return h.refundResult(c, h.Temporal.GetWorkflow(ctx, "refund-"+refundID, ""), out)
+		return h.refundResult(c, "refund-"+refundID, out)
 	}
 	pays, err := h.Store.ListPayments(ctx, inv.ID)
 	if err != nil {
@@ -820,7 +829,7 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 			formatMoney(left, inv.Currency)+" left on payment "+target.ID, "amount")
 		return false
 	}
-	run, err := h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	_, err = h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: "refund-" + refundID, TaskQueue: contract.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            inv.Number + " · refund " + formatMoney(*req.Amount, inv.Currency),
@@ -832,11 +841,17 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 		h.unavailable(c, "start refund", err)
 		return false
 	}
-	return h.refundResult(c, run, out)
+	return h.refundResult(c, "refund-"+refundID, out)
 }
 
-func (h *handlers) refundResult(c *gin.Context, run client.WorkflowRun, out *contract.RefundResult) bool {
-	if err := run.Get(c.Request.Context(), out); err != nil {
+// refundResult waits, at most UpdateWait, for the refund to be recorded
+// (not for its notice email).
+func (h *handlers) refundResult(c *gin.Context, wfID string, out *contract.RefundResult) bool {
+	if err := h.awaitRecorded(c.Request.Context(), wfID, out); err != nil {
+		if errors.Is(err, errUpdatePending) {
+			stillProcessing(c)
+			return false
+		}
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) {
 			badRequest(c, "parameter_invalid", appErr.Message(), "amount")

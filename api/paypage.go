@@ -5,6 +5,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -29,6 +30,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/paylink"
@@ -467,12 +469,12 @@ func (h *handlers) payPageData(c *gin.Context, pl *payLink, in *formInput) (*pag
 		}
 	}
 	if pl.Portal {
-		saved, err := h.Store.ListPaymentMethods(ctx, inv.ClientID)
+		saved, err := h.Cards.List(ctx, inv.ClientID)
 		if err != nil {
 			return nil, err
 		}
 		for _, m := range saved {
-			f.Saved = append(f.Saved, savedView{ID: m.ID, Label: methodLabel(m.Type, m.Brand, m.Last4, m.BankName)})
+			f.Saved = append(f.Saved, savedView{ID: m.ID, Label: cards.Label(m.Type, m.Brand, m.Last4, m.BankName)})
 		}
 	}
 	if in == nil {
@@ -781,7 +783,7 @@ func (h *handlers) savedCardWithoutPortal(c *gin.Context, pl *payLink, in *formI
 	if in.method != "new" || in.pmID == "" {
 		return false, nil
 	}
-	saved, err := h.Store.ListPaymentMethods(c.Request.Context(), pl.Invoice.ClientID)
+	saved, err := h.Cards.List(c.Request.Context(), pl.Invoice.ClientID)
 	if err != nil {
 		return false, err
 	}
@@ -832,13 +834,13 @@ func (h *handlers) payMethodFromForm(c *gin.Context, clientID string, in *formIn
 	testMode, elements := h.testMode(), h.elements()
 	switch {
 	case strings.HasPrefix(in.method, "saved:"):
-		m, err := h.Store.GetPaymentMethod(c.Request.Context(), clientID, strings.TrimPrefix(in.method, "saved:"))
+		m, err := h.Cards.Get(c.Request.Context(), clientID, strings.TrimPrefix(in.method, "saved:"))
 		if err != nil {
 			return "That saved card is no longer available; choose another payment method."
 		}
 		pay.SavedPaymentMethodID = m.ID
 		pay.PaymentMethodID = m.ProcessorPMID
-		pay.MethodLabel = methodLabel(m.Type, m.Brand, m.Last4, m.BankName)
+		pay.MethodLabel = cards.Label(m.Type, m.Brand, m.Last4, m.BankName)
 		pay.PayerName = firstNonEmpty(in.name, m.CardholderName)
 		pay.BillingZIP = firstNonEmpty(in.zip, m.BillingZIP)
 	case in.method == "new":
@@ -870,7 +872,7 @@ func (h *handlers) payMethodFromForm(c *gin.Context, clientID string, in *formIn
 		}
 		pay.PayerName, pay.BillingZIP = in.name, in.zip
 		pay.SaveCard = in.saveCard
-		pay.MethodLabel = h.newMethodLabel(c.Request.Context(), pay.PaymentMethodID)
+		pay.MethodLabel = h.Cards.NewLabel(c.Request.Context(), pay.PaymentMethodID)
 	default:
 		return "Choose a payment method."
 	}
@@ -893,19 +895,25 @@ func (h *handlers) payPageLimited(c *gin.Context, inv *store.Invoice) (int, bool
 }
 
 // sendPay sends the pay Update as the API's payments route does (same Update
-// name and ID scheme), but returns the error so the page can explain it in
-// HTML rather than JSON.
+// name and ID scheme, the same UpdateWait bound), but returns the error so
+// the page can explain it in HTML rather than JSON. errUpdatePending: the
+// wait ran out with the payment still going on.
 func (h *handlers) sendPay(c *gin.Context, inv *store.Invoice, key string, in *contract.PayInput) (*contract.PayResult, error) {
 	in.IdempotencyKey, in.Scope, in.RequestHash = key, "paypage", in.Fingerprint()
-	handle, err := h.Temporal.UpdateWorkflow(c.Request.Context(), client.UpdateWorkflowOptions{
+	ctx, cancel := context.WithTimeout(c.Request.Context(), h.updateWait())
+	defer cancel()
+	handle, err := h.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: contract.InvoiceWorkflowID(inv.ID), UpdateID: contract.PayUpdate + ":" + key,
-		UpdateName: contract.PayUpdate, Args: []any{in}, WaitForStage: client.WorkflowUpdateStageCompleted,
+		UpdateName: contract.PayUpdate, Args: []any{in}, WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
-	if err != nil {
-		return nil, err
-	}
 	var res contract.PayResult
-	if err := handle.Get(c.Request.Context(), &res); err != nil {
+	if err == nil {
+		err = handle.Get(ctx, &res)
+	}
+	if err != nil && timedOut(ctx, err) && c.Request.Context().Err() == nil {
+		return nil, errUpdatePending
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -916,6 +924,10 @@ func (h *handlers) payPageError(c *gin.Context, err error) (int, string) {
 	var appErr *temporal.ApplicationError
 	var nf *serviceerror.NotFound
 	switch {
+	case errors.Is(err, errUpdatePending):
+		c.Header("Retry-After", "5")
+		return http.StatusServiceUnavailable, "Your payment is still being processed. Please reload this page in a minute " +
+			"before trying again: once it has gone through, it shows here."
 	case errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeInvalidPayment:
 		return http.StatusBadRequest, capitalize(appErr.Message()) + ". Nothing was charged."
 	case errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeInvalidState:

@@ -7,7 +7,6 @@ package api
 // keys are not accepted here.
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -22,10 +21,10 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/paylink"
-	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"
 )
 
@@ -413,13 +412,13 @@ func (h *handlers) renderPortal(c *gin.Context, s *portalSession) {
 		d.Superbills = append(d.Superbills, portalDocOf(doc))
 	}
 
-	pms, err := h.Store.ListPaymentMethods(ctx, s.Client.ID)
+	pms, err := h.Cards.List(ctx, s.Client.ID)
 	if err != nil {
 		h.portalUnavailable(c, "list payment methods", err)
 		return
 	}
 	for _, m := range pms {
-		card := portalCard{ID: m.ID, Label: methodLabel(m.Type, m.Brand, m.Last4, m.BankName)}
+		card := portalCard{ID: m.ID, Label: cards.Label(m.Type, m.Brand, m.Last4, m.BankName)}
 		if m.ExpMonth > 0 && m.ExpYear > 0 {
 			card.Expiry = fmt.Sprintf("%02d/%d", m.ExpMonth, m.ExpYear)
 		}
@@ -521,13 +520,13 @@ func (h *handlers) renderPortalPay(c *gin.Context, status int, in *formInput, er
 	f := &formView{Action: portalPath + "/pay", CSRF: h.portalCSRF(s.Token), Nonce: randomHex(16), ScriptNonce: randomHex(16),
 		Symbol: currencySymbol(cur), Exponent: money.Exponent(cur), FullFormatted: d.Balance, FullMinor: total,
 		TestMode: h.testMode(), Elements: h.elements(), PublishableKey: h.Config.StripePublishableKey}
-	saved, err := h.Store.ListPaymentMethods(ctx, s.Client.ID)
+	saved, err := h.Cards.List(ctx, s.Client.ID)
 	if err != nil {
 		h.portalUnavailable(c, "list payment methods", err)
 		return
 	}
 	for _, m := range saved {
-		f.Saved = append(f.Saved, savedView{ID: m.ID, Label: methodLabel(m.Type, m.Brand, m.Last4, m.BankName)})
+		f.Saved = append(f.Saved, savedView{ID: m.ID, Label: cards.Label(m.Type, m.Brand, m.Last4, m.BankName)})
 	}
 	if in == nil {
 		in = &formInput{testCard: "pm_card_visa"}
@@ -599,6 +598,9 @@ func (h *handlers) portalPaySubmit(c *gin.Context) {
 	res, fail := h.runBalancePayment(c.Request.Context(), s.Client, req, h.portalIdempotencyKey(s.Client.ID, vals.Get("nonce")), true)
 	if fail != nil {
 		switch {
+		case fail.pending:
+			h.renderPortalPay(c, http.StatusServiceUnavailable, in, "Your payment is still being processed. "+
+				"Please check Billing & Payments in a minute before trying again: once it has gone through, it shows there.")
 		case fail.status >= 500:
 			h.Logger.Error(fail.op, "request_id", c.GetString(ctxRequestID), "error", fail.cause.Error())
 			h.renderPortalPay(c, http.StatusServiceUnavailable, in, "We couldn't confirm your payment just now. "+
@@ -733,13 +735,12 @@ func (h *handlers) portalRemoveCard(c *gin.Context) {
 			"Please go back to Billing & Payments, reload the page and try again. Nothing was changed.")
 		return
 	}
-	if !s.Practice.AllowClientCardRemoval {
+	_, err := h.Cards.Remove(c.Request.Context(), s.Practice, s.Client.ID, c.Param("pm"), true)
+	switch {
+	case errors.Is(err, cards.ErrRemovalNotAllowed):
 		h.portalMessage(c, http.StatusForbidden, "Contact your practice to remove a card",
 			s.Practice.Name+" does not let saved cards be removed here. Please contact them to remove it.")
 		return
-	}
-	_, err := h.detachSaved(c.Request.Context(), s.Client.ID, c.Param("pm"))
-	switch {
 	case errors.Is(err, store.ErrNotFound):
 		h.portalMessage(c, http.StatusNotFound, "Card not found", "That card is not saved on your account.")
 		return
@@ -750,22 +751,6 @@ func (h *handlers) portalRemoveCard(c *gin.Context) {
 	h.pageHeaders(c, "")
 	c.Redirect(http.StatusSeeOther, portalPath+"?notice=card_removed#cards")
 	c.Abort()
-}
-
-// detachSaved removes a client's saved method at the processor (already gone
-// there is fine) and in the store. A method not saved is store.ErrNotFound.
-func (h *handlers) detachSaved(ctx context.Context, clientID, id string) (*store.SavedPaymentMethod, error) {
-	pm, err := h.Store.GetPaymentMethod(ctx, clientID, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.Gateway.DetachPaymentMethod(ctx, pm.ProcessorPMID); err != nil && !payments.IsNotFound(err) {
-		return nil, fmt.Errorf("detach at processor: %w", err)
-	}
-	if err := h.Store.DetachPaymentMethod(ctx, clientID, pm.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	return pm, nil
 }
 
 // portalSignOut forgets the cookie; the link in the email still works until

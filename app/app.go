@@ -21,6 +21,7 @@ import (
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/api"
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/internal/codec"
 	"github.com/billflow/billflow/mail"
@@ -150,7 +151,7 @@ func RunAPI(ctx context.Context, cfg *config.Config, logger *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	router := api.Router(api.Deps{Store: st, Temporal: tc, Gateway: Gateway(cfg), Config: cfg, Logger: logger, Registry: reg, Codec: pc})
+	router := api.Router(api.Deps{Store: st, Temporal: tc, Cards: &cards.Cards{Store: st, Gateway: Gateway(cfg)}, Config: cfg, Logger: logger, Registry: reg, Codec: pc})
 	return Serve(ctx, APIServer(cfg.HTTPAddr, router), logger)
 }
 

@@ -87,6 +87,13 @@ const (
 	PaymentAppliedSignal = "payment-applied"
 )
 
+// RecordedUpdate is the balance-payment and refund-after-close workflows'
+// Update: it answers as soon as the money is recorded (the charge or the
+// refund with its ledger entries), with the workflow's result, while the
+// emails that follow are still going out. A request waits on it, not on the
+// workflow's end.
+const RecordedUpdate = "recorded"
+
 // StatementRunProgressQuery answers a running statement run's progress.
 const StatementRunProgressQuery = "progress"
 

@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/billflow/billflow/api"
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/workflows"
 )
@@ -95,7 +96,10 @@ func (g *countingGateway) GetPaymentMethod(ctx context.Context, pm string) (*pay
 func TestWalkTestCardLabelsWithoutProcessorCall(t *testing.T) {
 	s := getStack(t)
 	gw := &countingGateway{}
-	api2 := s.withAPI(t, func(d *api.Deps) { gw.Gateway = d.Gateway; d.Gateway = gw })
+	api2 := s.withAPI(t, func(d *api.Deps) {
+		gw.Gateway = d.Cards.Gateway
+		d.Cards = &cards.Cards{Store: d.Cards.Store, Gateway: gw}
+	})
 	id := api2.newInvoice(t, s.Key, api2.newClient(t, s.Key), 9000, nil).str("id")
 	api2.pay(t, s.Key, id, 9000, map[string]any{"payment_method": "pm_card_amex"})
 	s.waitIdle(t, id, 1)

@@ -262,6 +262,13 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// GetInvoiceRow reads an invoice without its items: its status, amounts
+// and parties, for a charge or a refund that needs nothing else.
+func (s *Store) GetInvoiceRow(ctx context.Context, id string) (*Invoice, error) {
+	inv, err := scanInvoice(s.Pool.QueryRow(ctx, `SELECT `+invoiceCols+` FROM invoices WHERE id=$1`, id))
+	return inv, mapErr("get invoice "+id, err)
+}
+
 // GetInvoice reads an invoice with its items. Callers scope by practice.
 func (s *Store) GetInvoice(ctx context.Context, id string) (*Invoice, error) {
 	inv, err := scanInvoice(s.Pool.QueryRow(ctx, `SELECT `+invoiceCols+` FROM invoices WHERE id=$1`, id))

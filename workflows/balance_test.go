@@ -1,7 +1,12 @@
 package workflows_test
 
 import (
+	"errors"
+	"time"
+
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/workflows"
@@ -62,4 +67,95 @@ func (s *invoiceSuite) TestPaymentAppliedByBalancePayment() {
 	}, 0)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
 	s.NoError(s.env.GetWorkflowError())
+}
+
+// TestBalancePaymentRecordedBeforeReceipt: the recorded Update answers as
+// soon as the charge is recorded, while the receipt email is still failing
+// (SMTP down) and retried with backoff; the email then goes out once.
+func (s *invoiceSuite) TestBalancePaymentRecordedBeforeReceipt() {
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(workflows.BalancePaymentWorkflow)
+	env.RegisterActivity(acts)
+	allocs := []activities.Allocation{{InvoiceID: "inv_a", PaymentID: "bal_3_1", Amount: 6000}}
+	env.OnActivity(acts.ChargeBalance, mock.Anything, mock.Anything).Return(&activities.ChargeBalanceResult{
+		ChargeResult: activities.ChargeResult{IntentID: "pi_3", Status: "succeeded"}, Allocations: allocs}, nil).Once()
+	env.OnSignalExternalWorkflow(mock.Anything, "invoice-inv_a", "", workflows.PaymentAppliedSignal, mock.Anything).Return(nil).Once()
+	env.OnActivity(acts.SendBalanceReceipt, mock.Anything, mock.Anything).Return(nil, errors.New("smtp: connection refused")).Times(4)
+	var emailedAt time.Time
+	env.OnActivity(acts.SendBalanceReceipt, mock.Anything, mock.Anything).Run(func(mock.Arguments) { emailedAt = env.Now() }).
+		Return(&activities.NotifyResult{Emailed: true}, nil).Once()
+	var recordedAt time.Time
+	var got workflows.BalancePaymentResult
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(workflows.RecordedUpdate, "recorded", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { s.Fail("rejected", err.Error()) }, OnAccept: func() {},
+			OnComplete: func(v any, err error) {
+				s.Require().NoError(err)
+				got, recordedAt = *v.(*workflows.BalancePaymentResult), env.Now()
+			}})
+	}, 0)
+	start := env.Now()
+	env.ExecuteWorkflow(workflows.BalancePaymentWorkflow, &workflows.BalancePaymentInput{BalancePaymentID: "bal_3", PracticeID: "p",
+		ClientID: "c", Currency: "usd", Total: 6000, InvoiceIDs: []string{"inv_a"}, PaymentMethodID: "pm_card_visa"})
+	s.NoError(env.GetWorkflowError())
+	s.Equal("succeeded", string(got.Status))
+	s.Equal(allocs, got.Allocations)
+	s.False(recordedAt.IsZero())
+	s.Less(recordedAt.Sub(start), time.Second, "answered at once")
+	s.Greater(emailedAt.Sub(recordedAt), 10*time.Second, "the receipt followed, after its retries")
+	env.AssertExpectations(s.T())
+}
+
+// TestBalancePaymentRecordedRefusal: a stale balance is refused through the
+// recorded Update too, with its error type.
+func (s *invoiceSuite) TestBalancePaymentRecordedRefusal() {
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(workflows.BalancePaymentWorkflow)
+	env.RegisterActivity(acts)
+	env.OnActivity(acts.ChargeBalance, mock.Anything, mock.Anything).Return(nil,
+		temporal.NewNonRetryableApplicationError("the balance changed", workflows.ErrTypeBalanceChanged, nil)).Once()
+	var got error
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(workflows.RecordedUpdate, "recorded", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { s.Fail("rejected", err.Error()) }, OnAccept: func() {},
+			OnComplete: func(_ any, err error) { got = err }})
+	}, 0)
+	env.ExecuteWorkflow(workflows.BalancePaymentWorkflow, &workflows.BalancePaymentInput{BalancePaymentID: "bal_4", Total: 100, Currency: "usd"})
+	var appErr *temporal.ApplicationError
+	s.Require().ErrorAs(got, &appErr)
+	s.Equal(workflows.ErrTypeBalanceChanged, appErr.Type())
+	s.Error(env.GetWorkflowError())
+}
+
+// TestRefundAfterCloseRecordedBeforeNotice: the refund's recorded Update
+// answers once the refund is recorded; the notice follows its retries.
+func (s *invoiceSuite) TestRefundAfterCloseRecordedBeforeNotice() {
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(workflows.RefundAfterCloseWorkflow)
+	env.RegisterActivity(acts)
+	env.OnActivity(acts.Refund, mock.Anything, mock.Anything).Return(&activities.RefundResult{RefundID: "ref_1", Status: "succeeded",
+		Invoice: activities.InvoiceSnapshot{Status: "refunded", AmountPaid: 9000, AmountRefunded: 9000}}, nil).Once()
+	env.OnActivity(acts.NotifyRefund, mock.Anything, mock.Anything).Return(nil, errors.New("smtp: connection refused")).Times(3)
+	var emailedAt time.Time
+	env.OnActivity(acts.NotifyRefund, mock.Anything, mock.Anything).Run(func(mock.Arguments) { emailedAt = env.Now() }).
+		Return(&activities.NotifyResult{Emailed: true}, nil).Once()
+	var recordedAt time.Time
+	var got workflows.RefundResult
+	env.RegisterDelayedCallback(func() {
+		env.UpdateWorkflow(workflows.RecordedUpdate, "recorded", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { s.Fail("rejected", err.Error()) }, OnAccept: func() {},
+			OnComplete: func(v any, err error) {
+				s.Require().NoError(err)
+				got, recordedAt = *v.(*workflows.RefundResult), env.Now()
+			}})
+	}, 0)
+	start := env.Now()
+	env.ExecuteWorkflow(workflows.RefundAfterCloseWorkflow, &workflows.RefundAfterCloseInput{InvoiceID: "inv_a", PaymentID: "pay_a_1",
+		RefundID: "ref_1", Amount: 9000, Currency: "usd"})
+	s.NoError(env.GetWorkflowError())
+	s.Equal("succeeded", string(got.Status))
+	s.Equal(int64(9000), got.Amount)
+	s.Less(recordedAt.Sub(start), time.Second)
+	s.Greater(emailedAt.Sub(recordedAt), 5*time.Second)
+	env.AssertExpectations(s.T())
 }

@@ -22,6 +22,7 @@ const (
 	PaymentEventSignal   = contract.PaymentEventSignal
 	ReminderSignal       = contract.ReminderSignal
 	PaymentAppliedSignal = contract.PaymentAppliedSignal
+	RecordedUpdate       = contract.RecordedUpdate
 
 	ErrTypeInvalidPayment  = contract.ErrTypeInvalidPayment
 	ErrTypeInvalidRefund   = contract.ErrTypeInvalidRefund

@@ -339,7 +339,8 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 	}
 	summary := fmt.Sprintf("Charge %s to %s", money.Format(in.Amount, w.st.Currency), label)
 	charge := &activities.ChargeInput{
-		InvoiceID: w.in.InvoiceID, PaymentID: paymentID, Amount: in.Amount, Currency: w.st.Currency,
+		InvoiceID: w.in.InvoiceID, PracticeID: w.in.PracticeID, ClientID: w.in.ClientID, Number: w.in.Number,
+		PaymentID: paymentID, Amount: in.Amount, Currency: w.st.Currency,
 		PaymentMethodID: in.PaymentMethodID, SavedPaymentMethodID: in.SavedPaymentMethodID, SaveCard: in.SaveCard,
 		OffSession: in.OffSession, PayerName: in.PayerName, BillingZIP: in.BillingZIP, ReturnURL: in.ReturnURL,
 		IdempotencyKey: in.IdempotencyKey, Scope: in.Scope, RequestHash: in.RequestHash, PayLinkID: in.PayLinkID,

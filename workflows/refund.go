@@ -12,8 +12,28 @@ import (
 )
 
 // RefundAfterCloseWorkflow is a refund with the same activities, idempotency
-// and notice as a refund through the invoice workflow.
+// and notice as a refund through the invoice workflow. Its recorded Update
+// answers once the refund is recorded; the notice follows whenever the mail
+// server takes it.
 func RefundAfterCloseWorkflow(ctx workflow.Context, in *RefundAfterCloseInput) (*RefundResult, error) {
+	rec := &recorded[RefundResult]{}
+	if err := rec.register(ctx); err != nil {
+		return nil, err
+	}
+	out, err := refundAfterClose(ctx, in)
+	rec.set(out, err)
+	if err != nil {
+		return nil, rec.finish(ctx, err)
+	}
+	if err := workflow.ExecuteActivity(notifyOptions(ctx, "Email refund notice"), acts.NotifyRefund,
+		&activities.NotifyInput{InvoiceID: in.InvoiceID, RefundID: in.RefundID}).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("refund notice failed", "error", err)
+	}
+	return out, rec.finish(ctx, nil)
+}
+
+// refundAfterClose refunds once and records it.
+func refundAfterClose(ctx workflow.Context, in *RefundAfterCloseInput) (*RefundResult, error) {
 	actx := refundOptions(ctx, fmt.Sprintf("Refund %s", money.Format(in.Amount, in.Currency)))
 	var res activities.RefundResult
 	if err := workflow.ExecuteActivity(actx, acts.Refund, &activities.RefundInput{InvoiceID: in.InvoiceID, PaymentID: in.PaymentID,
@@ -23,10 +43,6 @@ func RefundAfterCloseWorkflow(ctx workflow.Context, in *RefundAfterCloseInput) (
 			return nil, temporal.NewNonRetryableApplicationError(appErr.Message(), ErrTypeInvalidRefund, nil)
 		}
 		return nil, err
-	}
-	if err := workflow.ExecuteActivity(notifyOptions(ctx, "Email refund notice"), acts.NotifyRefund,
-		&activities.NotifyInput{InvoiceID: in.InvoiceID, RefundID: in.RefundID}).Get(ctx, nil); err != nil {
-		workflow.GetLogger(ctx).Error("refund notice failed", "error", err)
 	}
 	return &RefundResult{RefundID: in.RefundID, PaymentID: in.PaymentID, Amount: in.Amount, Status: res.Status, Invoice: res.Invoice}, nil
 }
