@@ -159,3 +159,33 @@ func (s *invoiceSuite) TestRefundAfterCloseRecordedBeforeNotice() {
 	s.Greater(emailedAt.Sub(recordedAt), 5*time.Second)
 	env.AssertExpectations(s.T())
 }
+
+// TestRefundOfABalancePaymentInHand: a balance payment's payment-applied
+// signal is in hand (waiting for the payment lock, held by a card payment in
+// flight, or, on a real worker, delivered in the same workflow task as the
+// refund, whose Update is handled first) when a refund of that payment
+// arrives. The refund is not refused as "not a payment of this invoice": it
+// waits for the signal to be taken in, then refunds. A payment that no signal
+// brings is still refused.
+func (s *invoiceSuite) TestRefundOfABalancePaymentInHand() {
+	s.env.OnActivity(acts.Charge, mock.Anything, mock.Anything).After(10*time.Minute).Return(&activities.ChargeResult{PaymentID: "pay_abc_1", Status: "succeeded",
+		MethodLabel: "Visa •••• 4242", Invoice: activities.InvoiceSnapshot{Status: "partially_paid", AmountPaid: 5000}}, nil).Once()
+	s.env.OnActivity(acts.RefreshInvoice, mock.Anything, &activities.InvoiceRef{InvoiceID: "inv_abc"}).
+		Return(&activities.InvoiceSnapshot{Status: "paid", AmountPaid: 18000}, nil).Once()
+	s.env.OnActivity(acts.Refund, mock.Anything, &activities.RefundInput{InvoiceID: "inv_abc", PaymentID: "bal_1_1", RefundID: "ref_abc_1", Amount: 13000}).
+		Return(&activities.RefundResult{RefundID: "ref_abc_1", Status: "succeeded", Invoice: activities.InvoiceSnapshot{Status: "partially_refunded", AmountPaid: 18000, AmountRefunded: 13000}}, nil).Once()
+	pay := s.sendUpdate(time.Minute, workflows.PayUpdate, "p", &workflows.PayInput{Amount: 5000, PaymentMethodID: "pm_card_visa"}, nil)
+	s.env.RegisterDelayedCallback(func() {
+		s.env.SignalWorkflow(workflows.PaymentAppliedSignal, &workflows.PaymentApplied{PaymentID: "bal_1_1", Amount: 13000, Status: "succeeded"})
+	}, 2*time.Minute)
+	r := s.sendUpdate(3*time.Minute, workflows.RefundUpdate, "r1", &workflows.RefundInput{Amount: 13000, PaymentID: "bal_1_1"}, nil)
+	unknown := s.sendUpdate(30*time.Minute, workflows.RefundUpdate, "r2", &workflows.RefundInput{Amount: 100, PaymentID: "pay_nope"}, nil)
+	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(true))
+	s.NoError(pay.err)
+	s.True(r.done)
+	s.NoError(r.rejected)
+	s.NoError(r.err)
+	s.Equal("partially_refunded", string(r.value.(*workflows.RefundResult).Invoice.Status))
+	s.True(unknown.done)
+	s.Equal(workflows.ErrTypeInvalidRefund, appType(errors.Join(unknown.rejected, unknown.err)))
+}
