@@ -38,6 +38,10 @@ type Activities struct {
 	Mailer        *mail.Mailer
 	MailDomain    string        // right side of Message-IDs
 	Temporal      client.Client // for activities that signal or start workflows (the reminder run, the reconciler)
+	// TemporalFor is the client of a practice's namespace (nil: Temporal
+	// serves every namespace). An activity that signals or starts
+	// workflows uses the client of the namespace it runs in.
+	TemporalFor func(namespace string) (client.Client, error)
 	// InvoiceStart builds the start of an invoice's workflow, as the API
 	// starts it (workflows.InvoiceStart: set by worker.Register, since the
 	// workflows package imports this one).

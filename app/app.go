@@ -19,8 +19,8 @@ import (
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/api"
+	"github.com/billflow/billflow/codec"
 	"github.com/billflow/billflow/config"
-	"github.com/billflow/billflow/internal/codec"
 	"github.com/billflow/billflow/internal/metrics"
 	"github.com/billflow/billflow/internal/temporalclient"
 	"github.com/billflow/billflow/mail"
