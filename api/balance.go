@@ -99,9 +99,13 @@ func (h *handlers) balanceFailed(c *gin.Context, f *balanceFailure) {
 // paid by now. The API and the portal's Pay Now both come here.
 func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req *balanceReq, key string, replay bool) (*workflows.BalancePaymentResult, *balanceFailure) {
 	wfID := workflows.BalancePaymentWorkflowID(cl.ID, hashKey(key))
+	tc, err := h.temporalFor(ctx, cl.PracticeID)
+	if err != nil {
+		return nil, &balanceFailure{status: http.StatusServiceUnavailable, op: "temporal client", cause: err}
+	}
 	if replay {
-		if _, err := h.Temporal.DescribeWorkflowExecution(ctx, wfID, ""); err == nil {
-			return h.balanceResult(ctx, h.Temporal.GetWorkflow(ctx, wfID, ""))
+		if _, err := tc.DescribeWorkflowExecution(ctx, wfID, ""); err == nil {
+			return h.balanceResult(ctx, tc.GetWorkflow(ctx, wfID, ""))
 		}
 	}
 	open, err := h.Store.OpenInvoicesOldestFirst(ctx, cl.ID)
@@ -144,7 +148,7 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 	in.Scope, in.IdempotencyKey = "balance", key
 	in.RequestHash = (&workflows.PayInput{Amount: in.Total, PaymentMethodID: in.PaymentMethodID,
 		SavedPaymentMethodID: in.SavedPaymentMethodID, SaveCard: in.SaveCard, PayerName: in.PayerName, BillingZIP: in.BillingZIP}).Fingerprint()
-	run, err := h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: wfID, TaskQueue: workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,

@@ -208,7 +208,11 @@ func (h *handlers) createInvoice(c *gin.Context) {
 func (h *handlers) startInvoiceWorkflow(c *gin.Context, practice *store.Practice, cl *store.Client, inv *store.Invoice) error {
 	ctx := c.Request.Context()
 	opts, in := workflows.InvoiceStart(practice, cl, inv)
-	_, err := h.Temporal.ExecuteWorkflow(ctx, opts, workflows.InvoiceWorkflow, in)
+	tc, err := h.temporalFor(ctx, practice.ID)
+	if err != nil {
+		return err
+	}
+	_, err = tc.ExecuteWorkflow(ctx, opts, workflows.InvoiceWorkflow, in)
 	var ended *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &ended) { // ended: it ran already, and is not run again
 		return err
@@ -538,7 +542,12 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), wait)
 	defer cancel()
-	handle, err := h.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+	tc, err := h.temporalFor(ctx, inv.PracticeID)
+	if err != nil {
+		h.unavailable(c, "temporal client", err)
+		return false
+	}
+	handle, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), UpdateID: name + ":" + key, UpdateName: name,
 		Args: args, WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
@@ -632,7 +641,12 @@ func (h *handlers) refundInvoice(c *gin.Context) {
 		return
 	}
 	var res workflows.RefundResult
-	if desc, err := h.Temporal.DescribeWorkflowExecution(c.Request.Context(), workflows.InvoiceWorkflowID(inv.ID), ""); err == nil &&
+	tc, err := h.temporalFor(c.Request.Context(), inv.PracticeID)
+	if err != nil {
+		h.unavailable(c, "temporal client", err)
+		return
+	}
+	if desc, err := tc.DescribeWorkflowExecution(c.Request.Context(), workflows.InvoiceWorkflowID(inv.ID), ""); err == nil &&
 		desc.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		// The lifecycle has ended (refund window over): refunds still work, in a workflow of their own.
 		if !h.refundAfterClose(c, inv, &req, &res) {
@@ -714,9 +728,14 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 		key = store.NewID("k")
 	}
 	refundID := "ref_" + strings.TrimPrefix(inv.ID, "inv_") + "_c" + hashKey(key)
-	if _, err := h.Temporal.DescribeWorkflowExecution(ctx, "refund-"+refundID, ""); err == nil {
+	tc, err := h.temporalFor(ctx, inv.PracticeID)
+	if err != nil {
+		h.unavailable(c, "temporal client", err)
+		return false
+	}
+	if _, err := tc.DescribeWorkflowExecution(ctx, "refund-"+refundID, ""); err == nil {
 		// A retried request: answer with the first one's result.
-		return h.refundResult(c, h.Temporal.GetWorkflow(ctx, "refund-"+refundID, ""), out)
+		return h.refundResult(c, tc.GetWorkflow(ctx, "refund-"+refundID, ""), out)
 	}
 	pays, err := h.Store.ListPayments(ctx, inv.ID)
 	if err != nil {
@@ -740,7 +759,7 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 			formatMoney(left, inv.Currency)+" left on payment "+target.ID, "amount")
 		return false
 	}
-	run, err := h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: "refund-" + refundID, TaskQueue: workflows.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            inv.Number + " · refund " + formatMoney(*req.Amount, inv.Currency),

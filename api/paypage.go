@@ -884,7 +884,11 @@ func (h *handlers) payPageLimited(c *gin.Context, inv *store.Invoice) (int, bool
 // HTML rather than JSON.
 func (h *handlers) sendPay(c *gin.Context, inv *store.Invoice, key string, in *workflows.PayInput) (*workflows.PayResult, error) {
 	in.IdempotencyKey, in.Scope, in.RequestHash = key, "paypage", in.Fingerprint()
-	handle, err := h.Temporal.UpdateWorkflow(c.Request.Context(), client.UpdateWorkflowOptions{
+	tc, err := h.temporalFor(c.Request.Context(), inv.PracticeID)
+	if err != nil {
+		return nil, err
+	}
+	handle, err := tc.UpdateWorkflow(c.Request.Context(), client.UpdateWorkflowOptions{
 		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), UpdateID: workflows.PayUpdate + ":" + key,
 		UpdateName: workflows.PayUpdate, Args: []any{in}, WaitForStage: client.WorkflowUpdateStageCompleted,
 	})

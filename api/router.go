@@ -28,6 +28,7 @@ import (
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"
+	"github.com/billflow/billflow/tenancy"
 )
 
 // Deps are what the handlers need.
@@ -40,6 +41,9 @@ type Deps struct {
 	Registry *prometheus.Registry
 	Now      func() time.Time
 	Codec    converter.PayloadCodec // nil: payloads are not encrypted and /codec is not served
+	// Tenants picks each practice's Temporal client (its own namespace and
+	// data key) and codec; nil: every practice uses Temporal and Codec.
+	Tenants *tenancy.Clients
 	Limits   RateLimits             // payment-attempt limits (card-testing defence)
 	// UpdateWait bounds how long a request waits for its Update's result
 	// (pay, refund, void, resend); default 25 s, under the server's write
@@ -395,4 +399,13 @@ func (h *handlers) readyz(c *gin.Context) {
 		status = http.StatusServiceUnavailable
 	}
 	c.JSON(status, gin.H{"ready": ok, "checks": checks})
+}
+
+// temporalFor is the Temporal client a practice's workflows run under: its
+// own namespace's, or the shared one for a practice made before namespaces.
+func (h *handlers) temporalFor(ctx context.Context, practiceID string) (client.Client, error) {
+	if h.Tenants == nil {
+		return h.Temporal, nil
+	}
+	return h.Tenants.ForPractice(ctx, practiceID)
 }

@@ -25,6 +25,22 @@ func (w *invoiceWF) offsets() []int {
 	return o
 }
 
+// localNow is the workflow's time in a practice's time zone ("" or an
+// unknown zone: UTC). Loading a zone reads the same tzdata on every replay.
+func localNow(ctx workflow.Context, tz string) time.Time {
+	now := workflow.Now(ctx).UTC()
+	if tz == "" {
+		return now
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("unknown time zone; using UTC", "time_zone", tz)
+		return now
+	}
+	return now.In(loc)
+}
+
+// dateOnly is t's calendar date (in t's own location) at 00:00 UTC.
 func dateOnly(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
@@ -169,6 +185,9 @@ type ReminderRunInput struct {
 	Today   time.Time
 	AfterID string // resume cursor when continuing as new
 	Pages   int
+	// TimeZone is the practice's (its namespace's Schedule passes it):
+	// "today" is the practice's calendar date, not UTC's. "" = UTC.
+	TimeZone string `json:",omitempty"`
 }
 
 // ReminderRunResult counts what the run did.
@@ -188,7 +207,7 @@ func ReminderRunWorkflow(ctx workflow.Context, in *ReminderRunInput) (*ReminderR
 	}
 	today := in.Today
 	if today.IsZero() {
-		today = dateOnly(workflow.Now(ctx))
+		today = dateOnly(localNow(ctx, in.TimeZone))
 	}
 	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 5 * time.Minute,
@@ -200,7 +219,8 @@ func ReminderRunWorkflow(ctx workflow.Context, in *ReminderRunInput) (*ReminderR
 	for page := 0; ; page++ {
 		if page >= 40 {
 			// Keep the history small on very large runs.
-			return nil, workflow.NewContinueAsNewError(ctx, ReminderRunWorkflow, &ReminderRunInput{Today: today, AfterID: cursor, Pages: in.Pages + page})
+			return nil, workflow.NewContinueAsNewError(ctx, ReminderRunWorkflow, &ReminderRunInput{Today: today, AfterID: cursor, Pages: in.Pages + page,
+				TimeZone: in.TimeZone})
 		}
 		var out activities.SignalRemindersResult
 		pctx := workflow.WithActivityOptions(actx, workflow.ActivityOptions{

@@ -32,13 +32,16 @@ const (
 // StatementRunInput is the statement run's argument. The Schedule passes an
 // empty one; continue-as-new carries the month, the cursor and the totals.
 type StatementRunInput struct {
-	Month         string // "2026-10"; "" = the month before workflow.Now (UTC)
+	Month         string // "2026-10"; "" = the month before workflow.Now (in TimeZone)
 	AfterClientID string // resume cursor: every client up to it is done
 	Totals        *StatementRunResult
 
 	PageSize      int // 0 = DefaultStatementPageSize
 	ContinueAfter int // 0 = DefaultStatementContinueAfter
 	Parallelism   int // 0 = DefaultStatementParallelism
+	// TimeZone is the practice's (its namespace's Schedule passes it), so
+	// "last month" is the practice's. "" = UTC.
+	TimeZone string `json:",omitempty"`
 }
 
 // StatementRunResult counts what the run did, over all its runs.
@@ -65,7 +68,7 @@ func StatementRunWorkflow(ctx workflow.Context, in *StatementRunInput) (*Stateme
 	}
 	var from time.Time
 	if in.Month == "" {
-		now := workflow.Now(ctx).UTC()
+		now := localNow(ctx, in.TimeZone)
 		from = time.Date(now.Year(), now.Month()-1, 1, 0, 0, 0, 0, time.UTC)
 	} else {
 		m, err := time.Parse("2006-01", in.Month)
