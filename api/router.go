@@ -44,7 +44,7 @@ type Deps struct {
 	// Tenants picks each practice's Temporal client (its own namespace and
 	// data key) and codec; nil: every practice uses Temporal and Codec.
 	Tenants *tenancy.Clients
-	Limits   RateLimits             // payment-attempt limits (card-testing defence)
+	Limits  RateLimits // payment-attempt limits (card-testing defence)
 	// UpdateWait bounds how long a request waits for its Update's result
 	// (pay, refund, void, resend); default 25 s, under the server's write
 	// timeout. Past it the work goes on in the invoice's workflow: a resend
