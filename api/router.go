@@ -407,5 +407,12 @@ func (h *handlers) temporalFor(ctx context.Context, practiceID string) (client.C
 	if h.Tenants == nil {
 		return h.Temporal, nil
 	}
-	return h.Tenants.ForPractice(ctx, practiceID)
+	ns, err := h.Tenants.PracticeNamespace(ctx, practiceID)
+	if err != nil {
+		return nil, err
+	}
+	if ns == "" {
+		return h.Temporal, nil
+	}
+	return h.Tenants.ForNamespace(ns)
 }
