@@ -22,7 +22,8 @@ import (
 // made before namespaces); a payload under any other key is refused with 403
 // and nothing is decrypted. In development only, the local UI (which has no
 // key to send) may call it from loopback: it decodes for the practice whose
-// namespace the UI names in X-Namespace. CORS admits the Temporal UI's origin.
+// namespace the UI names in X-Namespace (none: the shared namespace, master
+// key). CORS admits the Temporal UI's origin.
 func (h *handlers) codecRoutes(r *gin.Engine) {
 	if h.Codec == nil && (h.Tenants == nil || h.Tenants.Keyring == nil) {
 		return
@@ -90,7 +91,8 @@ func (h *handlers) callerCodec(c *gin.Context) (converter.PayloadCodec, bool) {
 		if h.Tenants == nil || h.Tenants.Keyring == nil {
 			return h.Codec, true
 		}
-		if ns != "" && ns == h.Config.TemporalNamespace {
+		if ns == "" || ns == h.Config.TemporalNamespace {
+			// The shared namespace: the master key, as before namespaces.
 			return h.Tenants.Keyring.ForPractice(""), true
 		}
 		practiceID, ok := tenancy.PracticeOfNamespace(ns)
