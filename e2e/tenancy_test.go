@@ -161,4 +161,3 @@ func payloadsIn(ev *historypb.HistoryEvent) []*commonpb.Payload {
 	walk(proto.Clone(ev).ProtoReflect())
 	return out
 }
-
