@@ -79,13 +79,22 @@ func SetupNamespaces(ctx context.Context, st *store.Store, tc client.Client) err
 func RegisterNamespace(ctx context.Context, tc client.Client, namespace string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	_, err := tc.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
-		Namespace:                        namespace,
-		Description:                      "billflow practice",
-		WorkflowExecutionRetentionPeriod: durationpb.New(Retention),
-	})
-	var exists *serviceerror.NamespaceAlreadyExists
-	if err != nil && !errors.As(err, &exists) {
+	// Described first: a namespace made elsewhere (Temporal Cloud makes
+	// them in its control plane, not through the frontend) is only set up.
+	_, err := tc.WorkflowService().DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: namespace})
+	var nf *serviceerror.NamespaceNotFound
+	if errors.As(err, &nf) {
+		_, err = tc.WorkflowService().RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
+			Namespace:                        namespace,
+			Description:                      "billflow practice",
+			WorkflowExecutionRetentionPeriod: durationpb.New(Retention),
+		})
+		var exists *serviceerror.NamespaceAlreadyExists
+		if errors.As(err, &exists) {
+			err = nil
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("register namespace %s: %w", namespace, err)
 	}
 	// A new namespace reaches the frontend's cache a moment later.
