@@ -133,20 +133,29 @@ func (k *Keyring) codecOf(practiceID string, unknown string) (*Codec, map[string
 	k.fresh()
 	k.mu.Lock()
 	_, known := k.owner[unknown]
+	k.mu.Unlock()
 	if unknown != "" && !known && !k.master.Has(unknown) {
-		minReload := k.MinReload
-		if minReload <= 0 {
-			minReload = 5 * time.Second
-		}
-		if k.now().Sub(k.missAt) >= minReload {
-			k.missAt = k.now()
-			k.mu.Unlock()
-			k.reload("unknown key " + unknown)
-			k.mu.Lock()
-		}
+		k.reloadLimited("unknown key " + unknown)
 	}
+	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.practices[practiceID], k.owner
+}
+
+// reloadLimited reloads unless a reload for a miss ran within MinReload.
+func (k *Keyring) reloadLimited(why string) {
+	minReload := k.MinReload
+	if minReload <= 0 {
+		minReload = 5 * time.Second
+	}
+	k.mu.Lock()
+	if k.now().Sub(k.missAt) < minReload {
+		k.mu.Unlock()
+		return
+	}
+	k.missAt = k.now()
+	k.mu.Unlock()
+	k.reload(why)
 }
 
 // Owner is the practice that owns a key ID: "" for a master key; ok false
@@ -183,7 +192,7 @@ func (s *scoped) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, erro
 	c, _ := s.k.codecOf(s.practice, "")
 	if c == nil || c.current == "" {
 		// A practice made a moment ago: its key may be newer than the load.
-		s.k.reload("no current key for " + s.practice)
+		s.k.reloadLimited("no current key for " + s.practice)
 		c, _ = s.k.codecOf(s.practice, "")
 	}
 	if c == nil || c.current == "" {

@@ -31,6 +31,7 @@ type Practices struct {
 	mu      sync.Mutex
 	running map[string]Workers
 	failed  map[string]string // namespace → last error, logged once
+	stopped bool
 }
 
 // NewPractices prepares (but does not start) the practice namespaces' workers.
@@ -108,6 +109,11 @@ func (p *Practices) start(ctx context.Context, namespace, tz string) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.stopped {
+		// Stop came while this namespace was starting.
+		go ws.Stop()
+		return nil
+	}
 	p.running[namespace] = ws
 	delete(p.failed, namespace)
 	return nil
@@ -128,7 +134,7 @@ func (p *Practices) Namespaces() []string {
 func (p *Practices) Stop() {
 	p.mu.Lock()
 	running := p.running
-	p.running = map[string]Workers{}
+	p.running, p.stopped = map[string]Workers{}, true
 	p.mu.Unlock()
 	var wg sync.WaitGroup
 	for _, ws := range running {
