@@ -120,6 +120,18 @@ func StrictDataConverter(pc converter.PayloadCodec) converter.DataConverter {
 	return d
 }
 
+// PracticeDataConverter is the converter of a practice's own namespace:
+// strict like StrictDataConverter, and its summaries and details are
+// encrypted too, under the practice's data key. The practitioner reads them
+// in the Temporal UI through the codec endpoint with their practice's
+// credential; without it they are ciphertext. (In the shared namespace they
+// stay in the clear, as before.)
+func PracticeDataConverter(pc converter.PayloadCodec) converter.DataConverter {
+	d := StrictDataConverter(pc).(*dataConverter)
+	d.sealSummaries = true
+	return d
+}
+
 // StrictDataConverter is DataConverter for processes that act on payloads
 // (the worker, and the API that reads Update and Query results): it refuses
 // arguments, results, signals, Updates, heartbeat details and failure
@@ -138,8 +150,9 @@ func (c *Codec) StrictDataConverter() converter.DataConverter { return StrictDat
 
 type dataConverter struct {
 	converter.DataConverter
-	clear  converter.DataConverter
-	strict bool
+	clear         converter.DataConverter
+	strict        bool
+	sealSummaries bool
 }
 
 // ErrPlaintext is returned by a strict converter for a payload that is not encrypted.
@@ -174,7 +187,7 @@ func (d *dataConverter) FromPayload(payload *commonpb.Payload, valuePtr any) err
 // ToPayload leaves a string (a summary) unencrypted and encrypts the rest.
 // ToPayloads, which carries arguments and results, is not overridden.
 func (d *dataConverter) ToPayload(value any) (*commonpb.Payload, error) {
-	if _, ok := value.(string); ok {
+	if _, ok := value.(string); ok && !d.sealSummaries {
 		return d.clear.ToPayload(value)
 	}
 	return d.DataConverter.ToPayload(value)

@@ -188,3 +188,30 @@ func TestSealOpenWrapsDataKeys(t *testing.T) {
 		t.Fatal("tampered envelope opened")
 	}
 }
+
+// In a practice's namespace summaries are encrypted too: readable through
+// the codec with the practice's key, ciphertext without it.
+func TestPracticeConverterSealsSummaries(t *testing.T) {
+	c, err := New(bytes.Repeat([]byte{8}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := PracticeDataConverter(c)
+	sum, err := dc.ToPayload("INV-0001 · $120.00 due 2026-12-07")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(sum.Metadata[MetadataEncoding]) != EncodingName || bytes.Contains(sum.Data, []byte("INV-0001")) {
+		t.Fatalf("summary left in the clear: %q", sum.Metadata[MetadataEncoding])
+	}
+	var back string
+	if err := dc.FromPayload(sum, &back); err != nil || back != "INV-0001 · $120.00 due 2026-12-07" {
+		t.Fatalf("summary round trip: %q %v", back, err)
+	}
+	// Still strict: plaintext input is refused.
+	plain, _ := converter.GetDefaultDataConverter().ToPayloads(map[string]string{"InvoiceID": "inv_forged"})
+	var in map[string]string
+	if err := dc.FromPayloads(plain, &in); !errors.Is(err, ErrPlaintext) {
+		t.Fatalf("plaintext input accepted: %v", err)
+	}
+}

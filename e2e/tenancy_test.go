@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,19 +87,24 @@ func TestPracticesHaveTheirOwnNamespaceAndDataKey(t *testing.T) {
 			keysA[k.KeyID] = true
 		}
 	}
-	var encrypted []*commonpb.Payload
+	// Every payload in A's history, summaries included (search attributes
+	// aside), is under one of A's data keys.
+	var encrypted, summaries []*commonpb.Payload
 	it := tcA.GetWorkflowHistory(ctx, wfID, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
 		require.NoError(t, err)
 		for _, p := range payloadsIn(ev) {
-			if string(p.Metadata[codec.MetadataEncoding]) == codec.EncodingName {
-				require.True(t, keysA[string(p.Metadata[codec.MetadataKeyID])], "payload under key %s in event %s", p.Metadata[codec.MetadataKeyID], ev.EventType)
-				encrypted = append(encrypted, p)
-			}
+			require.Equal(t, codec.EncodingName, string(p.Metadata[codec.MetadataEncoding]), "a payload in the clear in event %s", ev.EventType)
+			require.True(t, keysA[string(p.Metadata[codec.MetadataKeyID])], "payload under key %s in event %s", p.Metadata[codec.MetadataKeyID], ev.EventType)
+			encrypted = append(encrypted, p)
+		}
+		if s := ev.GetUserMetadata().GetSummary(); s != nil {
+			summaries = append(summaries, s)
 		}
 	}
 	require.GreaterOrEqual(t, len(encrypted), 4, "input, Update, charge and results are encrypted")
+	require.NotEmpty(t, summaries, "the charge's summary")
 
 	decode := func(key string, payloads []*commonpb.Payload, hdr ...string) *resp {
 		raw, err := protojson.Marshal(&commonpb.Payloads{Payloads: payloads})
@@ -119,10 +125,25 @@ func TestPracticesHaveTheirOwnNamespaceAndDataKey(t *testing.T) {
 	var plain commonpb.Payloads
 	require.NoError(t, protojson.Unmarshal(okA.Raw, &plain))
 	require.Len(t, plain.Payloads, len(encrypted))
-	require.Equal(t, "json/plain", string(plain.Payloads[0].Metadata[codec.MetadataEncoding]))
-	require.Contains(t, string(plain.Payloads[0].Data), id, "the invoice's input, decoded")
+	var decoded []string
+	for _, p := range plain.Payloads {
+		require.NotEqual(t, codec.EncodingName, string(p.Metadata[codec.MetadataEncoding]))
+		decoded = append(decoded, string(p.Data))
+	}
+	require.Contains(t, strings.Join(decoded, "\n"), `"InvoiceID":"`+id+`"`, "the invoice's input, decoded")
 	ui := decode("", encrypted, "X-Namespace", nsA)
 	require.Equal(t, http.StatusOK, ui.Status, "the local UI showing A's namespace: %s", ui.Raw)
+	// Summaries read through the codec with A's key, and only with it.
+	sum := decode(keyA, summaries)
+	require.Equal(t, http.StatusOK, sum.Status, string(sum.Raw))
+	require.NoError(t, protojson.Unmarshal(sum.Raw, &plain))
+	var texts []string
+	for _, p := range plain.Payloads {
+		require.Equal(t, "json/plain", string(p.Metadata[codec.MetadataEncoding]))
+		texts = append(texts, string(p.Data))
+	}
+	require.Contains(t, strings.Join(texts, "\n"), inv.str("number"), "the workflow's summary, decoded")
+	require.Equal(t, http.StatusForbidden, decode(keyB, summaries).Status)
 
 	// Shared-namespace (master key) payloads are not A's.
 	shared, err := s.Tenants.Keyring.Master().Encode([]*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"x"`)}})
@@ -140,9 +161,12 @@ func payloadsIn(ev *historypb.HistoryEvent) []*commonpb.Payload {
 	var out []*commonpb.Payload
 	var walk func(m protoreflect.Message)
 	walk = func(m protoreflect.Message) {
-		if p, ok := m.Interface().(*commonpb.Payload); ok {
-			out = append(out, p)
+		switch v := m.Interface().(type) {
+		case *commonpb.Payload:
+			out = append(out, v)
 			return
+		case *commonpb.SearchAttributes:
+			return // never encoded: the UI filters on them
 		}
 		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
 			switch {

@@ -17,7 +17,7 @@ import (
 // Clients hands out the Temporal client of each namespace over one
 // connection: the shared namespace's (Base, master key) and each practice's
 // (its namespace, its data keys, strict: payloads under any other key are
-// refused, never acted on).
+// refused, never acted on; summaries encrypted too).
 type Clients struct {
 	Base    client.Client
 	Keyring *codec.Keyring // nil: payloads are not encrypted
@@ -50,7 +50,7 @@ func (c *Clients) ForNamespace(namespace string) (client.Client, error) {
 	o := c.Template
 	o.Namespace = namespace
 	if c.Keyring != nil {
-		o.DataConverter = codec.StrictDataConverter(c.Keyring.ForPractice(practiceID))
+		o.DataConverter = codec.PracticeDataConverter(c.Keyring.ForPractice(practiceID))
 		o.FailureConverter = temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
 			DataConverter: o.DataConverter, EncodeCommonAttributes: true})
 	}
