@@ -185,3 +185,35 @@ func payloadsIn(ev *historypb.HistoryEvent) []*commonpb.Payload {
 	walk(proto.Clone(ev).ProtoReflect())
 	return out
 }
+
+// A practice whose namespace registration was cut short (the row names the
+// namespace, Temporal does not have it) never runs in the shared namespace:
+// its invoice's start fails (503) until `billflow temporal setup` finishes
+// the registration; then the retry starts it in the practice's namespace.
+func TestCutShortRegistrationNeverFallsBackToTheSharedNamespace(t *testing.T) {
+	s := getStack(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	id := store.NewID("prac")
+	dk, _, err := tenancy.NewDataKey(s.Tenants.Keyring.Master(), id)
+	require.NoError(t, err)
+	p, key, err := s.Store.CreatePractice(ctx, store.NewPractice{ID: id, Name: "Cut Short Wellness", Currency: "usd", Timezone: "UTC",
+		TemporalNamespace: tenancy.Namespace(id), DataKey: &dk})
+	require.NoError(t, err)
+	cl := s.newClient(t, key)
+	body := invoiceBody(cl, 6400)
+	first := s.do(t, "POST", "/v1/invoices", key, body, "Idempotency-Key", "cut-short")
+	require.Equal(t, 503, first.Status, string(first.Raw))
+	var invID string
+	require.NoError(t, s.Store.Pool.QueryRow(ctx, `SELECT id FROM invoices WHERE practice_id=$1`, p.ID).Scan(&invID))
+	require.False(t, s.workflowRunning(t, invID), "nothing started in the shared namespace")
+
+	require.NoError(t, tenancy.SetupNamespaces(ctx, s.Store, s.Temporal))
+	retry := s.do(t, "POST", "/v1/invoices", key, body, "Idempotency-Key", "cut-short")
+	require.Equal(t, 201, retry.Status, string(retry.Raw))
+	tc, err := s.Tenants.ForNamespace(p.TemporalNamespace)
+	require.NoError(t, err)
+	_, err = tc.DescribeWorkflowExecution(ctx, workflows.InvoiceWorkflowID(invID), "")
+	require.NoError(t, err, "started in the practice's namespace")
+	require.False(t, s.workflowRunning(t, invID))
+}
