@@ -5,26 +5,28 @@
 package activities
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/mail"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/pdf"
 	"github.com/billflow/billflow/store"
 )
 
-// Error types raised by activities (the workflows package re-exports them).
+// Error types raised by activities (contract's).
 const (
-	ErrTypeGateway      = "GatewayRejected"
-	ErrTypeInvalidState = "InvalidState"
+	ErrTypeGateway      = contract.ErrTypeGateway
+	ErrTypeInvalidState = contract.ErrTypeInvalidState
 )
 
 // Activities carries every dependency an activity needs.
@@ -42,11 +44,7 @@ type Activities struct {
 	// serves every namespace). An activity that signals or starts
 	// workflows uses the client of the namespace it runs in.
 	TemporalFor func(namespace string) (client.Client, error)
-	// InvoiceStart builds the start of an invoice's workflow, as the API
-	// starts it (workflows.InvoiceStart: set by worker.Register, since the
-	// workflows package imports this one).
-	InvoiceStart func(*store.Practice, *store.Client, *store.Invoice) (opts client.StartWorkflowOptions, workflow any, input any)
-	Now          func() time.Time
+	Now         func() time.Time
 }
 
 func (a *Activities) now() time.Time {
@@ -64,37 +62,15 @@ func (a *Activities) log() *slog.Logger {
 }
 
 func snapshot(inv *store.Invoice) InvoiceSnapshot {
-	return InvoiceSnapshot{Status: string(inv.Status), AmountPaid: inv.AmountPaid, AmountRefunded: inv.AmountRefunded,
+	return InvoiceSnapshot{Status: inv.Status, AmountPaid: inv.AmountPaid, AmountRefunded: inv.AmountRefunded,
 		AmountDue: inv.AmountDue, AmountProcessing: inv.AmountProcessing}
 }
 
-// MethodLabel is how a payment method is shown: "Visa •••• 4242".
-func MethodLabel(typ, brand, last4, bank string) string {
-	if typ == payments.MethodUSBankAccount {
-		name := bank
-		if name == "" {
-			name = "Bank account"
-		}
-		if last4 != "" {
-			return name + " •••• " + last4
-		}
-		return name
-	}
-	if brand == "" {
-		return "Card"
-	}
-	b := strings.ToUpper(brand[:1]) + brand[1:]
-	switch brand {
-	case "amex":
-		b = "American Express"
-	case "mastercard":
-		b = "Mastercard"
-	}
-	if last4 == "" {
-		return b
-	}
-	return b + " •••• " + last4
-}
+// MethodLabel is how a payment method is shown: "Visa •••• 4242" (cards.Label).
+func MethodLabel(typ, brand, last4, bank string) string { return cards.Label(typ, brand, last4, bank) }
+
+// cards is the card operations on the activities' store and gateway.
+func (a *Activities) cards() *cards.Cards { return &cards.Cards{Store: a.Store, Gateway: a.Gateway} }
 
 // gatewayErr turns a gateway failure into what Temporal should do with it.
 func gatewayErr(op string, err error) error {
@@ -103,19 +79,6 @@ func gatewayErr(op string, err error) error {
 		return temporal.NewNonRetryableApplicationError(ge.Message, ErrTypeGateway, nil, ge.Code)
 	}
 	return fmt.Errorf("%s: %w", op, err)
-}
-
-// ensureCustomer creates the client's processor customer once.
-func (a *Activities) ensureCustomer(ctx context.Context, c *store.Client) (string, error) {
-	if c.StripeCustomerID != "" {
-		return c.StripeCustomerID, nil
-	}
-	id, err := a.Gateway.CreateCustomer(ctx, payments.CustomerRequest{IdempotencyKey: "customer-" + c.ID, ClientID: c.ID,
-		PracticeID: c.PracticeID, Email: c.Email, Name: c.Name})
-	if err != nil {
-		return "", gatewayErr("create customer", err)
-	}
-	return a.Store.SetStripeCustomer(ctx, c.ID, id)
 }
 
 func firstNonEmpty(s ...string) string {
@@ -139,9 +102,9 @@ func (a *Activities) SyncPayment(ctx context.Context, in *SyncPaymentInput) (*Ch
 	if err != nil {
 		return nil, gatewayErr("get payment intent", err)
 	}
-	status := string(res.Status)
-	if status == string(payments.StatusRequiresAction) && p.Status == "requires_action" {
-		inv, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+	status := res.Status
+	if status == contract.PaymentRequiresAction && p.Status == contract.PaymentRequiresAction {
+		inv, err := a.Store.GetInvoiceRow(ctx, in.InvoiceID)
 		if err != nil {
 			return nil, err
 		}
@@ -172,7 +135,7 @@ func (a *Activities) Refund(ctx context.Context, in *RefundInput) (*RefundResult
 	}
 	for _, r := range refunds {
 		if r.ID == in.RefundID {
-			inv, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+			inv, err := a.Store.GetInvoiceRow(ctx, in.InvoiceID)
 			if err != nil {
 				return nil, err
 			}
@@ -189,7 +152,7 @@ func (a *Activities) Refund(ctx context.Context, in *RefundInput) (*RefundResult
 	if err != nil {
 		return nil, gatewayErr("refund", err)
 	}
-	if res.Status == "failed" || res.Status == "canceled" {
+	if s := contract.RefundStatus(res.Status); s == contract.RefundFailed || s == contract.RefundCanceled {
 		return nil, temporal.NewNonRetryableApplicationError("the processor refused the refund", ErrTypeGateway, nil)
 	}
 	inv, rec, err := a.Store.RecordRefund(ctx, &store.Refund{ID: in.RefundID, InvoiceID: in.InvoiceID, PaymentID: in.PaymentID,
@@ -216,7 +179,7 @@ func stripeReason(r string) string {
 // money on a void invoice; if it went through meanwhile, or a charge's
 // outcome is still unknown, the invoice is not voided.
 func (a *Activities) VoidInvoice(ctx context.Context, in *InvoiceRef) (*InvoiceSnapshot, error) {
-	cur, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+	cur, err := a.Store.GetInvoiceRow(ctx, in.InvoiceID)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,8 @@
 package activities
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 
@@ -11,7 +13,7 @@ import (
 )
 
 // ErrTypeBalanceChanged says the client's balance moved since they reviewed it.
-const ErrTypeBalanceChanged = "BalanceChanged"
+const ErrTypeBalanceChanged = contract.ErrTypeBalanceChanged
 
 // Allocation is the part of a balance payment applied to one invoice.
 type Allocation = store.Allocation
@@ -46,7 +48,7 @@ type ChargeBalanceResult struct {
 
 // RefreshInvoice reads an invoice's recorded status and amounts.
 func (a *Activities) RefreshInvoice(ctx context.Context, in *InvoiceRef) (*InvoiceSnapshot, error) {
-	inv, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+	inv, err := a.Store.GetInvoiceRow(ctx, in.InvoiceID)
 	if err != nil {
 		return nil, err
 	}
@@ -78,14 +80,31 @@ func (a *Activities) SendBalanceReceipt(ctx context.Context, in *BalanceReceiptI
 	data := mail.BalancePaymentReceipt{PracticeName: b.practice.Name, PracticeEmail: b.practice.Email, PracticePhone: b.practice.Phone,
 		ClientName: b.client.Name, Currency: pays[0].Currency, MethodLabel: MethodLabel(pays[0].MethodType, pays[0].Brand, pays[0].Last4, pays[0].BankName),
 		PaidAt: pays[0].CreatedAt}
+	var att []mail.Attachment
 	for _, p := range pays {
-		inv, err := a.Store.GetInvoice(ctx, p.InvoiceID)
+		inv, err := a.Store.GetInvoiceRow(ctx, p.InvoiceID)
 		if err != nil {
 			return nil, err
 		}
 		data.Amount += p.Amount
 		data.Invoices = append(data.Invoices, mail.PaidInvoice{Number: inv.Number, Amount: p.Amount})
+		if inv.AmountDue > 0 {
+			continue
+		}
+		// Each invoice it paid off has become a receipt: attach them, as a
+		// single invoice's payment email does. The invoice's own workflow
+		// renders the same bytes, so the document is stored once.
+		ib, err := a.loadBundle(ctx, p.InvoiceID)
+		if err != nil {
+			return nil, err
+		}
+		_, pdfBytes, err := a.renderInvoiceDoc(ctx, ib, "receipt", "")
+		if err != nil {
+			return nil, err
+		}
+		att = append(att, pdfAttachment("Receipt "+inv.Number+".pdf", pdfBytes)...)
 	}
-	sent, err := a.sendOnce(ctx, b, mail.KindBalancePaymentReceipt, []string{"balance", in.BalancePaymentID}, data, nil)
+	data.ReceiptsAttached = len(att) > 0
+	sent, err := a.sendOnce(ctx, b, mail.KindBalancePaymentReceipt, []string{"balance", in.BalancePaymentID}, data, att)
 	return &NotifyResult{Emailed: sent}, err
 }

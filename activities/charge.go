@@ -1,6 +1,8 @@
 package activities
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +10,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"
@@ -15,8 +18,8 @@ import (
 
 // Error types of a payment refused before any charge.
 const (
-	ErrTypeKeyReused      = "IdempotencyKeyReused"
-	ErrTypeInvalidPayment = "InvalidPayment"
+	ErrTypeKeyReused      = contract.ErrTypeKeyReused
+	ErrTypeInvalidPayment = contract.ErrTypeInvalidPayment
 )
 
 // Charge takes one payment on one invoice exactly once. What the payer asked
@@ -24,21 +27,27 @@ const (
 // Idempotency-Key); the attempt's ID is the processor's idempotency key and
 // never changes. A retry, a later workflow run or the reconciler asks the
 // processor for the outcome of a charge that may have been sent, and never
-// charges it again.
+// charges it again. The invoice row is read once: under the payment lease,
+// for what is due now (or, when no check runs, for the answer).
 func (a *Activities) Charge(ctx context.Context, in *ChargeInput) (*ChargeResult, error) {
-	inv, err := a.Store.GetInvoice(ctx, in.InvoiceID)
-	if err != nil {
-		return nil, err
+	practiceID, clientID, number := in.PracticeID, in.ClientID, in.Number
+	if practiceID == "" || clientID == "" || number == "" {
+		// An input scheduled before these fields existed.
+		inv, err := a.Store.GetInvoiceRow(ctx, in.InvoiceID)
+		if err != nil {
+			return nil, err
+		}
+		practiceID, clientID, number = inv.PracticeID, inv.ClientID, inv.Number
 	}
 	key, scope := in.IdempotencyKey, in.Scope
 	if key == "" {
 		key, scope = in.PaymentID, "workflow"
 	}
 	att, _, err := a.Store.BeginPaymentAttempt(ctx, &store.PaymentAttempt{ID: in.PaymentID, Kind: "invoice",
-		PracticeID: inv.PracticeID, ClientID: inv.ClientID, InvoiceID: inv.ID, Scope: scope, IdempotencyKey: key,
+		PracticeID: practiceID, ClientID: clientID, InvoiceID: in.InvoiceID, Scope: scope, IdempotencyKey: key,
 		RequestHash: in.RequestHash, Amount: in.Amount, Currency: in.Currency, PaymentMethodID: in.PaymentMethodID,
 		SavedPaymentMethodID: in.SavedPaymentMethodID, SaveCard: in.SaveCard, OffSession: in.OffSession,
-		PayerName: in.PayerName, BillingZIP: in.BillingZIP, ReturnURL: in.ReturnURL, Description: inv.Number,
+		PayerName: in.PayerName, BillingZIP: in.BillingZIP, ReturnURL: in.ReturnURL, Description: number,
 		PayLinkID: in.PayLinkID})
 	if err != nil {
 		return nil, attemptErr(err)
@@ -46,11 +55,13 @@ func (a *Activities) Charge(ctx context.Context, in *ChargeInput) (*ChargeResult
 	// What is due now, under the lease: a balance payment may have paid
 	// this invoice since the workflow checked the amount, and a charge
 	// whose outcome is still unknown counts as paid until it is settled.
+	var seen *store.Invoice // the one read of the invoice row
 	check := func(ctx context.Context) ([]store.Allocation, error) {
-		cur, err := a.Store.GetInvoice(ctx, in.InvoiceID)
+		cur, err := a.Store.GetInvoiceRow(ctx, in.InvoiceID)
 		if err != nil {
 			return nil, err
 		}
+		seen = cur
 		unsettled, err := a.Store.UnsettledCharges(ctx, cur.ClientID, cur.ID, att.ID)
 		if err != nil {
 			return nil, err
@@ -67,24 +78,28 @@ func (a *Activities) Charge(ctx context.Context, in *ChargeInput) (*ChargeResult
 		}
 		return nil, nil
 	}
-	rec, invs, err := a.chargeAttempt(ctx, att, check, map[string]string{"practice_id": inv.PracticeID,
-		"client_id": inv.ClientID, "invoice_id": inv.ID, "payment_id": att.ID})
+	rec, invs, err := a.charge(ctx, att, check, map[string]string{"practice_id": practiceID,
+		"client_id": clientID, "invoice_id": in.InvoiceID, "payment_id": att.ID})
 	if err != nil {
 		return nil, err
 	}
 	out := chargeResultOf(rec)
-	if len(invs) > 0 {
+	switch {
+	case len(invs) > 0: // recorded: the invoice as the recording left it
 		out.Invoice = snapshot(invs[0])
-	} else {
-		if inv, err = a.Store.GetInvoice(ctx, in.InvoiceID); err != nil {
+	case seen != nil: // declined or refused after the check: nothing changed since
+		out.Invoice = snapshot(seen)
+	default: // settled before, or answered by a lookup with nothing recorded
+		inv, err := a.Store.GetInvoiceRow(ctx, in.InvoiceID)
+		if err != nil {
 			return nil, err
 		}
 		out.Invoice = snapshot(inv)
 	}
-	if rec.Status == "failed" {
-		a.log().Info("charge declined", "invoice_id", inv.ID, "payment_id", rec.ID, "code", rec.FailureCode, "decline_code", rec.DeclineCode)
+	if rec.Status == string(contract.PaymentFailed) {
+		a.log().Info("charge declined", "invoice_id", in.InvoiceID, "payment_id", rec.ID, "code", rec.FailureCode, "decline_code", rec.DeclineCode)
 	} else {
-		a.log().Info("payment recorded", "invoice_id", inv.ID, "payment_id", rec.ID, "status", rec.Status, "amount", rec.Amount)
+		a.log().Info("payment recorded", "invoice_id", in.InvoiceID, "payment_id", rec.ID, "status", rec.Status, "amount", rec.Amount)
 	}
 	return out, nil
 }
@@ -130,53 +145,39 @@ func (a *Activities) ChargeBalance(ctx context.Context, in *ChargeBalanceInput) 
 		}
 		return allocs, nil
 	}
-	rec, _, err := a.chargeAttempt(ctx, att, check, map[string]string{"practice_id": in.PracticeID,
+	rec, _, err := a.charge(ctx, att, check, map[string]string{"practice_id": in.PracticeID,
 		"client_id": in.ClientID, "payment_id": att.ID, "balance_payment_id": att.ID})
 	if err != nil {
 		return nil, err
 	}
 	out := &ChargeBalanceResult{ChargeResult: *chargeResultOf(rec)}
 	out.PaymentID = att.ID
-	if rec.Status != "failed" {
+	if rec.Status != string(contract.PaymentFailed) {
 		out.Allocations = rec.Allocations
 	}
 	return out, nil
 }
 
-// chargeAttempt takes a written attempt to a recorded outcome. Under the
-// client's payment lease (shared for an invoice, exclusive for a balance
-// payment) it first asks the processor about a charge that may have been
-// sent; only when there is none does it cancel the client's payments left
-// waiting for 3-D Secure, run check (what is due now; its allocations are
-// fixed with the attempt) and charge. The lease is given back once the
-// outcome is recorded or nothing was charged; while the outcome is unknown
-// it stays held (until it runs out) so no other charge of the client pays
-// the same amount meanwhile.
-func (a *Activities) chargeAttempt(ctx context.Context, att *store.PaymentAttempt,
+// charge is the one charge path, for an invoice payment and a balance
+// payment alike: it takes a written attempt to a recorded outcome. Under
+// the client's payment lease (shared for an invoice, exclusive for a
+// balance payment) it first asks the processor about a charge that may
+// have been sent; only when there is none does it resolve the payment
+// method (new, saved, or saved and removed since: refused), create or reuse
+// the client's customer, cancel the client's payments left waiting for 3-D
+// Secure, run check (what is due now; its allocations are fixed with the
+// attempt) and charge under the attempt's ID as the processor's
+// idempotency key. A decline is recorded and returned, not raised. The
+// lease is given back once the outcome is recorded or nothing was charged;
+// while the outcome is unknown it stays held (until it runs out) so no
+// other charge of the client pays the same amount meanwhile.
+func (a *Activities) charge(ctx context.Context, att *store.PaymentAttempt,
 	check func(context.Context) ([]store.Allocation, error), metadata map[string]string) (*store.PaymentAttempt, []*store.Invoice, error) {
 	if att.Settled() {
-		if att.Status == "failed" && refusalCodes[att.FailureCode] {
+		if att.Status == string(contract.PaymentFailed) && refusalCodes[att.FailureCode] {
 			return nil, nil, temporal.NewNonRetryableApplicationError(att.FailureMessage, ErrTypeInvalidState, nil)
 		}
 		return att, nil, nil
-	}
-	client, err := a.Store.GetClient(ctx, att.PracticeID, att.ClientID)
-	if err != nil {
-		return nil, nil, err
-	}
-	pmID, offSession := att.PaymentMethodID, att.OffSession
-	if att.SavedPaymentMethodID != "" {
-		saved, err := a.Store.GetPaymentMethod(ctx, client.ID, att.SavedPaymentMethodID)
-		if err != nil {
-			return nil, nil, a.refuse(ctx, att, "payment_method_unavailable", "that saved payment method is not available", ErrTypeGateway)
-		}
-		pmID, offSession = saved.ProcessorPMID, true
-	}
-	var customerID string
-	if att.SaveCard || att.SavedPaymentMethodID != "" {
-		if customerID, err = a.ensureCustomer(ctx, client); err != nil {
-			return nil, nil, err
-		}
 	}
 	unlock, err := a.lockClientPayments(ctx, att.ClientID, att.ID, att.Kind == "balance")
 	if err != nil {
@@ -190,30 +191,34 @@ func (a *Activities) chargeAttempt(ctx context.Context, att *store.PaymentAttemp
 	}()
 	var res *payments.ChargeResult
 	if att.Status == store.AttemptCharging {
-		// An earlier try may have charged and then died: ask, never charge twice.
+		// An earlier try may have charged and then died: ask, never charge
+		// twice (even if the saved card was removed since).
 		if res, err = a.lookupCharge(ctx, att); err != nil {
 			return nil, nil, gatewayErr("find payment intent", err)
 		}
 	}
+	var method *cards.Method
 	if res == nil {
-		invoiceID := att.InvoiceID
+		if method, err = a.resolveMethod(ctx, att); err != nil {
+			return nil, nil, a.refuseErr(ctx, att, err, &known)
+		}
 		changedType := ErrTypeInvalidState
 		if att.Kind == "balance" {
 			changedType = ErrTypeBalanceChanged
 		}
-		if err := a.supersedeAwaitingAction(ctx, att.ClientID, invoiceID, changedType); err != nil {
+		if err := a.supersedeAwaitingAction(ctx, att.ClientID, att.InvoiceID, changedType); err != nil {
 			return nil, nil, a.refuseErr(ctx, att, err, &known)
 		}
 		allocs, err := check(ctx)
 		if err != nil {
 			return nil, nil, a.refuseErr(ctx, att, err, &known)
 		}
-		if err := a.Store.MarkAttemptCharging(ctx, att.ID, customerID, allocs); err != nil {
+		if err := a.Store.MarkAttemptCharging(ctx, att.ID, method.CustomerID, allocs); err != nil {
 			return nil, nil, err
 		}
 		res, err = a.Gateway.Charge(ctx, payments.ChargeRequest{
-			IdempotencyKey: att.ID, Amount: att.Amount, Currency: att.Currency, CustomerID: customerID,
-			PaymentMethodID: pmID, OffSession: offSession, SaveCard: att.SaveCard && att.SavedPaymentMethodID == "",
+			IdempotencyKey: att.ID, Amount: att.Amount, Currency: att.Currency, CustomerID: method.CustomerID,
+			PaymentMethodID: method.PaymentMethodID, OffSession: method.OffSession, SaveCard: method.Save,
 			PayerName: att.PayerName, BillingZIP: att.BillingZIP, Description: att.Description, ReturnURL: att.ReturnURL,
 			Metadata: metadata,
 		})
@@ -240,17 +245,33 @@ func (a *Activities) chargeAttempt(ctx context.Context, att *store.PaymentAttemp
 		return nil, nil, err
 	}
 	known = true
-	if rec.SaveCard && rec.SavedPaymentMethodID == "" && res.Method.ID != "" && rec.Status != "failed" {
-		if _, err := a.Store.SavePaymentMethod(ctx, &store.SavedPaymentMethod{
-			PracticeID: rec.PracticeID, ClientID: rec.ClientID, ProcessorPMID: res.Method.ID, Type: res.Method.Type,
-			Brand: res.Method.Brand, Last4: res.Method.Last4, ExpMonth: int32(res.Method.ExpMonth), ExpYear: int32(res.Method.ExpYear),
-			BankName: res.Method.BankName, CardholderName: firstNonEmpty(rec.PayerName, res.Method.CardholderName),
-			BillingZIP: firstNonEmpty(rec.BillingZIP, res.Method.BillingZIP),
-		}); err != nil {
+	if rec.SaveCard && rec.SavedPaymentMethodID == "" && res.Method.ID != "" && rec.Status != string(contract.PaymentFailed) {
+		if _, err := a.cards().SaveCharged(ctx, rec.PracticeID, rec.ClientID, res.Method, rec.PayerName, rec.BillingZIP); err != nil {
 			return nil, nil, err
 		}
 	}
 	return rec, invs, nil
+}
+
+// resolveMethod is how an attempt is paid (cards.Resolve): a saved card
+// removed since the payer chose it is refused, non-retryable.
+func (a *Activities) resolveMethod(ctx context.Context, att *store.PaymentAttempt) (*cards.Method, error) {
+	if !att.SaveCard && att.SavedPaymentMethodID == "" {
+		// A one-off new method: no customer, no client row to read.
+		return &cards.Method{PaymentMethodID: att.PaymentMethodID, OffSession: att.OffSession}, nil
+	}
+	client, err := a.Store.GetClient(ctx, att.PracticeID, att.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	m, err := a.cards().Resolve(ctx, client, att.PaymentMethodID, att.SavedPaymentMethodID, att.SaveCard, att.OffSession)
+	switch {
+	case errors.Is(err, cards.ErrNotFound):
+		return nil, newRefusal("payment_method_unavailable", "that saved payment method is not available; choose another", ErrTypeGateway)
+	case err != nil:
+		return nil, gatewayErr("resolve payment method", err)
+	}
+	return m, nil
 }
 
 // lookupCharge asks the processor what became of an attempt's charge: by
@@ -263,23 +284,34 @@ func (a *Activities) lookupCharge(ctx context.Context, att *store.PaymentAttempt
 	return a.Gateway.FindPaymentIntent(ctx, att.ID)
 }
 
-// refuse settles an attempt that is refused before any charge and returns
-// the non-retryable error the payer sees.
-func (a *Activities) refuse(ctx context.Context, att *store.PaymentAttempt, code, msg, errType string) error {
-	if err := a.Store.FailAttempt(ctx, att.ID, code, msg, false); err != nil {
-		return err
-	}
-	return temporal.NewNonRetryableApplicationError(msg, errType, nil)
+// refusal is a business refusal before any charge, with the failure code
+// the attempt is settled with.
+type refusal struct {
+	code string
+	err  error // a non-retryable *temporal.ApplicationError
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+func newRefusal(code, msg, errType string) error {
+	return &refusal{code: code, err: temporal.NewNonRetryableApplicationError(msg, errType, nil)}
 }
 
 // refuseErr settles the attempt as failed when err is a business refusal
-// (non-retryable); a passing fault is returned as it is, for a retry.
+// (non-retryable) and returns what the payer sees; a passing fault is
+// returned as it is, for a retry.
 func (a *Activities) refuseErr(ctx context.Context, att *store.PaymentAttempt, err error, known *bool) error {
 	var appErr *temporal.ApplicationError
 	if !errors.As(err, &appErr) || !appErr.NonRetryable() {
 		return err
 	}
-	if ferr := a.Store.FailAttempt(ctx, att.ID, "refused", appErr.Message(), false); ferr != nil {
+	code := "refused"
+	var r *refusal
+	if errors.As(err, &r) {
+		code, err = r.code, r.err
+	}
+	if ferr := a.Store.FailAttempt(ctx, att.ID, code, appErr.Message(), false); ferr != nil {
 		return ferr
 	}
 	*known = true
@@ -301,16 +333,16 @@ func attemptErr(err error) error {
 }
 
 func outcomeOf(res *payments.ChargeResult) *store.ChargeOutcome {
-	return &store.ChargeOutcome{Status: string(res.Status), IntentID: res.PaymentIntentID, NextActionURL: res.NextActionURL,
+	return &store.ChargeOutcome{Status: res.Status, IntentID: res.PaymentIntentID, NextActionURL: res.NextActionURL,
 		MethodType: res.Method.Type, Brand: res.Method.Brand, Last4: res.Method.Last4, BankName: res.Method.BankName,
 		CardholderName: res.Method.CardholderName, FailureCode: res.FailureCode, DeclineCode: res.DeclineCode,
 		FailureMessage: res.FailureMessage}
 }
 
 func chargeResultOf(att *store.PaymentAttempt) *ChargeResult {
-	return &ChargeResult{PaymentID: att.ID, IntentID: att.ProcessorIntentID, Status: att.Status, FailureCode: att.FailureCode,
+	return &ChargeResult{PaymentID: att.ID, IntentID: att.ProcessorIntentID, Status: contract.PaymentStatus(att.Status), FailureCode: att.FailureCode,
 		DeclineCode: att.DeclineCode, FailureMessage: att.FailureMessage, NextActionURL: att.NextActionURL,
-		MethodLabel: MethodLabel(att.MethodType, att.Brand, att.Last4, att.BankName)}
+		MethodLabel: cards.Label(att.MethodType, att.Brand, att.Last4, att.BankName)}
 }
 
 // refusalCodes are the failure codes of attempts refused before any charge.

@@ -1,6 +1,8 @@
 package activities
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 	"fmt"
@@ -19,7 +21,7 @@ import (
 )
 
 // ErrTypeEmailRejected marks an email the SMTP server refused for good.
-const ErrTypeEmailRejected = "EmailRejected"
+const ErrTypeEmailRejected = contract.ErrTypeEmailRejected
 
 // NotifyInput names what happened to an invoice that the client hears about.
 type NotifyInput struct {
@@ -109,11 +111,11 @@ func (b *invoiceBundle) view(payURL string) *documents.Invoice {
 			PlaceOfService: it.PlaceOfService})
 	}
 	for _, p := range b.payments {
-		if p.Status != "succeeded" && p.Status != "processing" {
+		if !p.Status.Taking() {
 			continue
 		}
 		v.Payments = append(v.Payments, documents.Payment{Date: p.CreatedAt, MethodLabel: MethodLabel(p.MethodType, p.Brand, p.Last4, p.BankName),
-			PayerName: p.PayerName, Amount: p.Amount, Status: p.Status, Reference: p.ID})
+			PayerName: p.PayerName, Amount: p.Amount, Status: string(p.Status), Reference: p.ID})
 	}
 	for _, r := range b.refunds {
 		v.Refunds = append(v.Refunds, documents.Refund{Date: r.CreatedAt, Amount: r.Amount, Reason: r.Reason})
@@ -241,6 +243,14 @@ func (a *Activities) mailDomain() string {
 	return "billflow"
 }
 
+// maxInstallments is how many payments the invoice allows (2 when unset).
+func maxInstallments(inv *store.Invoice) int {
+	if n := int(inv.PartialPayments.MaxInstallments); n > 0 {
+		return n
+	}
+	return 2
+}
+
 func pdfAttachment(name string, data []byte) []mail.Attachment {
 	return []mail.Attachment{{Filename: name, ContentType: "application/pdf", Data: data}}
 }
@@ -276,7 +286,8 @@ func (a *Activities) IssueInvoice(ctx context.Context, in *InvoiceRef) (*NotifyR
 	sent, err := a.sendOnce(ctx, b, mail.KindInvoiceIssued, idParts, mail.InvoiceIssued{
 		PracticeName: b.practice.Name, PracticeEmail: b.practice.Email, PracticePhone: b.practice.Phone, ClientName: b.client.Name,
 		InvoiceNumber: b.inv.Number, Total: b.inv.Total, AmountDue: b.inv.AmountDue, Currency: b.inv.Currency, DueDate: b.inv.DueDate,
-		PayURL: payURL, Memo: b.inv.Memo,
+		PayURL: payURL, Memo: b.inv.Memo, PartialPayments: b.inv.PartialPayments.Enabled,
+		MinimumPayment: max(b.inv.MinimumPayment(), money.MinimumCharge(b.inv.Currency)), MaxInstallments: maxInstallments(b.inv),
 	}, pdfAttachment(b.inv.Number+".pdf", pdfBytes))
 	if err != nil {
 		return nil, err
@@ -301,13 +312,13 @@ func (a *Activities) NotifyPayment(ctx context.Context, in *NotifyInput) (*Notif
 	if pay == nil {
 		return nil, temporal.NewNonRetryableApplicationError("no such payment "+in.PaymentID, "NotFound", nil)
 	}
-	if pay.Status == "failed" {
+	if pay.Status == contract.PaymentFailed {
 		// A bank debit that was processing came back failed: the amount is
 		// owed again; tell the client, with a fresh link.
 		fd := mail.PaymentFailed{PracticeName: b.practice.Name, PracticeEmail: b.practice.Email, PracticePhone: b.practice.Phone,
 			ClientName: b.client.Name, InvoiceNumber: b.inv.Number, Amount: pay.Amount, AmountDue: b.inv.AmountDue, Currency: b.inv.Currency,
 			MethodLabel: MethodLabel(pay.MethodType, pay.Brand, pay.Last4, pay.BankName), Reason: pay.FailureMessage}
-		if b.inv.AmountDue > 0 && b.inv.Status != "void" {
+		if b.inv.AmountDue > 0 && b.inv.Status != contract.InvoiceVoid {
 			if fd.PayURL, err = a.newPayLink(ctx, b); err != nil {
 				return nil, err
 			}

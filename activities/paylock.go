@@ -90,7 +90,7 @@ func (a *Activities) supersedeAwaitingAction(ctx context.Context, clientID, invo
 					continue
 				}
 				upd := *q
-				upd.Status, upd.FailureCode, upd.FailureMessage = string(res.Status), res.FailureCode, res.FailureMessage
+				upd.Status, upd.FailureCode, upd.FailureMessage = res.Status, res.FailureCode, res.FailureMessage
 				if _, _, err := a.Store.RecordPayment(ctx, &upd); err != nil {
 					return err
 				}

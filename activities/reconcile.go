@@ -1,6 +1,9 @@
 package activities
 
 import (
+	"github.com/billflow/billflow/contract"
+	"github.com/billflow/billflow/invoicestart"
+
 	"context"
 	"errors"
 	"fmt"
@@ -17,22 +20,19 @@ import (
 // activity's start-to-close limit (2 minutes), a bank debit or 3-D Secure
 // payment with no webhook for a while.
 const (
-	SettleChargingAfter = 3 * time.Minute
+	SettleChargingAfter = contract.SettleChargingAfter
 	SettlePendingAfter  = 10 * time.Minute
 )
 
 // ReconcileInput asks the reconciler to settle one attempt (AttemptID), or
 // a page of every attempt left unsettled too long.
-type ReconcileInput struct {
-	AttemptID string
-	Limit     int // page size; default 100
-}
+type ReconcileInput = contract.ReconcileInput
 
 // SettledPayment is one attempt the reconciler recorded an answer for, so
 // its workflow can tell the invoices.
 type SettledPayment struct {
 	AttemptID   string
-	Status      string
+	Status      contract.PaymentStatus
 	IntentID    string
 	MethodLabel string
 	// NewPayments: the reconciler recorded these payments itself (the
@@ -90,7 +90,7 @@ func (a *Activities) ReconcilePayments(ctx context.Context, in *ReconcileInput) 
 
 // settle asks the processor about one attempt and records its answer.
 func (a *Activities) settle(ctx context.Context, att *store.PaymentAttempt) (*SettledPayment, error) {
-	if att.Settled() && att.Status != "processing" && att.Status != "requires_action" {
+	if att.Settled() && att.Status != string(contract.PaymentProcessing) && att.Status != string(contract.PaymentRequiresAction) {
 		return nil, nil
 	}
 	if att.Status == store.AttemptNew {
@@ -116,14 +116,14 @@ func (a *Activities) settle(ctx context.Context, att *store.PaymentAttempt) (*Se
 		return nil, err
 	}
 	a.log().Info("payment reconciled", "attempt_id", rec.ID, "was", att.Status, "status", rec.Status, "amount", rec.Amount)
-	if fresh && rec.Status == "failed" {
+	if fresh && rec.Status == string(contract.PaymentFailed) {
 		return nil, nil // a decline nobody had recorded: nothing to tell
 	}
 	allocs := rec.Allocations
 	if rec.Kind == "invoice" {
 		allocs = []Allocation{{InvoiceID: rec.InvoiceID, PaymentID: rec.ID, Amount: rec.Amount}}
 	}
-	return &SettledPayment{AttemptID: rec.ID, Status: rec.Status, IntentID: rec.ProcessorIntentID,
+	return &SettledPayment{AttemptID: rec.ID, Status: contract.PaymentStatus(rec.Status), IntentID: rec.ProcessorIntentID,
 		MethodLabel: MethodLabel(rec.MethodType, rec.Brand, rec.Last4, rec.BankName), NewPayments: fresh, Allocations: allocs}, nil
 }
 
@@ -156,9 +156,6 @@ func (a *Activities) StartUnstartedInvoices(ctx context.Context, in *StartInvoic
 	if limit <= 0 {
 		limit = 100
 	}
-	if a.InvoiceStart == nil {
-		return nil, fmt.Errorf("start invoices: the activities have no invoice start")
-	}
 	tc, err := a.temporal(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("start invoices: %w", err)
@@ -190,8 +187,8 @@ func (a *Activities) startInvoice(ctx context.Context, tc client.Client, inv *st
 	if err != nil {
 		return err
 	}
-	opts, wf, in := a.InvoiceStart(practice, cl, inv)
-	_, err = tc.ExecuteWorkflow(ctx, opts, wf, in)
+	opts, in := invoicestart.Build(practice, cl, inv)
+	_, err = tc.ExecuteWorkflow(ctx, opts, invoicestart.WorkflowType, in)
 	var ended *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &ended) { // ended: it ran already, and is not run again
 		return err

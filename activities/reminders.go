@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/activity"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/mail"
 	"github.com/billflow/billflow/store"
 )
@@ -76,12 +77,6 @@ type SignalRemindersResult struct {
 	LastID    string
 }
 
-// reminderSignalName and reminderWorkflowID mirror the workflows package's
-// contract (which imports this one, so it cannot be imported here).
-const reminderSignalName = "reminder-due"
-
-func invoiceWorkflowID(id string) string { return "invoice-" + id }
-
 // signalConcurrency is how many reminder signals are in flight at once.
 const signalConcurrency = 32
 
@@ -107,7 +102,6 @@ func (a *Activities) SignalReminders(ctx context.Context, in *SignalRemindersInp
 		return nil, err
 	}
 	res := &SignalRemindersResult{Count: len(ids)}
-	type reminderDue struct{ Today time.Time }
 	var signalled atomic.Int64
 	for start := 0; start < len(ids); start += signalConcurrency * 4 {
 		chunk := ids[start:min(start+signalConcurrency*4, len(ids))]
@@ -115,7 +109,7 @@ func (a *Activities) SignalReminders(ctx context.Context, in *SignalRemindersInp
 		g.SetLimit(signalConcurrency)
 		for _, id := range chunk {
 			g.Go(func() error {
-				err := tc.SignalWorkflow(gctx, invoiceWorkflowID(id), "", reminderSignalName, &reminderDue{Today: in.Today})
+				err := tc.SignalWorkflow(gctx, contract.InvoiceWorkflowID(id), "", contract.ReminderSignal, &contract.ReminderDue{Today: in.Today})
 				var nf *serviceerror.NotFound
 				switch {
 				case err == nil:

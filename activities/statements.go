@@ -1,6 +1,8 @@
 package activities
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 	"fmt"
@@ -18,7 +20,7 @@ import (
 )
 
 // ErrTypeNothingToRender marks a superbill asked for a period without services.
-const ErrTypeNothingToRender = "NothingToRender"
+const ErrTypeNothingToRender = contract.ErrTypeNothingToRender
 
 // StatementInput asks for one client's statement over [From, To] (dates). It
 // carries IDs and dates only; the activity reads the rest from Postgres.

@@ -1,19 +1,21 @@
 package activities
 
-// InvoiceSnapshot is an invoice's status and amounts as Postgres recorded them
-// after a change; the workflow mirrors it into state and search attributes.
-type InvoiceSnapshot struct {
-	Status           string
-	AmountPaid       int64
-	AmountRefunded   int64
-	AmountDue        int64
-	AmountProcessing int64
-}
+import "github.com/billflow/billflow/contract"
+
+// InvoiceSnapshot is an invoice's status and amounts as Postgres recorded
+// them after a change (contract's: the workflows pass it on to the API).
+type InvoiceSnapshot = contract.InvoiceSnapshot
 
 // ChargeInput asks for one payment on one invoice. PaymentID doubles as the
 // processor idempotency key, so a retried activity never charges twice.
 type ChargeInput struct {
-	InvoiceID            string
+	InvoiceID string
+	// PracticeID, ClientID and Number are the invoice's, from the workflow,
+	// so a charge reads the invoice row only once (empty in inputs
+	// scheduled before they existed: then it is read for them).
+	PracticeID           string
+	ClientID             string
+	Number               string
 	PaymentID            string
 	Amount               int64
 	Currency             string
@@ -38,7 +40,7 @@ type ChargeInput struct {
 type ChargeResult struct {
 	PaymentID      string
 	IntentID       string
-	Status         string // succeeded | processing | requires_action | failed
+	Status         contract.PaymentStatus
 	FailureCode    string
 	DeclineCode    string
 	FailureMessage string
@@ -67,7 +69,7 @@ type RefundInput struct {
 // RefundResult is a recorded refund.
 type RefundResult struct {
 	RefundID string
-	Status   string
+	Status   contract.RefundStatus
 	Invoice  InvoiceSnapshot
 }
 

@@ -11,8 +11,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/cards"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/store"
-	"github.com/billflow/billflow/workflows"
 )
 
 type balanceReq struct {
@@ -56,7 +57,7 @@ func (h *handlers) payBalance(c *gin.Context) {
 		h.balanceFailed(c, fail)
 		return
 	}
-	if res.Status == "failed" {
+	if res.Status == contract.PaymentFailed {
 		c.AbortWithStatusJSON(http.StatusPaymentRequired, gin.H{"error": errorBody{Type: "card_error", Code: res.FailureCode,
 			DeclineCode: res.DeclineCode, Message: res.FailureMessage}})
 		return
@@ -77,16 +78,19 @@ func (h *handlers) payBalance(c *gin.Context) {
 // result, for the API to answer in JSON and the portal in HTML.
 type balanceFailure struct {
 	status               int
+	pending              bool // the wait ran out; the same request again gets the result
 	code, message, param string
 	op                   string
 	cause                error // logged, never shown
 }
 
 func (h *handlers) balanceFailed(c *gin.Context, f *balanceFailure) {
-	switch f.status {
-	case http.StatusInternalServerError:
+	switch {
+	case f.pending:
+		stillProcessing(c)
+	case f.status == http.StatusInternalServerError:
 		h.internal(c, f.op, f.cause)
-	case http.StatusServiceUnavailable:
+	case f.status == http.StatusServiceUnavailable:
 		h.unavailable(c, f.op, f.cause)
 	default:
 		apiError(c, f.status, "invalid_request_error", f.code, f.message, f.param)
@@ -97,15 +101,15 @@ func (h *handlers) balanceFailed(c *gin.Context, f *balanceFailure) {
 // the balance-payment workflow whose ID comes from key. With replay, a key
 // already used gets that first payment's result, even though the balance is
 // paid by now. The API and the portal's Pay Now both come here.
-func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req *balanceReq, key string, replay bool) (*workflows.BalancePaymentResult, *balanceFailure) {
-	wfID := workflows.BalancePaymentWorkflowID(cl.ID, hashKey(key))
+func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req *balanceReq, key string, replay bool) (*contract.BalancePaymentResult, *balanceFailure) {
+	wfID := contract.BalancePaymentWorkflowID(cl.ID, hashKey(key))
 	tc, err := h.temporalFor(ctx, cl.PracticeID)
 	if err != nil {
 		return nil, &balanceFailure{status: http.StatusServiceUnavailable, op: "temporal client", cause: err}
 	}
 	if replay {
 		if _, err := tc.DescribeWorkflowExecution(ctx, wfID, ""); err == nil {
-			return h.balanceResult(ctx, tc.GetWorkflow(ctx, wfID, ""))
+			return h.balanceResult(ctx, tc, wfID)
 		}
 	}
 	open, err := h.Store.OpenInvoicesOldestFirst(ctx, cl.ID)
@@ -115,7 +119,7 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 	if len(open) == 0 {
 		return nil, &balanceFailure{status: http.StatusBadRequest, code: "no_balance", message: "this client has no balance to pay"}
 	}
-	in := &workflows.BalancePaymentInput{PracticeID: cl.PracticeID, ClientID: cl.ID, Currency: open[0].Currency,
+	in := &contract.BalancePaymentInput{PracticeID: cl.PracticeID, ClientID: cl.ID, Currency: open[0].Currency,
 		PaymentMethodID: req.PaymentMethod, SavedPaymentMethodID: req.SavedPaymentMethodID, SaveCard: req.SaveCard,
 		PayerName: strings.TrimSpace(req.PayerName), BillingZIP: strings.TrimSpace(req.BillingZIP),
 		// After 3-D Secure the client lands on its Billing & Payments page.
@@ -133,50 +137,55 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 			message: "amount must equal the current balance of " + formatMoney(in.Total, in.Currency), param: "amount"}
 	}
 	if req.SavedPaymentMethodID != "" {
-		pm, err := h.Store.GetPaymentMethod(ctx, cl.ID, req.SavedPaymentMethodID)
+		pm, err := h.Cards.Get(ctx, cl.ID, req.SavedPaymentMethodID)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, &balanceFailure{status: http.StatusBadRequest, code: "resource_missing",
 				message: "no such saved payment method for this client", param: "saved_payment_method_id"}
 		} else if err != nil {
 			return nil, &balanceFailure{status: http.StatusInternalServerError, op: "get payment method", cause: err}
 		}
-		in.MethodLabel = methodLabel(pm.Type, pm.Brand, pm.Last4, pm.BankName)
+		in.MethodLabel = cards.Label(pm.Type, pm.Brand, pm.Last4, pm.BankName)
 	} else {
-		in.MethodLabel = labelForNewMethod(req.PaymentMethod)
+		in.MethodLabel = h.Cards.NewLabel(ctx, req.PaymentMethod)
 	}
 	in.BalancePaymentID = "bal_" + strings.TrimPrefix(cl.ID, "cli_") + "_" + hashKey(key)
 	in.Scope, in.IdempotencyKey = "balance", key
-	in.RequestHash = (&workflows.PayInput{Amount: in.Total, PaymentMethodID: in.PaymentMethodID,
+	in.RequestHash = (&contract.PayInput{Amount: in.Total, PaymentMethodID: in.PaymentMethodID,
 		SavedPaymentMethodID: in.SavedPaymentMethodID, SaveCard: in.SaveCard, PayerName: in.PayerName, BillingZIP: in.BillingZIP}).Fingerprint()
-	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: wfID, TaskQueue: workflows.TaskQueue,
+	_, err = tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: wfID, TaskQueue: contract.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		StaticSummary:            "Balance payment " + formatMoney(in.Total, in.Currency),
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.PracticeIDKey.ValueSet(cl.PracticeID),
-			workflows.ClientIDKey.ValueSet(cl.ID)),
-	}, workflows.BalancePaymentWorkflow, in)
+		TypedSearchAttributes: temporal.NewSearchAttributes(contract.PracticeIDKey.ValueSet(cl.PracticeID),
+			contract.ClientIDKey.ValueSet(cl.ID)),
+	}, contract.BalancePaymentWorkflowType, in)
 	if err != nil {
 		return nil, &balanceFailure{status: http.StatusServiceUnavailable, op: "start balance payment", cause: err}
 	}
-	return h.balanceResult(ctx, run)
+	return h.balanceResult(ctx, tc, wfID)
 }
 
-func (h *handlers) balanceResult(ctx context.Context, run client.WorkflowRun) (*workflows.BalancePaymentResult, *balanceFailure) {
-	var res workflows.BalancePaymentResult
-	if err := run.Get(ctx, &res); err != nil {
+// balanceResult waits, at most UpdateWait, for the balance payment to be
+// recorded (not for its receipt email).
+func (h *handlers) balanceResult(ctx context.Context, tc client.Client, wfID string) (*contract.BalancePaymentResult, *balanceFailure) {
+	var res contract.BalancePaymentResult
+	if err := h.awaitRecorded(ctx, tc, wfID, &res); err != nil {
+		if errors.Is(err, errUpdatePending) {
+			return nil, &balanceFailure{status: http.StatusServiceUnavailable, pending: true, op: "balance payment", cause: err}
+		}
 		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeBalanceChanged {
+		if errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeBalanceChanged {
 			return nil, &balanceFailure{status: http.StatusConflict, code: "balance_changed", message: appErr.Message()}
 		}
-		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeKeyReused {
+		if errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeKeyReused {
 			return nil, &balanceFailure{status: http.StatusConflict, code: "idempotency_key_reused", message: appErr.Message(),
 				param: "Idempotency-Key"}
 		}
-		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeInvalidPayment {
+		if errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeInvalidPayment {
 			return nil, &balanceFailure{status: http.StatusBadRequest, code: "parameter_invalid", message: appErr.Message()}
 		}
-		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeGateway {
+		if errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeGateway {
 			return nil, &balanceFailure{status: http.StatusBadRequest, code: "payment_method_invalid", message: appErr.Message(),
 				param: "payment_method"}
 		}

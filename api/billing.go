@@ -7,6 +7,8 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/billflow/billflow/cards"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/store"
 )
 
@@ -63,12 +65,13 @@ func billingView(clientID string, b *store.ClientBilling) *billingJSON {
 // historyEntryJSON is one entry of GET /v1/clients/{id}/account-history.
 // Which of the optional fields are set depends on the type.
 type historyEntryJSON struct {
-	Date          string `json:"date"`
-	Type          string `json:"type"` // session | payment | refund
-	InvoiceID     string `json:"invoice_id"`
-	InvoiceNumber string `json:"invoice_number"`
-	Amount        int64  `json:"amount"`
-	Currency      string `json:"currency"`
+	Date          string                 `json:"date"`
+	Type          string                 `json:"type"` // session | payment | refund
+	InvoiceID     string                 `json:"invoice_id"`
+	InvoiceNumber string                 `json:"invoice_number"`
+	InvoiceStatus contract.InvoiceStatus `json:"invoice_status"` // the invoice's status now (is this session paid?)
+	Amount        int64                  `json:"amount"`
+	Currency      string                 `json:"currency"`
 
 	// session
 	ServiceDate string `json:"service_date,omitempty"`
@@ -87,13 +90,13 @@ type historyEntryJSON struct {
 
 func historyEntryView(e *store.HistoryEntry) historyEntryJSON {
 	out := historyEntryJSON{Date: e.Date.Format(time.DateOnly), Type: string(e.Kind), InvoiceID: e.InvoiceID,
-		InvoiceNumber: e.InvoiceNumber, Amount: e.Amount, Currency: e.Currency}
+		InvoiceNumber: e.InvoiceNumber, InvoiceStatus: e.InvoiceStatus, Amount: e.Amount, Currency: e.Currency}
 	switch e.Kind {
 	case store.HistorySession:
 		out.ServiceDate, out.Description, out.CPTCode, out.Units = out.Date, e.Description, e.CPTCode, e.Units
 	case store.HistoryPayment:
 		out.PaymentID, out.Status, out.PayerName = e.PaymentID, e.Status, e.PayerName
-		out.MethodLabel = methodLabel(e.MethodType, e.Brand, e.Last4, e.BankName)
+		out.MethodLabel = cards.Label(e.MethodType, e.Brand, e.Last4, e.BankName)
 	case store.HistoryRefund:
 		out.RefundID, out.PaymentID, out.Status, out.Reason = e.RefundID, e.PaymentID, e.Status, e.Reason
 	}

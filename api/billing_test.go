@@ -60,18 +60,3 @@ func TestPortalStatusInWords(t *testing.T) {
 		}
 	}
 }
-
-func TestMethodLabel(t *testing.T) {
-	for _, tc := range []struct{ typ, brand, last4, bank, want string }{
-		{"card", "visa", "4242", "", "Visa •••• 4242"},
-		{"card", "amex", "8431", "", "American Express •••• 8431"},
-		{"card", "mastercard", "4444", "", "Mastercard •••• 4444"},
-		{"card", "", "", "", "Card"},
-		{"us_bank_account", "", "6789", "STRIPE TEST BANK", "STRIPE TEST BANK •••• 6789"},
-		{"us_bank_account", "", "", "", "Bank account"},
-	} {
-		if got := methodLabel(tc.typ, tc.brand, tc.last4, tc.bank); got != tc.want {
-			t.Errorf("methodLabel(%q, %q, %q, %q) = %q, want %q", tc.typ, tc.brand, tc.last4, tc.bank, got, tc.want)
-		}
-	}
-}

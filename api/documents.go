@@ -14,8 +14,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/store"
-	"github.com/billflow/billflow/workflows"
 )
 
 // maxPeriodDays bounds an on-demand statement or superbill.
@@ -118,15 +118,15 @@ func parsePeriod(req *periodReq) (from, to time.Time, ferr *fieldErr) {
 }
 
 func (h *handlers) createStatement(c *gin.Context) {
-	h.createClientDocument(c, workflows.DocumentKindStatement)
+	h.createClientDocument(c, contract.DocumentStatement)
 }
 func (h *handlers) createSuperbill(c *gin.Context) {
-	h.createClientDocument(c, workflows.DocumentKindSuperbill)
+	h.createClientDocument(c, contract.DocumentSuperbill)
 }
 
 // createClientDocument renders a statement or superbill on the worker, where
 // Chromium runs, through a short workflow, and answers with the stored document.
-func (h *handlers) createClientDocument(c *gin.Context, kind string) {
+func (h *handlers) createClientDocument(c *gin.Context, kind contract.DocumentKind) {
 	cl, ok := h.loadClient(c)
 	if !ok {
 		return
@@ -152,29 +152,29 @@ func (h *handlers) createClientDocument(c *gin.Context, kind string) {
 		return
 	}
 	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       workflows.DocumentWorkflowID(cl.ID, kind, from, to),
-		TaskQueue:                workflows.TaskQueue,
+		ID:                       contract.DocumentWorkflowID(cl.ID, kind, from, to),
+		TaskQueue:                contract.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowExecutionTimeout: 5 * time.Minute,
 		StaticSummary:            fmt.Sprintf("%s for %s, %s – %s", kind, cl.ID, from.Format(time.DateOnly), to.Format(time.DateOnly)),
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.PracticeIDKey.ValueSet(cl.PracticeID),
-			workflows.ClientIDKey.ValueSet(cl.ID),
+			contract.PracticeIDKey.ValueSet(cl.PracticeID),
+			contract.ClientIDKey.ValueSet(cl.ID),
 		),
-	}, workflows.DocumentWorkflow, &workflows.DocumentInput{PracticeID: cl.PracticeID, ClientID: cl.ID, Kind: kind, From: from, To: to})
+	}, contract.DocumentWorkflowType, &contract.DocumentInput{PracticeID: cl.PracticeID, ClientID: cl.ID, Kind: kind, From: from, To: to})
 	if err != nil {
 		h.unavailable(c, "start document workflow", err)
 		return
 	}
-	var res workflows.DocumentResult
+	var res contract.DocumentResult
 	if err := run.Get(ctx, &res); err != nil {
 		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeNothingToRender {
+		if errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeNothingToRender {
 			badRequest(c, "no_services_in_period", fmt.Sprintf("the client has no billed services from %s to %s",
 				from.Format(time.DateOnly), to.Format(time.DateOnly)), "from")
 			return
 		}
-		h.unavailable(c, "render "+kind, err)
+		h.unavailable(c, "render "+string(kind), err)
 		return
 	}
 	doc, err := h.Store.GetDocument(c.Request.Context(), res.DocumentID)

@@ -18,9 +18,12 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/cards"
+	"github.com/billflow/billflow/contract"
+	"github.com/billflow/billflow/invoicestart"
 	"github.com/billflow/billflow/money"
+	"github.com/billflow/billflow/paylink"
 	"github.com/billflow/billflow/store"
-	"github.com/billflow/billflow/workflows"
 )
 
 type itemReq struct {
@@ -202,17 +205,17 @@ func (h *handlers) createInvoice(c *gin.Context) {
 	h.writeInvoice(c, http.StatusCreated, inv)
 }
 
-// startInvoiceWorkflow starts invoice-<id> (workflows.InvoiceStart: a
+// startInvoiceWorkflow starts invoice-<id> (invoicestart.Build: a
 // second call for the same invoice is a no-op) and records that it is
 // started, which takes the invoice off the reconciler's list.
 func (h *handlers) startInvoiceWorkflow(c *gin.Context, practice *store.Practice, cl *store.Client, inv *store.Invoice) error {
 	ctx := c.Request.Context()
-	opts, in := workflows.InvoiceStart(practice, cl, inv)
+	opts, in := invoicestart.Build(practice, cl, inv)
 	tc, err := h.temporalFor(ctx, practice.ID)
 	if err != nil {
 		return err
 	}
-	_, err = tc.ExecuteWorkflow(ctx, opts, workflows.InvoiceWorkflow, in)
+	_, err = tc.ExecuteWorkflow(ctx, opts, invoicestart.WorkflowType, in)
 	var ended *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &ended) { // ended: it ran already, and is not run again
 		return err
@@ -266,7 +269,7 @@ type invoiceSummaryJSON struct {
 // overview).
 func listItemView(inv *store.Invoice) *invoiceSummaryJSON {
 	return &invoiceSummaryJSON{Invoice: inv, Object: "invoice", IssueDate: inv.IssueDate.Format(time.DateOnly),
-		DueDate: inv.DueDate.Format(time.DateOnly), WorkflowID: workflows.InvoiceWorkflowID(inv.ID)}
+		DueDate: inv.DueDate.Format(time.DateOnly), WorkflowID: contract.InvoiceWorkflowID(inv.ID)}
 }
 
 type itemJSON struct {
@@ -284,7 +287,42 @@ func (h *handlers) invoiceView(c *gin.Context, inv *store.Invoice) (*invoiceJSON
 	if err != nil {
 		return nil, err
 	}
-	return detailView(&store.InvoiceDetail{Invoice: inv, Payments: pays, Refunds: refs}), nil
+	v := detailView(&store.InvoiceDetail{Invoice: inv, Payments: pays, Refunds: refs})
+	if v.PayURL, err = h.practicePayURL(ctx, inv); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// payURL is the invoice's pay link while it has a balance to pay, "" when
+// it has none. The token is derived (paylink.Derived: the same all day, and
+// recognised without a stored hash), so showing it costs no write.
+func (h *handlers) payURL(inv *store.Invoice, daysAfterDue int32) (string, error) {
+	if inv.AmountDue <= 0 || (inv.Status != store.StatusOpen && inv.Status != store.StatusPartiallyPaid) {
+		return "", nil
+	}
+	exp := paylink.Expiry(inv.DueDate, int(daysAfterDue))
+	if now := h.Now().UTC(); exp.Before(now.Add(7 * 24 * time.Hour)) {
+		// Past (or near) the link's usual end it still works for a week.
+		exp = time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, 8)
+	}
+	tok, err := paylink.Derived(h.Config.PayLinkSecret, inv.ID, exp)
+	if err != nil {
+		return "", err
+	}
+	return paylink.URL(h.Config.PublicBaseURL, tok), nil
+}
+
+// practicePayURL is payURL for a caller without the practice at hand.
+func (h *handlers) practicePayURL(ctx context.Context, inv *store.Invoice) (string, error) {
+	if inv.AmountDue <= 0 {
+		return "", nil
+	}
+	practice, err := h.Store.GetPractice(ctx, inv.PracticeID)
+	if err != nil {
+		return "", err
+	}
+	return h.payURL(inv, practice.PayLinkDaysAfterDue)
 }
 
 func (h *handlers) writeInvoice(c *gin.Context, status int, inv *store.Invoice) {
@@ -307,14 +345,19 @@ func (h *handlers) getInvoice(c *gin.Context) {
 		h.internal(c, "get invoice", err)
 		return
 	}
-	c.JSON(http.StatusOK, detailView(d))
+	v := detailView(d)
+	if v.PayURL, err = h.payURL(d.Invoice, d.PayLinkDaysAfterDue); err != nil {
+		h.internal(c, "pay url", err)
+		return
+	}
+	c.JSON(http.StatusOK, v)
 }
 
 func detailView(d *store.InvoiceDetail) *invoiceJSON {
 	inv := d.Invoice
 	out := &invoiceJSON{Invoice: inv, Object: "invoice", IssueDate: inv.IssueDate.Format(time.DateOnly),
 		DueDate: inv.DueDate.Format(time.DateOnly), Payments: d.Payments, Refunds: d.Refunds,
-		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), Items: []itemJSON{}}
+		WorkflowID: contract.InvoiceWorkflowID(inv.ID), Items: []itemJSON{}}
 	if out.Payments == nil {
 		out.Payments = []*store.Payment{}
 	}
@@ -349,10 +392,8 @@ func (h *handlers) listInvoices(c *gin.Context) {
 	if f.Limit == 0 {
 		f.Limit = 25
 	}
-	switch f.Status {
-	case "", "open", "processing", "partially_paid", "paid", "partially_refunded", "refunded", "void":
-	default:
-		badRequest(c, "parameter_invalid", "status must be one of open, processing, partially_paid, paid, partially_refunded, refunded, void", "status")
+	if f.Status != "" && !contract.InvoiceStatus(f.Status).Valid() {
+		badRequest(c, "parameter_invalid", "status must be one of "+contract.InvoiceStatusList(), "status")
 		return
 	}
 	page, err := h.Store.ListInvoices(c.Request.Context(), store.InvoiceFilter{PracticeID: f.PracticeID, ClientID: f.ClientID,
@@ -418,11 +459,19 @@ func (h *handlers) payInvoice(c *gin.Context) {
 		badRequest(c, "parameter_invalid", "payer_name, billing_zip or payment_method is too long", "")
 		return
 	}
-	in := &workflows.PayInput{Amount: *req.Amount, PaymentMethodID: req.PaymentMethod, SavedPaymentMethodID: req.SavedPaymentMethodID,
-		SaveCard: req.SaveCard, PayerName: strings.TrimSpace(req.PayerName), BillingZIP: strings.TrimSpace(req.BillingZIP),
-		ReturnURL: h.Config.PublicBaseURL + "/v1/invoices/" + inv.ID}
+	in := &contract.PayInput{Amount: *req.Amount, PaymentMethodID: req.PaymentMethod, SavedPaymentMethodID: req.SavedPaymentMethodID,
+		SaveCard: req.SaveCard, PayerName: strings.TrimSpace(req.PayerName), BillingZIP: strings.TrimSpace(req.BillingZIP)}
+	// After 3-D Secure the payer's browser lands on the invoice's hosted pay
+	// page, which says what became of the payment (an API URL would answer
+	// a browser 401).
+	returnURL, err := h.practicePayURL(c.Request.Context(), inv)
+	if err != nil {
+		h.internal(c, "pay url", err)
+		return
+	}
+	in.ReturnURL = returnURL
 	if req.SavedPaymentMethodID != "" {
-		pm, err := h.Store.GetPaymentMethod(c.Request.Context(), inv.ClientID, req.SavedPaymentMethodID)
+		pm, err := h.Cards.Get(c.Request.Context(), inv.ClientID, req.SavedPaymentMethodID)
 		if errors.Is(err, store.ErrNotFound) {
 			badRequest(c, "resource_missing", "no such saved payment method for this client", "saved_payment_method_id")
 			return
@@ -431,10 +480,10 @@ func (h *handlers) payInvoice(c *gin.Context) {
 			return
 		}
 		in.PaymentMethodID = pm.ProcessorPMID
-		in.MethodLabel = methodLabel(pm.Type, pm.Brand, pm.Last4, pm.BankName)
+		in.MethodLabel = cards.Label(pm.Type, pm.Brand, pm.Last4, pm.BankName)
 		in.OffSession = true
 	} else {
-		in.MethodLabel = labelForNewMethod(req.PaymentMethod)
+		in.MethodLabel = h.Cards.NewLabel(c.Request.Context(), req.PaymentMethod)
 	}
 	key, ok := requestKey(c)
 	if !ok {
@@ -442,19 +491,21 @@ func (h *handlers) payInvoice(c *gin.Context) {
 	}
 	in.IdempotencyKey, in.Scope = key, idempotencyScope(principalOf(c))
 	in.RequestHash = in.Fingerprint()
-	var res workflows.PayResult
-	if !h.update(c, inv, workflows.PayUpdate, in, &res, nil) {
+	var res contract.PayResult
+	if !h.update(c, inv, contract.PayUpdate, in, &res, nil) {
 		return
 	}
 	payment := gin.H{"id": res.PaymentID, "amount": res.Amount, "status": res.Status}
-	if res.Status == "failed" {
+	if res.Status == contract.PaymentFailed {
 		c.AbortWithStatusJSON(http.StatusPaymentRequired, gin.H{"error": errorBody{Type: "card_error", Code: res.FailureCode,
 			DeclineCode: res.DeclineCode, Message: res.FailureMessage}, "payment": gin.H{"id": res.PaymentID, "amount": res.Amount,
 			"status": res.Status, "failure_code": res.FailureCode, "failure_message": res.FailureMessage}})
 		return
 	}
 	if res.NextActionURL != "" {
-		payment["next_action"] = gin.H{"type": "redirect_to_url", "redirect_to_url": gin.H{"url": res.NextActionURL}}
+		// As Stripe's PaymentIntent has it: send the payer to url; they come
+		// back to return_url, the invoice's pay page, which shows the outcome.
+		payment["next_action"] = gin.H{"type": "redirect_to_url", "redirect_to_url": gin.H{"url": res.NextActionURL, "return_url": returnURL}}
 	}
 	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
 	if err != nil {
@@ -467,43 +518,6 @@ func (h *handlers) payInvoice(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"payment": payment, "invoice": view})
-}
-
-// labelForNewMethod names a card before the processor has told us its brand:
-// Stripe's documented test IDs carry the brand; a tokenized pm_… does not.
-func labelForNewMethod(pm string) string {
-	switch {
-	case strings.HasPrefix(pm, "pm_usBankAccount"):
-		return "bank account"
-	case strings.Contains(pm, "visa"):
-		return "Visa"
-	case strings.Contains(pm, "mastercard"):
-		return "Mastercard"
-	case strings.Contains(pm, "amex"):
-		return "American Express"
-	}
-	return "card"
-}
-
-// methodLabel is how a payment method is shown: "Visa •••• 4242".
-func methodLabel(typ, brand, last4, bank string) string {
-	name := ""
-	switch {
-	case typ == "us_bank_account":
-		name = firstNonEmpty(bank, "Bank account")
-	case brand == "amex":
-		name = "American Express"
-	case brand == "mastercard":
-		name = "Mastercard"
-	case brand == "":
-		name = "Card"
-	default:
-		name = strings.ToUpper(brand[:1]) + brand[1:]
-	}
-	if last4 == "" {
-		return name
-	}
-	return name + " •••• " + last4
 }
 
 func firstNonEmpty(s ...string) string {
@@ -536,11 +550,7 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	if arg != nil {
 		args = append(args, arg)
 	}
-	wait := h.UpdateWait
-	if wait <= 0 {
-		wait = defaultUpdateWait
-	}
-	ctx, cancel := context.WithTimeout(c.Request.Context(), wait)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), h.updateWait())
 	defer cancel()
 	tc, err := h.temporalFor(ctx, inv.PracticeID)
 	if err != nil {
@@ -548,12 +558,12 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 		return false
 	}
 	handle, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), UpdateID: name + ":" + key, UpdateName: name,
+		WorkflowID: contract.InvoiceWorkflowID(inv.ID), UpdateID: name + ":" + key, UpdateName: name,
 		Args: args, WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
 	if err == nil {
 		err = handle.Get(ctx, out)
-		if err != nil && ctx.Err() != nil && c.Request.Context().Err() == nil {
+		if err != nil && timedOut(ctx, err) && c.Request.Context().Err() == nil {
 			err = errUpdatePending
 		}
 	}
@@ -565,9 +575,7 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 			pending()
 			return false
 		}
-		c.Header("Retry-After", "5")
-		apiError(c, http.StatusServiceUnavailable, "api_error", "still_processing",
-			"this request is still being processed; send it again with the same Idempotency-Key for its result", "")
+		stillProcessing(c)
 		return false
 	}
 	var appErr *temporal.ApplicationError
@@ -575,11 +583,11 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	switch {
 	case errors.As(err, &appErr):
 		switch appErr.Type() {
-		case workflows.ErrTypeInvalidState:
+		case contract.ErrTypeInvalidState:
 			apiError(c, http.StatusConflict, "invalid_request_error", "invoice_not_payable", appErr.Message(), "")
-		case workflows.ErrTypeInvalidPayment, workflows.ErrTypeInvalidRefund:
+		case contract.ErrTypeInvalidPayment, contract.ErrTypeInvalidRefund:
 			badRequest(c, "parameter_invalid", appErr.Message(), "amount")
-		case workflows.ErrTypeKeyReused:
+		case contract.ErrTypeKeyReused:
 			apiError(c, http.StatusConflict, "idempotency_error", "idempotency_key_reused", appErr.Message(), "Idempotency-Key")
 		default:
 			h.internal(c, "update "+name, err)
@@ -592,6 +600,61 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	}
 	return false
 }
+
+// stillProcessing answers a request whose wait ran out with its work going
+// on: 503 with Retry-After; the same request again (same Idempotency-Key)
+// gets the result.
+func stillProcessing(c *gin.Context) {
+	c.Header("Retry-After", "5")
+	apiError(c, http.StatusServiceUnavailable, "api_error", "still_processing",
+		"this request is still being processed; send it again with the same Idempotency-Key for its result", "")
+}
+
+// updateWait is Deps.UpdateWait or its default.
+func (h *handlers) updateWait() time.Duration {
+	if h.UpdateWait > 0 {
+		return h.UpdateWait
+	}
+	return defaultUpdateWait
+}
+
+// awaitRecorded waits at most UpdateWait for a balance payment's or an
+// after-close refund's workflow to record its money, through the
+// workflow's recorded Update; the emails that follow are not waited for.
+// A workflow that has ended (or runs code from before the Update) answers
+// with its result instead. errUpdatePending: the wait ran out, the work
+// goes on. A business refusal is the workflow's ApplicationError.
+func (h *handlers) awaitRecorded(ctx context.Context, tc client.Client, wfID string, out any) error {
+	wctx, cancel := context.WithTimeout(ctx, h.updateWait())
+	defer cancel()
+	handle, err := tc.UpdateWorkflow(wctx, client.UpdateWorkflowOptions{WorkflowID: wfID,
+		UpdateID: contract.RecordedUpdate, UpdateName: contract.RecordedUpdate, WaitForStage: client.WorkflowUpdateStageAccepted})
+	if err == nil {
+		err = handle.Get(wctx, out)
+	}
+	var appErr *temporal.ApplicationError
+	if err != nil && !timedOut(wctx, err) && !(errors.As(err, &appErr) && businessError[appErr.Type()]) {
+		// Ended, or no recorded Update in this run: its result.
+		err = tc.GetWorkflow(wctx, wfID, "").Get(wctx, out)
+	}
+	if err != nil && timedOut(wctx, err) && ctx.Err() == nil {
+		return errUpdatePending
+	}
+	return err
+}
+
+// timedOut reports whether a Temporal call failed because ctx's deadline
+// passed: the server may answer DeadlineExceeded a moment before the
+// deadline passes here.
+func timedOut(ctx context.Context, err error) bool {
+	var de *serviceerror.DeadlineExceeded
+	return ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &de)
+}
+
+// businessError are the error types of a refusal a workflow answers with.
+var businessError = map[string]bool{contract.ErrTypeBalanceChanged: true, contract.ErrTypeKeyReused: true,
+	contract.ErrTypeInvalidPayment: true, contract.ErrTypeGateway: true, contract.ErrTypeInvalidRefund: true,
+	contract.ErrTypeInvalidState: true}
 
 // requestKey is the request's Idempotency-Key, or one made up for it (the
 // same for the whole request); false when the header is too long (answered).
@@ -640,19 +703,22 @@ func (h *handlers) refundInvoice(c *gin.Context) {
 		badRequest(c, "parameter_invalid", "reason must be at most 500 characters", "reason")
 		return
 	}
-	var res workflows.RefundResult
+	if req.PaymentID != "" && !h.checkRefundPayment(c, inv, req.PaymentID) {
+		return
+	}
+	var res contract.RefundResult
 	tc, err := h.temporalFor(c.Request.Context(), inv.PracticeID)
 	if err != nil {
 		h.unavailable(c, "temporal client", err)
 		return
 	}
-	if desc, err := tc.DescribeWorkflowExecution(c.Request.Context(), workflows.InvoiceWorkflowID(inv.ID), ""); err == nil &&
+	if desc, err := tc.DescribeWorkflowExecution(c.Request.Context(), contract.InvoiceWorkflowID(inv.ID), ""); err == nil &&
 		desc.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		// The lifecycle has ended (refund window over): refunds still work, in a workflow of their own.
 		if !h.refundAfterClose(c, inv, &req, &res) {
 			return
 		}
-	} else if !h.update(c, inv, workflows.RefundUpdate, &workflows.RefundInput{Amount: *req.Amount, PaymentID: req.PaymentID, Reason: req.Reason}, &res, nil) {
+	} else if !h.update(c, inv, contract.RefundUpdate, &contract.RefundInput{Amount: *req.Amount, PaymentID: req.PaymentID, Reason: req.Reason}, &res, nil) {
 		return
 	}
 	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
@@ -669,14 +735,37 @@ func (h *handlers) refundInvoice(c *gin.Context) {
 		"status": res.Status, "reason": req.Reason}, "invoice": view})
 }
 
+// checkRefundPayment answers 400 naming payment_id when the refund names a
+// payment that is not one of this invoice's or has taken no money.
+func (h *handlers) checkRefundPayment(c *gin.Context, inv *store.Invoice, id string) bool {
+	if len(id) > 255 {
+		badRequest(c, "parameter_invalid", "payment_id is too long", "payment_id")
+		return false
+	}
+	p, err := h.Store.GetPayment(c.Request.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && p.InvoiceID != inv.ID) {
+		badRequest(c, "resource_missing", fmt.Sprintf("invoice %s has no payment %s", inv.Number, id), "payment_id")
+		return false
+	}
+	if err != nil {
+		h.internal(c, "get payment", err)
+		return false
+	}
+	if p.Status != contract.PaymentSucceeded {
+		badRequest(c, "parameter_invalid", fmt.Sprintf("payment %s is %s: only a succeeded payment can be refunded", id, p.Status), "payment_id")
+		return false
+	}
+	return true
+}
+
 func (h *handlers) voidInvoice(c *gin.Context) {
-	h.invoiceAction(c, workflows.VoidUpdate, &workflows.InvoiceSnapshot{})
+	h.invoiceAction(c, contract.VoidUpdate, &contract.InvoiceSnapshot{})
 }
 
 // sendInvoice emails the invoice to the client again with a fresh pay link.
 // The Idempotency-Key makes a retried request send nothing more.
 func (h *handlers) sendInvoice(c *gin.Context) {
-	h.invoiceAction(c, workflows.ResendUpdate, &workflows.ResendResult{})
+	h.invoiceAction(c, contract.ResendUpdate, &contract.ResendResult{})
 }
 
 // invoiceAction runs an argument-free Update (void, resend) on the invoice's
@@ -691,7 +780,7 @@ func (h *handlers) invoiceAction(c *gin.Context, update string, out any) {
 		return
 	}
 	var pending func()
-	if update == workflows.ResendUpdate {
+	if update == contract.ResendUpdate {
 		// The resend is recorded; its email goes out when the mail server
 		// takes it, however long that is.
 		pending = func() { h.answerInvoice(c, inv.ID, http.StatusAccepted) }
@@ -721,7 +810,7 @@ func hashKey(key string) string {
 }
 
 // refundAfterClose refunds a payment of an invoice whose workflow has ended.
-func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *refundReq, out *workflows.RefundResult) bool {
+func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *refundReq, out *contract.RefundResult) bool {
 	ctx := c.Request.Context()
 	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
 	if key == "" {
@@ -735,7 +824,7 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 	}
 	if _, err := tc.DescribeWorkflowExecution(ctx, "refund-"+refundID, ""); err == nil {
 		// A retried request: answer with the first one's result.
-		return h.refundResult(c, tc.GetWorkflow(ctx, "refund-"+refundID, ""), out)
+		return h.refundResult(c, tc, "refund-"+refundID, out)
 	}
 	pays, err := h.Store.ListPayments(ctx, inv.ID)
 	if err != nil {
@@ -745,7 +834,7 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 	var target *store.Payment
 	for i := len(pays) - 1; i >= 0; i-- {
 		p := pays[i]
-		if p.Status == "succeeded" && (p.ID == req.PaymentID || req.PaymentID == "" && p.Amount-p.AmountRefunded >= *req.Amount) {
+		if p.Status == contract.PaymentSucceeded && (p.ID == req.PaymentID || req.PaymentID == "" && p.Amount-p.AmountRefunded >= *req.Amount) {
 			target = p
 			break
 		}
@@ -759,23 +848,29 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 			formatMoney(left, inv.Currency)+" left on payment "+target.ID, "amount")
 		return false
 	}
-	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID: "refund-" + refundID, TaskQueue: workflows.TaskQueue,
+	_, err = tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID: "refund-" + refundID, TaskQueue: contract.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            inv.Number + " · refund " + formatMoney(*req.Amount, inv.Currency),
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.PracticeIDKey.ValueSet(inv.PracticeID),
-			workflows.ClientIDKey.ValueSet(inv.ClientID)),
-	}, workflows.RefundAfterCloseWorkflow, &workflows.RefundAfterCloseInput{InvoiceID: inv.ID, PaymentID: target.ID,
+		TypedSearchAttributes: temporal.NewSearchAttributes(contract.PracticeIDKey.ValueSet(inv.PracticeID),
+			contract.ClientIDKey.ValueSet(inv.ClientID)),
+	}, contract.RefundAfterCloseWorkflowType, &contract.RefundAfterCloseInput{InvoiceID: inv.ID, PaymentID: target.ID,
 		RefundID: refundID, Amount: *req.Amount, Currency: inv.Currency, Reason: req.Reason})
 	if err != nil {
 		h.unavailable(c, "start refund", err)
 		return false
 	}
-	return h.refundResult(c, run, out)
+	return h.refundResult(c, tc, "refund-"+refundID, out)
 }
 
-func (h *handlers) refundResult(c *gin.Context, run client.WorkflowRun, out *workflows.RefundResult) bool {
-	if err := run.Get(c.Request.Context(), out); err != nil {
+// refundResult waits, at most UpdateWait, for the refund to be recorded
+// (not for its notice email).
+func (h *handlers) refundResult(c *gin.Context, tc client.Client, wfID string, out *contract.RefundResult) bool {
+	if err := h.awaitRecorded(c.Request.Context(), tc, wfID, out); err != nil {
+		if errors.Is(err, errUpdatePending) {
+			stillProcessing(c)
+			return false
+		}
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) {
 			badRequest(c, "parameter_invalid", appErr.Message(), "amount")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"
 )
@@ -16,7 +17,7 @@ func (h *handlers) listPaymentMethods(c *gin.Context) {
 	if !ok {
 		return
 	}
-	pms, err := h.Store.ListPaymentMethods(c.Request.Context(), cl.ID)
+	pms, err := h.Cards.List(c.Request.Context(), cl.ID)
 	if err != nil {
 		h.internal(c, "list payment methods", err)
 		return
@@ -64,35 +65,11 @@ func (h *handlers) attachPaymentMethod(c *gin.Context) {
 		tooMany(c, retry, "too_many_card_attempts", "cards saved")
 		return
 	}
-	ctx := c.Request.Context()
-	customerID := cl.StripeCustomerID
-	if customerID == "" {
-		id, err := h.Gateway.CreateCustomer(ctx, payments.CustomerRequest{IdempotencyKey: "customer-" + cl.ID, ClientID: cl.ID,
-			PracticeID: cl.PracticeID, Email: cl.Email, Name: cl.Name})
-		if err != nil {
-			h.gatewayError(c, "create customer", err)
-			return
-		}
-		if customerID, err = h.Store.SetStripeCustomer(ctx, cl.ID, id); err != nil {
-			h.internal(c, "set customer", err)
-			return
-		}
-	}
 	key := strings.TrimSpace(c.GetHeader("Idempotency-Key"))
-	if key == "" {
-		key = store.NewID("attach")
-	}
-	m, err := h.Gateway.AttachPaymentMethod(ctx, req.PaymentMethod, customerID, "attach-"+cl.ID+"-"+key)
+	saved, err := h.Cards.Save(c.Request.Context(), cl, cards.SaveRequest{PaymentMethodID: req.PaymentMethod,
+		CardholderName: req.CardholderName, BillingZIP: req.BillingZIP, Key: key})
 	if err != nil {
-		h.gatewayError(c, "attach payment method", err)
-		return
-	}
-	saved, err := h.Store.SavePaymentMethod(ctx, &store.SavedPaymentMethod{PracticeID: cl.PracticeID, ClientID: cl.ID,
-		ProcessorPMID: m.ID, Type: m.Type, Brand: m.Brand, Last4: m.Last4, ExpMonth: int32(m.ExpMonth), ExpYear: int32(m.ExpYear),
-		BankName: m.BankName, CardholderName: firstNonEmpty(strings.TrimSpace(req.CardholderName), m.CardholderName),
-		BillingZIP: firstNonEmpty(strings.TrimSpace(req.BillingZIP), m.BillingZIP)})
-	if err != nil {
-		h.internal(c, "save payment method", err)
+		h.gatewayError(c, "save payment method", err)
 		return
 	}
 	c.JSON(http.StatusCreated, saved)
@@ -106,23 +83,21 @@ func (h *handlers) detachPaymentMethod(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	if principalOf(c).ClientID != "" {
-		p, err := h.Store.GetPractice(ctx, cl.PracticeID)
-		if err != nil {
-			h.internal(c, "get practice", err)
-			return
-		}
-		if !p.AllowClientCardRemoval {
-			apiError(c, http.StatusForbidden, "invalid_request_error", "card_removal_not_allowed",
-				"your practice does not allow removing saved cards here; contact your practitioner", "")
-			return
-		}
+	p, err := h.Store.GetPractice(ctx, cl.PracticeID)
+	if err != nil {
+		h.internal(c, "get practice", err)
+		return
 	}
-	pm, err := h.detachSaved(ctx, cl.ID, c.Param("pm"))
-	if errors.Is(err, store.ErrNotFound) {
+	pm, err := h.Cards.Remove(ctx, p, cl.ID, c.Param("pm"), principalOf(c).ClientID != "")
+	switch {
+	case errors.Is(err, cards.ErrRemovalNotAllowed):
+		apiError(c, http.StatusForbidden, "invalid_request_error", "card_removal_not_allowed",
+			"your practice does not allow removing saved cards here; contact your practitioner", "")
+		return
+	case errors.Is(err, cards.ErrNotFound):
 		notFound(c, "payment method")
 		return
-	} else if err != nil {
+	case err != nil:
 		h.gatewayError(c, "detach payment method", err)
 		return
 	}

@@ -5,6 +5,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -29,11 +30,12 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/cards"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/paylink"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/templates"
-	"github.com/billflow/billflow/workflows"
 )
 
 // pageTmpl holds every page of the pay flow; parsed once, at start-up, so a
@@ -104,6 +106,11 @@ func (h *handlers) resolvePayLink(c *gin.Context) (*payLink, bool) {
 	}
 	expired := errors.Is(err, paylink.ErrExpired)
 	stored, err := h.Store.PayLinkByHash(ctx, paylink.Hash(tok))
+	if errors.Is(err, store.ErrNotFound) && paylink.IsDerived(h.Config.PayLinkSecret, tok, tk) {
+		// A derived link (an invoice's pay_url) is stored nowhere; it dies
+		// with its expiry or when the invoice is voided, as stored ones do.
+		stored, err = &store.PayLink{InvoiceID: tk.InvoiceID, ExpiresAt: tk.ExpiresAt}, nil
+	}
 	if errors.Is(err, store.ErrNotFound) || (err == nil && stored.InvoiceID != tk.InvoiceID) {
 		h.renderPage(c, http.StatusNotFound, "link_invalid", pageData{Title: "Payment link not valid"})
 		return nil, false
@@ -122,7 +129,13 @@ func (h *handlers) resolvePayLink(c *gin.Context) (*payLink, bool) {
 		return nil, false
 	}
 	now := h.Now()
-	if expired || stored.RevokedAt != nil || !now.Before(stored.ExpiresAt) || inv.Status == store.StatusVoid {
+	if inv.Status == store.StatusVoid {
+		// Voiding revokes the invoice's links; the payer is told why.
+		h.renderPage(c, http.StatusGone, "link_voided", pageData{Title: "Invoice voided",
+			Practice: practiceViewOf(practice), Number: inv.Number})
+		return nil, false
+	}
+	if expired || stored.RevokedAt != nil || !now.Before(stored.ExpiresAt) {
 		h.renderPage(c, http.StatusGone, "link_expired", pageData{Title: "Payment link expired",
 			Practice: practiceViewOf(practice), Number: inv.Number})
 		return nil, false
@@ -200,7 +213,7 @@ type pageData struct {
 	Number, StatusLabel, IssueDate, DueDate, Memo string
 	Items                                         []itemView
 	Total, Paid, Refunded, Processing, Due        string
-	PaidInFull, ProcessingOnly                    bool
+	PaidInFull, ProcessingOnly, RefundedInFull    bool
 	PartialTerms                                  string
 	PDFURL, PDFLabel                              string
 	Notice                                        *notice
@@ -359,15 +372,15 @@ func (h *handlers) returnNotice(c *gin.Context, inv *store.Invoice, intentID str
 			continue
 		}
 		switch p.Status {
-		case "succeeded":
+		case contract.PaymentSucceeded:
 			return &notice{"ok", "Your payment of " + money.Format(p.Amount, p.Currency) + " was authenticated and received. Thank you."}
-		case "failed":
+		case contract.PaymentFailed:
 			msg := "Your payment could not be authenticated, and nothing was charged."
 			if p.FailureMessage != "" {
 				msg = p.FailureMessage + " Nothing was charged."
 			}
 			return &notice{"error", msg}
-		case "processing":
+		case contract.PaymentProcessing:
 			return &notice{"info", "Your payment of " + money.Format(p.Amount, p.Currency) + " is processing."}
 		default:
 			return &notice{"info", "We're confirming your payment with your bank. Refresh this page in a moment to see it."}
@@ -413,6 +426,8 @@ func (h *handlers) payPageData(c *gin.Context, pl *payLink, in *formInput) (*pag
 	d.ProcessingOnly = inv.AmountDue == 0 && inv.AmountProcessing > 0
 	if d.PaidInFull {
 		d.PDFLabel = "Download receipt (PDF)"
+		// A refunded invoice is not "paid in full": say where the money went.
+		d.RefundedInFull = inv.Status == store.StatusRefunded
 		return d, nil
 	}
 	if d.ProcessingOnly || inv.AmountDue <= 0 {
@@ -425,7 +440,7 @@ func (h *handlers) payPageData(c *gin.Context, pl *payLink, in *formInput) (*pag
 	}
 	used := 0
 	for _, p := range pays {
-		if p.Status == "succeeded" || p.Status == "processing" {
+		if p.Status == contract.PaymentSucceeded || p.Status == contract.PaymentProcessing {
 			used++
 		}
 	}
@@ -454,12 +469,12 @@ func (h *handlers) payPageData(c *gin.Context, pl *payLink, in *formInput) (*pag
 		}
 	}
 	if pl.Portal {
-		saved, err := h.Store.ListPaymentMethods(ctx, inv.ClientID)
+		saved, err := h.Cards.List(ctx, inv.ClientID)
 		if err != nil {
 			return nil, err
 		}
 		for _, m := range saved {
-			f.Saved = append(f.Saved, savedView{ID: m.ID, Label: methodLabel(m.Type, m.Brand, m.Last4, m.BankName)})
+			f.Saved = append(f.Saved, savedView{ID: m.ID, Label: cards.Label(m.Type, m.Brand, m.Last4, m.BankName)})
 		}
 	}
 	if in == nil {
@@ -729,14 +744,14 @@ func (h *handlers) payPageSubmit(c *gin.Context) {
 		return
 	}
 	switch res.Status {
-	case "failed":
+	case contract.PaymentFailed:
 		msg := res.FailureMessage
 		if msg == "" {
 			msg = "Your payment was declined."
 		}
 		fail(http.StatusPaymentRequired, msg+" Nothing was charged; you can try another card.")
 		return
-	case "requires_action":
+	case contract.PaymentRequiresAction:
 		if res.NextActionURL != "" {
 			c.Redirect(http.StatusSeeOther, res.NextActionURL)
 			c.Abort()
@@ -751,8 +766,8 @@ func (h *handlers) payPageSubmit(c *gin.Context) {
 	out := pageData{Title: "Payment received · " + pl.Practice.Name, Practice: practiceViewOf(pl.Practice),
 		Number: fresh.Number, Amount: money.Format(res.Amount, fresh.Currency), StatusLabel: statusLabel(fresh),
 		Paid: money.Format(fresh.AmountPaid, fresh.Currency), Due: money.Format(fresh.AmountDue, fresh.Currency),
-		PaidInFull: fresh.AmountDue == 0 && fresh.AmountProcessing == 0, BackURL: pl.URL(), Outcome: res.Status}
-	if res.Status == "processing" {
+		PaidInFull: fresh.AmountDue == 0 && fresh.AmountProcessing == 0, BackURL: pl.URL(), Outcome: string(res.Status)}
+	if res.Status == contract.PaymentProcessing {
 		out.Title = "Payment processing · " + pl.Practice.Name
 	}
 	h.renderPage(c, http.StatusOK, "result", out)
@@ -768,7 +783,7 @@ func (h *handlers) savedCardWithoutPortal(c *gin.Context, pl *payLink, in *formI
 	if in.method != "new" || in.pmID == "" {
 		return false, nil
 	}
-	saved, err := h.Store.ListPaymentMethods(c.Request.Context(), pl.Invoice.ClientID)
+	saved, err := h.Cards.List(c.Request.Context(), pl.Invoice.ClientID)
 	if err != nil {
 		return false, err
 	}
@@ -782,9 +797,9 @@ func (h *handlers) savedCardWithoutPortal(c *gin.Context, pl *payLink, in *formI
 
 // payInputFromForm turns the form into the pay Update's input, or a message
 // that names what to fix.
-func (h *handlers) payInputFromForm(c *gin.Context, pl *payLink, in *formInput) (*workflows.PayInput, string) {
+func (h *handlers) payInputFromForm(c *gin.Context, pl *payLink, in *formInput) (*contract.PayInput, string) {
 	cur := pl.Invoice.Currency
-	pay := &workflows.PayInput{ReturnURL: h.Config.PublicBaseURL + pl.URL()}
+	pay := &contract.PayInput{ReturnURL: h.Config.PublicBaseURL + pl.URL()}
 	switch in.choice {
 	case "full":
 		// The amount the payer saw on the button, not whatever is due by now.
@@ -815,17 +830,17 @@ func (h *handlers) payInputFromForm(c *gin.Context, pl *payLink, in *formInput) 
 // payMethodFromForm fills in how the payer pays (a saved method, a test
 // card, or a card tokenized by Stripe.js) and who they are, or returns a
 // message that names what to fix. The pay page and the portal share it.
-func (h *handlers) payMethodFromForm(c *gin.Context, clientID string, in *formInput, pay *workflows.PayInput) string {
+func (h *handlers) payMethodFromForm(c *gin.Context, clientID string, in *formInput, pay *contract.PayInput) string {
 	testMode, elements := h.testMode(), h.elements()
 	switch {
 	case strings.HasPrefix(in.method, "saved:"):
-		m, err := h.Store.GetPaymentMethod(c.Request.Context(), clientID, strings.TrimPrefix(in.method, "saved:"))
+		m, err := h.Cards.Get(c.Request.Context(), clientID, strings.TrimPrefix(in.method, "saved:"))
 		if err != nil {
 			return "That saved card is no longer available; choose another payment method."
 		}
 		pay.SavedPaymentMethodID = m.ID
 		pay.PaymentMethodID = m.ProcessorPMID
-		pay.MethodLabel = methodLabel(m.Type, m.Brand, m.Last4, m.BankName)
+		pay.MethodLabel = cards.Label(m.Type, m.Brand, m.Last4, m.BankName)
 		pay.PayerName = firstNonEmpty(in.name, m.CardholderName)
 		pay.BillingZIP = firstNonEmpty(in.zip, m.BillingZIP)
 	case in.method == "new":
@@ -857,7 +872,7 @@ func (h *handlers) payMethodFromForm(c *gin.Context, clientID string, in *formIn
 		}
 		pay.PayerName, pay.BillingZIP = in.name, in.zip
 		pay.SaveCard = in.saveCard
-		pay.MethodLabel = labelForNewMethod(pay.PaymentMethodID)
+		pay.MethodLabel = h.Cards.NewLabel(c.Request.Context(), pay.PaymentMethodID)
 	default:
 		return "Choose a payment method."
 	}
@@ -880,23 +895,29 @@ func (h *handlers) payPageLimited(c *gin.Context, inv *store.Invoice) (int, bool
 }
 
 // sendPay sends the pay Update as the API's payments route does (same Update
-// name and ID scheme), but returns the error so the page can explain it in
-// HTML rather than JSON.
-func (h *handlers) sendPay(c *gin.Context, inv *store.Invoice, key string, in *workflows.PayInput) (*workflows.PayResult, error) {
+// name and ID scheme, the same UpdateWait bound), but returns the error so
+// the page can explain it in HTML rather than JSON. errUpdatePending: the
+// wait ran out with the payment still going on.
+func (h *handlers) sendPay(c *gin.Context, inv *store.Invoice, key string, in *contract.PayInput) (*contract.PayResult, error) {
 	in.IdempotencyKey, in.Scope, in.RequestHash = key, "paypage", in.Fingerprint()
-	tc, err := h.temporalFor(c.Request.Context(), inv.PracticeID)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), h.updateWait())
+	defer cancel()
+	tc, err := h.temporalFor(ctx, inv.PracticeID)
 	if err != nil {
 		return nil, err
 	}
-	handle, err := tc.UpdateWorkflow(c.Request.Context(), client.UpdateWorkflowOptions{
-		WorkflowID: workflows.InvoiceWorkflowID(inv.ID), UpdateID: workflows.PayUpdate + ":" + key,
-		UpdateName: workflows.PayUpdate, Args: []any{in}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	handle, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: contract.InvoiceWorkflowID(inv.ID), UpdateID: contract.PayUpdate + ":" + key,
+		UpdateName: contract.PayUpdate, Args: []any{in}, WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
-	if err != nil {
-		return nil, err
+	var res contract.PayResult
+	if err == nil {
+		err = handle.Get(ctx, &res)
 	}
-	var res workflows.PayResult
-	if err := handle.Get(c.Request.Context(), &res); err != nil {
+	if err != nil && timedOut(ctx, err) && c.Request.Context().Err() == nil {
+		return nil, errUpdatePending
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &res, nil
@@ -907,9 +928,13 @@ func (h *handlers) payPageError(c *gin.Context, err error) (int, string) {
 	var appErr *temporal.ApplicationError
 	var nf *serviceerror.NotFound
 	switch {
-	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeInvalidPayment:
+	case errors.Is(err, errUpdatePending):
+		c.Header("Retry-After", "5")
+		return http.StatusServiceUnavailable, "Your payment is still being processed. Please reload this page in a minute " +
+			"before trying again: once it has gone through, it shows here."
+	case errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeInvalidPayment:
 		return http.StatusBadRequest, capitalize(appErr.Message()) + ". Nothing was charged."
-	case errors.As(err, &appErr) && appErr.Type() == workflows.ErrTypeInvalidState:
+	case errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeInvalidState:
 		return http.StatusConflict, capitalize(appErr.Message()) + "."
 	case errors.As(err, &nf):
 		return http.StatusConflict, "This invoice can no longer be paid online. Please contact the practice."

@@ -7,7 +7,6 @@ package api
 // keys are not accepted here.
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -22,11 +21,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/billflow/billflow/cards"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/paylink"
-	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"
-	"github.com/billflow/billflow/workflows"
 )
 
 const (
@@ -240,7 +239,12 @@ type portalDoc struct{ ID, Kind, Period, Created string }
 
 type portalCard struct{ ID, Label, Expiry string }
 
-type portalEntry struct{ Type, ISODate, Date, Kind, Detail, Invoice, Amount string }
+type portalEntry struct{ Type, ISODate, Date, Kind, Detail, Invoice, InvoiceStatus, Amount string }
+
+// historyStatusLabels name a session's invoice status in the account history.
+var historyStatusLabels = map[contract.InvoiceStatus]string{contract.InvoiceOpen: "Open", contract.InvoiceProcessing: "Processing",
+	contract.InvoicePartiallyPaid: "Partially paid", contract.InvoicePaid: "Paid", contract.InvoicePartiallyRefunded: "Partially refunded",
+	contract.InvoiceRefunded: "Refunded"}
 
 const dateLabel = "Jan 2, 2006"
 
@@ -326,6 +330,7 @@ func portalEntryOf(e *store.HistoryEntry) portalEntry {
 	switch e.Kind {
 	case store.HistorySession:
 		out.Kind, out.Detail = "Session", e.Description
+		out.InvoiceStatus = historyStatusLabels[e.InvoiceStatus]
 		if e.CPTCode != "" {
 			out.Detail += " (" + e.CPTCode + ")"
 		}
@@ -337,7 +342,7 @@ func portalEntryOf(e *store.HistoryEntry) portalEntry {
 		if e.PayerName != "" {
 			out.Detail += ", paid by " + e.PayerName
 		}
-		if e.Status == "processing" {
+		if e.Status == string(contract.PaymentProcessing) {
 			out.Detail += " (processing)"
 		}
 	case store.HistoryRefund:
@@ -345,7 +350,7 @@ func portalEntryOf(e *store.HistoryEntry) portalEntry {
 		if e.Reason != "" {
 			out.Detail += ": " + e.Reason
 		}
-		if e.Status != "succeeded" {
+		if e.Status != string(contract.RefundSucceeded) {
 			out.Detail += " (" + e.Status + ")"
 		}
 	}
@@ -407,13 +412,13 @@ func (h *handlers) renderPortal(c *gin.Context, s *portalSession) {
 		d.Superbills = append(d.Superbills, portalDocOf(doc))
 	}
 
-	pms, err := h.Store.ListPaymentMethods(ctx, s.Client.ID)
+	pms, err := h.Cards.List(ctx, s.Client.ID)
 	if err != nil {
 		h.portalUnavailable(c, "list payment methods", err)
 		return
 	}
 	for _, m := range pms {
-		card := portalCard{ID: m.ID, Label: methodLabel(m.Type, m.Brand, m.Last4, m.BankName)}
+		card := portalCard{ID: m.ID, Label: cards.Label(m.Type, m.Brand, m.Last4, m.BankName)}
 		if m.ExpMonth > 0 && m.ExpYear > 0 {
 			card.Expiry = fmt.Sprintf("%02d/%d", m.ExpMonth, m.ExpYear)
 		}
@@ -464,9 +469,9 @@ func (h *handlers) portalNotice(c *gin.Context, s *portalSession) *notice {
 	}
 	amount := money.Format(total, pays[0].Currency)
 	switch pays[0].Status {
-	case "succeeded":
+	case contract.PaymentSucceeded:
 		return &notice{"ok", "Your payment of " + amount + " was received. Thank you! A receipt is on its way by email."}
-	case "processing":
+	case contract.PaymentProcessing:
 		return &notice{"info", "Your bank payment of " + amount + " is processing. It usually takes a few days; we'll email you when it clears."}
 	}
 	return nil
@@ -515,13 +520,13 @@ func (h *handlers) renderPortalPay(c *gin.Context, status int, in *formInput, er
 	f := &formView{Action: portalPath + "/pay", CSRF: h.portalCSRF(s.Token), Nonce: randomHex(16), ScriptNonce: randomHex(16),
 		Symbol: currencySymbol(cur), Exponent: money.Exponent(cur), FullFormatted: d.Balance, FullMinor: total,
 		TestMode: h.testMode(), Elements: h.elements(), PublishableKey: h.Config.StripePublishableKey}
-	saved, err := h.Store.ListPaymentMethods(ctx, s.Client.ID)
+	saved, err := h.Cards.List(ctx, s.Client.ID)
 	if err != nil {
 		h.portalUnavailable(c, "list payment methods", err)
 		return
 	}
 	for _, m := range saved {
-		f.Saved = append(f.Saved, savedView{ID: m.ID, Label: methodLabel(m.Type, m.Brand, m.Last4, m.BankName)})
+		f.Saved = append(f.Saved, savedView{ID: m.ID, Label: cards.Label(m.Type, m.Brand, m.Last4, m.BankName)})
 	}
 	if in == nil {
 		in = &formInput{testCard: "pm_card_visa"}
@@ -574,7 +579,7 @@ func (h *handlers) portalPaySubmit(c *gin.Context) {
 		h.renderPortalPay(c, http.StatusBadRequest, in, "The amount could not be read; please reload the page.")
 		return
 	}
-	var pay workflows.PayInput
+	var pay contract.PayInput
 	if msg := h.payMethodFromForm(c, s.Client.ID, in, &pay); msg != "" {
 		h.renderPortalPay(c, http.StatusBadRequest, in, msg)
 		return
@@ -593,6 +598,9 @@ func (h *handlers) portalPaySubmit(c *gin.Context) {
 	res, fail := h.runBalancePayment(c.Request.Context(), s.Client, req, h.portalIdempotencyKey(s.Client.ID, vals.Get("nonce")), true)
 	if fail != nil {
 		switch {
+		case fail.pending:
+			h.renderPortalPay(c, http.StatusServiceUnavailable, in, "Your payment is still being processed. "+
+				"Please check Billing & Payments in a minute before trying again: once it has gone through, it shows there.")
 		case fail.status >= 500:
 			h.Logger.Error(fail.op, "request_id", c.GetString(ctxRequestID), "error", fail.cause.Error())
 			h.renderPortalPay(c, http.StatusServiceUnavailable, in, "We couldn't confirm your payment just now. "+
@@ -608,7 +616,7 @@ func (h *handlers) portalPaySubmit(c *gin.Context) {
 		return
 	}
 	switch {
-	case res.Status == "failed":
+	case res.Status == contract.PaymentFailed:
 		msg := res.FailureMessage
 		if msg == "" {
 			msg = "Your payment was declined."
@@ -631,7 +639,7 @@ func (h *handlers) portalPaySubmit(c *gin.Context) {
 func (h *handlers) portalInvoice(c *gin.Context) (*store.Invoice, bool) {
 	inv, err := h.Store.GetInvoice(c.Request.Context(), c.Param("id"))
 	if errors.Is(err, store.ErrNotFound) || (err == nil && (!principalOf(c).canSeeInvoice(inv) ||
-		inv.Status == store.StatusVoid || inv.Status == "draft")) {
+		inv.Status == store.StatusVoid || inv.Status == contract.InvoiceDraft)) {
 		h.portalMessage(c, http.StatusNotFound, "Invoice not found", "This invoice is not on your account.")
 		return nil, false
 	}
@@ -727,13 +735,12 @@ func (h *handlers) portalRemoveCard(c *gin.Context) {
 			"Please go back to Billing & Payments, reload the page and try again. Nothing was changed.")
 		return
 	}
-	if !s.Practice.AllowClientCardRemoval {
+	_, err := h.Cards.Remove(c.Request.Context(), s.Practice, s.Client.ID, c.Param("pm"), true)
+	switch {
+	case errors.Is(err, cards.ErrRemovalNotAllowed):
 		h.portalMessage(c, http.StatusForbidden, "Contact your practice to remove a card",
 			s.Practice.Name+" does not let saved cards be removed here. Please contact them to remove it.")
 		return
-	}
-	_, err := h.detachSaved(c.Request.Context(), s.Client.ID, c.Param("pm"))
-	switch {
 	case errors.Is(err, store.ErrNotFound):
 		h.portalMessage(c, http.StatusNotFound, "Card not found", "That card is not saved on your account.")
 		return
@@ -744,22 +751,6 @@ func (h *handlers) portalRemoveCard(c *gin.Context) {
 	h.pageHeaders(c, "")
 	c.Redirect(http.StatusSeeOther, portalPath+"?notice=card_removed#cards")
 	c.Abort()
-}
-
-// detachSaved removes a client's saved method at the processor (already gone
-// there is fine) and in the store. A method not saved is store.ErrNotFound.
-func (h *handlers) detachSaved(ctx context.Context, clientID, id string) (*store.SavedPaymentMethod, error) {
-	pm, err := h.Store.GetPaymentMethod(ctx, clientID, id)
-	if err != nil {
-		return nil, err
-	}
-	if err := h.Gateway.DetachPaymentMethod(ctx, pm.ProcessorPMID); err != nil && !payments.IsNotFound(err) {
-		return nil, fmt.Errorf("detach at processor: %w", err)
-	}
-	if err := h.Store.DetachPaymentMethod(ctx, clientID, pm.ID); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return nil, err
-	}
-	return pm, nil
 }
 
 // portalSignOut forgets the cookie; the link in the email still works until

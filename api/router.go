@@ -25,8 +25,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/config"
-	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/tenancy"
 )
@@ -35,7 +35,9 @@ import (
 type Deps struct {
 	Store    *store.Store
 	Temporal client.Client
-	Gateway  payments.Gateway
+	// Cards saves, lists and removes clients' cards (the processor calls
+	// live there and in the activities, never in a handler).
+	Cards    *cards.Cards
 	Config   *config.Config
 	Logger   *slog.Logger
 	Registry *prometheus.Registry

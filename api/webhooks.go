@@ -11,9 +11,9 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"
-	"github.com/billflow/billflow/workflows"
 )
 
 // stripeWebhook verifies the signature, processes each event ID once, and
@@ -79,13 +79,13 @@ func (h *handlers) deliverEvent(c *gin.Context, ev *payments.Event) error {
 		if settled(p, ev.Type) {
 			continue
 		}
-		sig := &workflows.PaymentEvent{EventID: ev.ID, Type: ev.Type, IntentID: ev.PaymentIntentID, PaymentID: p.ID,
+		sig := &contract.PaymentEvent{EventID: ev.ID, Type: ev.Type, IntentID: ev.PaymentIntentID, PaymentID: p.ID,
 			FailureCode: ev.FailureCode, FailureMessage: ev.FailureMessage}
 		tc, err := h.temporalFor(ctx, p.PracticeID)
 		if err != nil {
 			return err
 		}
-		err = tc.SignalWorkflow(ctx, workflows.InvoiceWorkflowID(p.InvoiceID), "", workflows.PaymentEventSignal, sig)
+		err = tc.SignalWorkflow(ctx, contract.InvoiceWorkflowID(p.InvoiceID), "", contract.PaymentEventSignal, sig)
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
 			// The invoice's lifecycle has ended (void, or past its refund
@@ -122,7 +122,7 @@ func (h *handlers) settleUnrecorded(c *gin.Context, ev *payments.Event) error {
 	if err != nil {
 		return err
 	}
-	if att.Status != store.AttemptCharging || time.Since(att.UpdatedAt) < workflows.SettleChargingAfter {
+	if att.Status != store.AttemptCharging || time.Since(att.UpdatedAt) < contract.SettleChargingAfter {
 		return nil
 	}
 	return h.startSettle(c, att.PracticeID, att.ID)
@@ -135,11 +135,11 @@ func (h *handlers) startSettle(c *gin.Context, practiceID, attemptID string) err
 		return err
 	}
 	_, err = tc.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{
-		ID: workflows.SettleWorkflowID(attemptID), TaskQueue: workflows.TaskQueue,
+		ID: contract.SettleWorkflowID(attemptID), TaskQueue: contract.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		StaticSummary:            "Settle payment " + attemptID + " from the processor",
-	}, workflows.ReconcileWorkflow, &workflows.ReconcileInput{AttemptID: attemptID})
+	}, contract.ReconcileWorkflowType, &contract.ReconcileInput{AttemptID: attemptID})
 	return err
 }
 
@@ -149,5 +149,5 @@ func (h *handlers) startSettle(c *gin.Context, practiceID, attemptID string) err
 // a dispute matters after that. Skipping these spares the invoice's workflow
 // a task for every payment's payment_intent.succeeded.
 func settled(p *store.Payment, eventType string) bool {
-	return eventType != "charge.dispute.created" && eventType != "payment_intent.canceled" && (p.Status == "succeeded" || p.Status == "failed")
+	return eventType != "charge.dispute.created" && eventType != "payment_intent.canceled" && (p.Status == contract.PaymentSucceeded || p.Status == contract.PaymentFailed)
 }

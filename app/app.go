@@ -18,15 +18,16 @@ import (
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/api"
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/codec"
 	"github.com/billflow/billflow/config"
-	"github.com/billflow/billflow/internal/metrics"
-	"github.com/billflow/billflow/internal/temporalclient"
 	"github.com/billflow/billflow/mail"
+	"github.com/billflow/billflow/metrics"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/pdf"
 	"github.com/billflow/billflow/store"
+	"github.com/billflow/billflow/temporalclient"
 	"github.com/billflow/billflow/tenancy"
 	"github.com/billflow/billflow/worker"
 )
@@ -153,8 +154,8 @@ func RunAPI(ctx context.Context, cfg *config.Config, logger *slog.Logger) error 
 		return err
 	}
 	defer tenants.Close()
-	router := api.Router(api.Deps{Store: st, Temporal: tc, Gateway: Gateway(cfg), Config: cfg, Logger: logger, Registry: reg, Codec: pc,
-		Tenants: tenants})
+	router := api.Router(api.Deps{Store: st, Temporal: tc, Cards: &cards.Cards{Store: st, Gateway: Gateway(cfg)}, Config: cfg, Logger: logger,
+		Registry: reg, Codec: pc, Tenants: tenants})
 	return Serve(ctx, APIServer(cfg.HTTPAddr, router), logger)
 }
 

@@ -36,7 +36,7 @@ import (
 	"github.com/billflow/billflow/codec"
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/internal/devtemporal"
-	"github.com/billflow/billflow/internal/temporalclient"
+	"github.com/billflow/billflow/temporalclient"
 )
 
 // testCA is a throwaway certificate authority whose certificates are also

@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/billflow/billflow/internal/temporalclient"
+	"github.com/billflow/billflow/temporalclient"
 )
 
 // Config is every setting billflow reads. Production (BILLFLOW_ENV=production)

@@ -183,7 +183,7 @@ func TestInvoicePaymentReplacesUnfinishedBalancePayment(t *testing.T) {
 		ps, err := s.Store.PaymentsOfBalance(ctx, bp.str("id"))
 		if assert.NoError(c, err) && assert.Len(c, ps, 2) {
 			for _, p := range ps {
-				assert.Equal(c, "failed", p.Status)
+				assert.Equal(c, "failed", string(p.Status))
 			}
 		}
 	}, 20*time.Second, 100*time.Millisecond)

@@ -168,18 +168,18 @@ func TestAccountHistoryEntriesAndRange(t *testing.T) {
 	require.Len(t, data, 5, string(h.Raw))
 	entry := func(i int) map[string]any { return data[i].(map[string]any) }
 	assert.Equal(t, map[string]any{"date": day(today.AddDate(0, 0, -60)), "type": "session", "invoice_id": a.str("id"),
-		"invoice_number": a.str("number"), "amount": float64(15000), "currency": "usd", "service_date": day(today.AddDate(0, 0, -60)),
+		"invoice_number": a.str("number"), "invoice_status": "partially_refunded", "amount": float64(15000), "currency": "usd", "service_date": day(today.AddDate(0, 0, -60)),
 		"description": "Intake assessment", "cpt_code": "90791", "units": float64(1)}, entry(0))
 	assert.Equal(t, "Individual therapy, 45 min", entry(1)["description"])
 	// Today: the session first, then the payment, then the refund.
 	assert.Equal(t, map[string]any{"date": day(today), "type": "session", "invoice_id": b.str("id"), "invoice_number": b.str("number"),
-		"amount": float64(9000), "currency": "usd", "service_date": day(today), "description": "Family session", "cpt_code": "90847",
+		"invoice_status": "open", "amount": float64(9000), "currency": "usd", "service_date": day(today), "description": "Family session", "cpt_code": "90847",
 		"units": float64(2)}, entry(2))
 	assert.Equal(t, map[string]any{"date": day(today), "type": "payment", "invoice_id": a.str("id"), "invoice_number": a.str("number"),
-		"amount": float64(24000), "currency": "usd", "payment_id": payID, "status": "succeeded", "method_label": "Visa •••• 4242",
+		"invoice_status": "partially_refunded", "amount": float64(24000), "currency": "usd", "payment_id": payID, "status": "succeeded", "method_label": "Visa •••• 4242",
 		"payer_name": "Sam Lovelace"}, entry(3))
 	assert.Equal(t, map[string]any{"date": day(today), "type": "refund", "invoice_id": a.str("id"), "invoice_number": a.str("number"),
-		"amount": float64(3000), "currency": "usd", "refund_id": refID, "payment_id": payID, "status": "succeeded",
+		"invoice_status": "partially_refunded", "amount": float64(3000), "currency": "usd", "refund_id": refID, "payment_id": payID, "status": "succeeded",
 		"reason": "Duplicate session charge"}, entry(4))
 
 	// The client's own token reads the same history.

@@ -18,6 +18,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/worker"
 	"github.com/billflow/billflow/workflows"
@@ -361,19 +362,19 @@ func TestStatementRunSchedule(t *testing.T) {
 	defer cancel()
 	t.Cleanup(func() {
 		// The Schedules must not fire into other tests of this package.
-		for _, id := range []string{workflows.StatementRunID, workflows.ReminderRunID} {
+		for _, id := range []string{contract.StatementRunID, contract.ReminderRunID} {
 			_ = s.Temporal.ScheduleClient().GetHandle(context.Background(), id).Delete(context.Background())
 		}
 	})
 	// Twice: the second call updates the existing Schedule instead of failing.
 	require.NoError(t, worker.EnsureSchedules(ctx, s.Temporal, worker.ScheduleOptions{ReminderHour: 9}))
 	require.NoError(t, worker.EnsureSchedules(ctx, s.Temporal, worker.ScheduleOptions{ReminderHour: 9}))
-	desc, err := s.Temporal.ScheduleClient().GetHandle(ctx, workflows.StatementRunID).Describe(ctx)
+	desc, err := s.Temporal.ScheduleClient().GetHandle(ctx, contract.StatementRunID).Describe(ctx)
 	require.NoError(t, err)
 	sched := desc.Schedule
 	action, ok := sched.Action.(*client.ScheduleWorkflowAction)
 	require.True(t, ok, "%T", sched.Action)
-	assert.Equal(t, workflows.StatementRunID, action.ID)
+	assert.Equal(t, contract.StatementRunID, action.ID)
 	assert.Equal(t, "StatementRunWorkflow", action.Workflow)
 	assert.Equal(t, workflows.TaskQueue, action.TaskQueue)
 	assert.Equal(t, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, sched.Policy.Overlap)
@@ -394,7 +395,7 @@ func TestStatementRunSchedule(t *testing.T) {
 	// reminder-run: daily at the configured hour; a new hour updates it in place.
 	for _, hour := range []int{9, 14} {
 		require.NoError(t, worker.EnsureSchedules(ctx, s.Temporal, worker.ScheduleOptions{ReminderHour: hour}))
-		rd, err := s.Temporal.ScheduleClient().GetHandle(ctx, workflows.ReminderRunID).Describe(ctx)
+		rd, err := s.Temporal.ScheduleClient().GetHandle(ctx, contract.ReminderRunID).Describe(ctx)
 		require.NoError(t, err)
 		ra, ok := rd.Schedule.Action.(*client.ScheduleWorkflowAction)
 		require.True(t, ok, "%T", rd.Schedule.Action)

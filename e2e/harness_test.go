@@ -23,12 +23,13 @@ import (
 
 	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/app"
+	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/internal/devtemporal"
 	"github.com/billflow/billflow/internal/mailcatcher"
-	"github.com/billflow/billflow/internal/metrics"
 	"github.com/billflow/billflow/internal/pgtest"
 	"github.com/billflow/billflow/internal/stripesandbox"
+	"github.com/billflow/billflow/metrics"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/tenancy"
 	"github.com/billflow/billflow/worker"
@@ -139,8 +140,8 @@ func startStack() (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	router = api.Router(api.Deps{Store: s.Store, Temporal: s.Temporal, Gateway: gw, Config: s.Config, Logger: logger, Registry: reg, Codec: pc,
-		Tenants: s.Tenants})
+	router = api.Router(api.Deps{Store: s.Store, Temporal: s.Temporal, Cards: &cards.Cards{Store: s.Store, Gateway: gw}, Config: s.Config, Logger: logger,
+		Registry: reg, Codec: pc, Tenants: s.Tenants})
 	p, key, err := s.Store.CreatePractice(ctx, store.NewPractice{Name: "Calm Minds Therapy", Currency: "usd", Timezone: "America/New_York"})
 	if err != nil {
 		return nil, err
@@ -265,7 +266,7 @@ func (s *stack) withAPI(t *testing.T, tweak func(*api.Deps)) *stack {
 	t.Helper()
 	pc, err := app.PayloadCodec(s.Config)
 	require.NoError(t, err)
-	d := api.Deps{Store: s.Store, Temporal: s.Temporal, Gateway: app.Gateway(s.Config), Config: s.Config,
+	d := api.Deps{Store: s.Store, Temporal: s.Temporal, Cards: &cards.Cards{Store: s.Store, Gateway: app.Gateway(s.Config)}, Config: s.Config,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry(), Codec: pc, Tenants: s.Tenants}
 	tweak(&d)
 	srv := httptest.NewServer(api.Router(d))

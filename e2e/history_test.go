@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -14,6 +16,8 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/billflow/billflow/contract"
+	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -153,4 +157,70 @@ func TestResendLifecycleHistory(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "testdata", "resend_then_payment.json"), raw, 0o644))
 	}
+}
+
+// TestRecordedHistories: a balance payment and a refund after the invoice's
+// workflow closed, each answered through its workflow's recorded Update.
+// With BILLFLOW_RECORD_HISTORIES=1 it records
+// workflows/testdata/balance_recorded.json and refund_after_close_recorded.json
+// for the replay tests (the *_before_recorded.json files are the same
+// stories recorded by the code before the recorded Update).
+func TestRecordedHistories(t *testing.T) {
+	s := getStack(t)
+	ctx := context.Background()
+	cl := s.newClient(t, s.Key)
+	for _, amt := range []int64{3000, 4000} {
+		s.newInvoice(t, s.Key, cl, amt, nil)
+	}
+	bp := s.do(t, "POST", "/v1/clients/"+cl+"/balance-payments", s.Key, map[string]any{"amount": 7000, "payment_method": "pm_card_visa"},
+		"Idempotency-Key", "history-balance-"+cl)
+	require.Equal(t, 200, bp.Status, string(bp.Raw))
+	balanceWF := contract.BalancePaymentWorkflowID(cl, hashKeyForTest("history-balance-"+cl))
+
+	p, key, err := s.Store.CreatePractice(ctx, store.NewPractice{Name: "Quick Close Clinic", Currency: "usd", Timezone: "UTC"})
+	require.NoError(t, err)
+	zero := int32(0)
+	_, err = s.Store.UpdatePracticeSettings(ctx, p.ID, store.PracticeSettings{RefundWindowDays: &zero})
+	require.NoError(t, err)
+	id := s.newInvoice(t, key, s.newClient(t, key), 5000, nil).str("id")
+	require.Equal(t, 200, s.do(t, "POST", "/v1/invoices/"+id+"/payments", key, map[string]any{"amount": 5000, "payment_method": "pm_card_visa"}).Status)
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		d, err := s.Temporal.DescribeWorkflowExecution(ctx, workflows.InvoiceWorkflowID(id), "")
+		if assert.NoError(c, err) {
+			assert.Equal(c, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, d.GetWorkflowExecutionInfo().GetStatus())
+		}
+	}, 30*time.Second, 200*time.Millisecond)
+	r := s.do(t, "POST", "/v1/invoices/"+id+"/refunds", key, map[string]any{"amount": 5000}, "Idempotency-Key", "history-refund-"+id)
+	require.Equal(t, 200, r.Status, string(r.Raw))
+	refundWF := "refund-" + r.Body["refund"].(map[string]any)["id"].(string)
+
+	for name, wf := range map[string]string{"balance_recorded": balanceWF, "refund_after_close_recorded": refundWF} {
+		require.EventuallyWithT(t, func(c *assert.CollectT) {
+			d, err := s.Temporal.DescribeWorkflowExecution(ctx, wf, "")
+			if assert.NoError(c, err) {
+				assert.Equal(c, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, d.GetWorkflowExecutionInfo().GetStatus(), name)
+			}
+		}, 30*time.Second, 200*time.Millisecond)
+		h := s.history(t, wf)
+		updates := 0
+		for _, e := range h.Events {
+			if e.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED {
+				updates++
+			}
+		}
+		assert.Equal(t, 1, updates, "%s: the request waited on the recorded Update", name)
+		t.Logf("%s: %d history events, %d workflow tasks", name, len(h.Events), countTasks(h))
+		if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
+			raw, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join("..", "workflows", "testdata", name+".json"), raw, 0o644))
+		}
+	}
+}
+
+// hashKeyForTest is the API's hashKey (a balance payment's workflow ID
+// names its Idempotency-Key by it).
+func hashKeyForTest(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:8])
 }

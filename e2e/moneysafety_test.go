@@ -87,12 +87,12 @@ func TestSamePaymentRequestInALaterRunChargesOnce(t *testing.T) {
 	}
 	first, err := s.payUpdate(t, id, "pay:run-1", in(5000))
 	require.NoError(t, err)
-	require.Equal(t, "succeeded", first.Status)
+	require.Equal(t, "succeeded", string(first.Status))
 	// The same request as a new Update, as after a continue-as-new.
 	again, err := s.payUpdate(t, id, "pay:run-2", in(5000))
 	require.NoError(t, err)
 	assert.Equal(t, first.PaymentID, again.PaymentID)
-	assert.Equal(t, "succeeded", again.Status)
+	assert.Equal(t, "succeeded", string(again.Status))
 	assert.Len(t, s.intentsFor(id), 1, "charged once")
 	assert.Equal(t, int64(15000), s.ledgerBalance(t, id))
 	assert.Equal(t, 1, s.countPayments(t, id))
@@ -127,7 +127,7 @@ func TestUnknownOutcomeIsAskedNotChargedAgain(t *testing.T) {
 	assert.Equal(t, int64(0), s.ledgerBalance(t, id))
 	att, err := s.Store.GetPaymentAttempt(context.Background(), r.Body["payment"].(map[string]any)["id"].(string))
 	require.NoError(t, err)
-	assert.Equal(t, "succeeded", att.Status)
+	assert.Equal(t, "succeeded", string(att.Status))
 	var leases int
 	require.NoError(t, s.Store.Pool.QueryRow(context.Background(), `SELECT count(*) FROM client_payment_leases WHERE client_id=$1`, cl).Scan(&leases))
 	assert.Zero(t, leases, "the lease goes back once the outcome is recorded")
@@ -148,12 +148,12 @@ func TestVoidCancelsPendingThreeDSecure(t *testing.T) {
 	assert.Equal(t, "void", v.str("status"))
 	require.Error(t, s.Sandbox.CompleteAction(pis[0].ID, true), "a canceled intent cannot be finished")
 	for _, pi := range s.intentsFor(id) {
-		assert.NotEqual(t, "succeeded", pi.Status)
+		assert.NotEqual(t, "succeeded", string(pi.Status))
 	}
 	pays, err := s.Store.ListPayments(context.Background(), id)
 	require.NoError(t, err)
 	require.Len(t, pays, 1)
-	assert.Equal(t, "failed", pays[0].Status)
+	assert.Equal(t, "failed", string(pays[0].Status))
 }
 
 // A charge that went through while its answer was lost for good (the

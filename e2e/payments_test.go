@@ -166,7 +166,7 @@ func TestUnfinishedThreeDSecureIsReplacedByALaterPayment(t *testing.T) {
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		p, err := s.Store.GetPayment(context.Background(), first["id"].(string))
 		if assert.NoError(c, err) {
-			assert.Equal(c, "failed", p.Status)
+			assert.Equal(c, "failed", string(p.Status))
 		}
 	}, 20*time.Second, 100*time.Millisecond)
 	inv := s.do(t, "GET", "/v1/invoices/"+id, s.Key, nil)

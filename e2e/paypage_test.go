@@ -204,7 +204,7 @@ func TestPayPageForgedExpiredAndVoidLinks(t *testing.T) {
 	require.Equal(t, 200, v.Status, string(v.Raw))
 	p := s.getPage(t, link)
 	assert.Equal(t, 410, p.Status)
-	assert.Contains(t, p.Body, "This payment link has expired")
+	assert.Contains(t, p.Body, "This invoice was voided")
 	post := s.postPage(t, link, withCard(form, "pm_card_visa"))
 	assert.Equal(t, 410, post.Status)
 	assert.Equal(t, 0, s.countPayments(t, id))

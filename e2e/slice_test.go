@@ -86,7 +86,7 @@ func TestPayInFullWithVisa(t *testing.T) {
 	require.NoError(t, err)
 	var st workflows.InvoiceState
 	require.NoError(t, v.Get(&st))
-	assert.Equal(t, "paid", st.Status)
+	assert.Equal(t, "paid", string(st.Status))
 	assert.NotNil(t, st.ClosesAt)
 }
 

@@ -21,9 +21,9 @@ import (
 
 	"github.com/billflow/billflow/app"
 	"github.com/billflow/billflow/codec"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/tenancy"
-	"github.com/billflow/billflow/workflows"
 )
 
 // Issue 17 item 2: a practitioner sees only their own practice in the
@@ -59,7 +59,7 @@ func TestPracticesHaveTheirOwnNamespaceAndDataKey(t *testing.T) {
 	require.Equal(t, 200, pay.Status, string(pay.Raw))
 	tcA, err := s.Tenants.ForNamespace(nsA)
 	require.NoError(t, err)
-	wfID := workflows.InvoiceWorkflowID(id)
+	wfID := contract.InvoiceWorkflowID(id)
 	_, err = s.Temporal.DescribeWorkflowExecution(ctx, wfID, "")
 	var nf *serviceerror.NotFound
 	require.ErrorAs(t, err, &nf, "A's invoice must not run in the shared namespace")
@@ -72,7 +72,7 @@ func TestPracticesHaveTheirOwnNamespaceAndDataKey(t *testing.T) {
 	}, 20*time.Second, 200*time.Millisecond, "search attributes in A's namespace")
 
 	// A's Schedules, on A's clock.
-	for _, id := range []string{workflows.ReminderRunID, workflows.StatementRunID, workflows.ReconcileRunID} {
+	for _, id := range []string{contract.ReminderRunID, contract.StatementRunID, contract.ReconcileRunID} {
 		d, err := tcA.ScheduleClient().GetHandle(ctx, id).Describe(ctx)
 		require.NoError(t, err, id)
 		require.Equal(t, "Pacific/Honolulu", d.Schedule.Spec.TimeZoneName, id)
@@ -209,11 +209,15 @@ func TestCutShortRegistrationNeverFallsBackToTheSharedNamespace(t *testing.T) {
 	require.False(t, s.workflowRunning(t, invID), "nothing started in the shared namespace")
 
 	require.NoError(t, tenancy.SetupNamespaces(ctx, s.Store, s.Temporal))
-	retry := s.do(t, "POST", "/v1/invoices", key, body, "Idempotency-Key", "cut-short")
-	require.Equal(t, 201, retry.Status, string(retry.Raw))
+	// Every Temporal service learns of the new namespace within its cache
+	// refresh; until then a retry may still be answered 503.
+	require.EventuallyWithT(t, func(c *assert.CollectT) {
+		retry := s.do(t, "POST", "/v1/invoices", key, body, "Idempotency-Key", "cut-short")
+		assert.Equal(c, 201, retry.Status, string(retry.Raw))
+	}, 30*time.Second, 500*time.Millisecond)
 	tc, err := s.Tenants.ForNamespace(p.TemporalNamespace)
 	require.NoError(t, err)
-	_, err = tc.DescribeWorkflowExecution(ctx, workflows.InvoiceWorkflowID(invID), "")
+	_, err = tc.DescribeWorkflowExecution(ctx, contract.InvoiceWorkflowID(invID), "")
 	require.NoError(t, err, "started in the practice's namespace")
 	require.False(t, s.workflowRunning(t, invID))
 }

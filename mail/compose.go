@@ -59,6 +59,11 @@ type InvoiceIssued struct {
 	DueDate       time.Time
 	PayURL        string
 	Memo          string // optional note from the practice
+	// PartialPayments: the invoice may be paid in up to MaxInstallments
+	// payments of at least MinimumPayment each (or whatever is left).
+	PartialPayments bool
+	MinimumPayment  int64
+	MaxInstallments int
 }
 
 // PaymentReceived confirms a payment. Partial: the remaining balance and its
@@ -155,6 +160,8 @@ type BalancePaymentReceipt struct {
 	MethodLabel   string
 	PaidAt        time.Time // optional
 	Invoices      []PaidInvoice
+	// ReceiptsAttached: the caller attached each paid invoice's receipt.
+	ReceiptsAttached bool
 }
 
 // Compose renders one email of kind from data, which must be the matching

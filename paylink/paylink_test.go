@@ -43,3 +43,34 @@ func TestRoundTripExpiryAndForgery(t *testing.T) {
 		t.Fatal("hash")
 	}
 }
+
+func TestDerivedIsStableAndRecognised(t *testing.T) {
+	secret := []byte(strings.Repeat("k", 32))
+	now := time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
+	exp := Expiry(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), 30)
+	a, err := Derived(secret, "inv_123", exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := Derived(secret, "inv_123", exp); a != b {
+		t.Fatalf("not stable: %s %s", a, b)
+	}
+	tk, err := Verify(secret, a, now)
+	if err != nil || tk.InvoiceID != "inv_123" {
+		t.Fatalf("verify: %v %+v", err, tk)
+	}
+	if !IsDerived(secret, a, tk) {
+		t.Fatal("a derived token is not recognised")
+	}
+	random, _ := New(secret, "inv_123", exp)
+	rtk, _ := Verify(secret, random, now)
+	if IsDerived(secret, random, rtk) {
+		t.Fatal("a random token taken for a derived one")
+	}
+	if other, _ := Derived(secret, "inv_124", exp); other == a {
+		t.Fatal("two invoices share a token")
+	}
+	if o, _ := Derived([]byte(strings.Repeat("x", 32)), "inv_123", exp); IsDerived(secret, o, tk) {
+		t.Fatal("another secret's token recognised")
+	}
+}

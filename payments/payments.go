@@ -10,6 +10,8 @@
 package payments
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 	"fmt"
@@ -17,18 +19,18 @@ import (
 
 // Status is the outcome of a charge as billflow sees it; Stripe's finer
 // PaymentIntent statuses are folded into these four.
-type Status string
+type Status = contract.PaymentStatus
 
 // The charge statuses.
 const (
 	// StatusSucceeded means the money is captured.
-	StatusSucceeded Status = "succeeded"
+	StatusSucceeded = contract.PaymentSucceeded
 	// StatusProcessing means the outcome arrives later by webhook (bank debits).
-	StatusProcessing Status = "processing"
+	StatusProcessing = contract.PaymentProcessing
 	// StatusRequiresAction means the payer must finish 3-D Secure at NextActionURL.
-	StatusRequiresAction Status = "requires_action"
+	StatusRequiresAction = contract.PaymentRequiresAction
 	// StatusFailed means no money moved; FailureCode says why.
-	StatusFailed Status = "failed"
+	StatusFailed = contract.PaymentFailed
 )
 
 // Method describes a payment method the way billflow stores it: processor ID

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,11 +26,7 @@ const (
 )
 
 // Allocation is the part of a payment attempt applied to one invoice.
-type Allocation struct {
-	InvoiceID string
-	PaymentID string
-	Amount    int64
-}
+type Allocation = contract.Allocation
 
 // PaymentAttempt is everything a payer asked for, written before the charge
 // (migration 0004). Its ID is the processor's idempotency key.
@@ -187,7 +185,7 @@ func (s *Store) FailAttempt(ctx context.Context, id, code, message string, decli
 
 // ChargeOutcome is the processor's answer to an attempt's charge.
 type ChargeOutcome struct {
-	Status         string // succeeded | processing | requires_action | failed
+	Status         contract.PaymentStatus
 	IntentID       string
 	NextActionURL  string
 	MethodType     string
@@ -215,10 +213,10 @@ func (s *Store) RecordCharge(ctx context.Context, id string, o *ChargeOutcome) (
 			return err
 		}
 		status := o.Status
-		if cur.Status == "succeeded" || cur.Status == "failed" {
-			status = cur.Status
+		if s := contract.PaymentStatus(cur.Status); s.Final() {
+			status = s
 		}
-		declined := status == "failed" && o.FailureCode != "" && o.FailureCode != "payment_intent_canceled"
+		declined := status == contract.PaymentFailed && o.FailureCode != "" && o.FailureCode != "payment_intent_canceled"
 		att, err = scanAttempt(tx.QueryRow(ctx, `UPDATE payment_attempts SET status=$2,
  processor_intent_id=COALESCE(processor_intent_id, NULLIF($3,'')), next_action_url=$4,
  method_type=COALESCE(NULLIF($5,''), method_type), brand=COALESCE(NULLIF($6,''), brand), last4=COALESCE(NULLIF($7,''), last4),
@@ -232,7 +230,7 @@ func (s *Store) RecordCharge(ctx context.Context, id string, o *ChargeOutcome) (
 		if att.Kind == "invoice" {
 			allocs = []Allocation{{InvoiceID: att.InvoiceID, PaymentID: att.ID, Amount: att.Amount}}
 		}
-		if status == "failed" && !slices.ContainsFunc(allocs, func(al Allocation) bool { return paymentExists(ctx, tx, al.PaymentID) }) {
+		if status == contract.PaymentFailed && !slices.ContainsFunc(allocs, func(al Allocation) bool { return paymentExists(ctx, tx, al.PaymentID) }) {
 			return nil // a decline records no payment
 		}
 		ids := make([]string, 0, len(allocs))

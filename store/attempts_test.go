@@ -50,7 +50,7 @@ CREATE TRIGGER fail_bal_x_2 BEFORE INSERT ON payments FOR EACH ROW EXECUTE FUNCT
 	require.NoError(t, err)
 	rec, invs, err := st.RecordCharge(ctx, att.ID, out)
 	require.NoError(t, err)
-	assert.Equal(t, "succeeded", rec.Status)
+	assert.Equal(t, "succeeded", string(rec.Status))
 	require.Len(t, invs, 2)
 	for _, inv := range invs {
 		assert.Equal(t, store.StatusPaid, inv.Status)

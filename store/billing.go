@@ -119,6 +119,7 @@ type HistoryEntry struct {
 	Kind          HistoryKind
 	InvoiceID     string
 	InvoiceNumber string
+	InvoiceStatus InvoiceStatus // the invoice's status now: a session shows whether it is paid
 	Amount        int64
 	Currency      string
 	At            time.Time // orders entries within a day and kind
@@ -145,16 +146,16 @@ type HistoryEntry struct {
 // never owed; only payments that took (or are taking) money count, and
 // refunds that did not fail.
 const (
-	historySessions = `SELECT it.service_date, i.id, i.number, it.amount, i.currency, i.created_at, it.description, it.cpt_code,
+	historySessions = `SELECT it.service_date, i.id, i.number, i.status, it.amount, i.currency, i.created_at, it.description, it.cpt_code,
  it.units, it.position
  FROM invoice_items it JOIN invoices i ON i.id = it.invoice_id
  WHERE i.practice_id=$1 AND i.client_id=$2 AND i.status NOT IN ('void','draft') AND it.service_date BETWEEN $3 AND $4`
-	historyPayments = `SELECT (p.created_at AT TIME ZONE $5)::date, i.id, i.number, p.amount, p.currency, p.created_at, p.id,
+	historyPayments = `SELECT (p.created_at AT TIME ZONE $5)::date, i.id, i.number, i.status, p.amount, p.currency, p.created_at, p.id,
  p.status, p.method_type, p.brand, p.last4, p.bank_name, p.payer_name
  FROM payments p JOIN invoices i ON i.id = p.invoice_id
  WHERE p.practice_id=$1 AND p.client_id=$2 AND p.status IN ('succeeded','processing')
  AND (p.created_at AT TIME ZONE $5)::date BETWEEN $3 AND $4`
-	historyRefunds = `SELECT (r.created_at AT TIME ZONE $5)::date, i.id, i.number, r.amount, r.currency, r.created_at, r.id,
+	historyRefunds = `SELECT (r.created_at AT TIME ZONE $5)::date, i.id, i.number, i.status, r.amount, r.currency, r.created_at, r.id,
  r.payment_id, r.status, r.reason
  FROM refunds r JOIN invoices i ON i.id = r.invoice_id
  WHERE r.practice_id=$1 AND i.client_id=$2 AND r.status <> 'failed'
@@ -176,7 +177,7 @@ func (s *Store) AccountHistory(ctx context.Context, practiceID, clientID, timezo
 	b.Queue(historySessions, practiceID, clientID, fromD, toD).Query(func(rows pgx.Rows) error {
 		es, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (HistoryEntry, error) {
 			e := HistoryEntry{Kind: HistorySession}
-			return e, r.Scan(&e.Date, &e.InvoiceID, &e.InvoiceNumber, &e.Amount, &e.Currency, &e.At, &e.Description, &e.CPTCode,
+			return e, r.Scan(&e.Date, &e.InvoiceID, &e.InvoiceNumber, &e.InvoiceStatus, &e.Amount, &e.Currency, &e.At, &e.Description, &e.CPTCode,
 				&e.Units, &e.position)
 		})
 		out = append(out, es...)
@@ -185,7 +186,7 @@ func (s *Store) AccountHistory(ctx context.Context, practiceID, clientID, timezo
 	b.Queue(historyPayments, practiceID, clientID, fromD, toD, timezone).Query(func(rows pgx.Rows) error {
 		es, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (HistoryEntry, error) {
 			e := HistoryEntry{Kind: HistoryPayment}
-			return e, r.Scan(&e.Date, &e.InvoiceID, &e.InvoiceNumber, &e.Amount, &e.Currency, &e.At, &e.PaymentID, &e.Status,
+			return e, r.Scan(&e.Date, &e.InvoiceID, &e.InvoiceNumber, &e.InvoiceStatus, &e.Amount, &e.Currency, &e.At, &e.PaymentID, &e.Status,
 				&e.MethodType, &e.Brand, &e.Last4, &e.BankName, &e.PayerName)
 		})
 		out = append(out, es...)
@@ -194,7 +195,7 @@ func (s *Store) AccountHistory(ctx context.Context, practiceID, clientID, timezo
 	b.Queue(historyRefunds, practiceID, clientID, fromD, toD, timezone).Query(func(rows pgx.Rows) error {
 		es, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (HistoryEntry, error) {
 			e := HistoryEntry{Kind: HistoryRefund}
-			return e, r.Scan(&e.Date, &e.InvoiceID, &e.InvoiceNumber, &e.Amount, &e.Currency, &e.At, &e.RefundID, &e.PaymentID,
+			return e, r.Scan(&e.Date, &e.InvoiceID, &e.InvoiceNumber, &e.InvoiceStatus, &e.Amount, &e.Currency, &e.At, &e.RefundID, &e.PaymentID,
 				&e.Status, &e.Reason)
 		})
 		out = append(out, es...)

@@ -12,6 +12,9 @@ type InvoiceDetail struct {
 	*Invoice
 	Payments []*Payment
 	Refunds  []*Refund
+	// PayLinkDaysAfterDue is the practice's: how long after the due date
+	// the invoice's pay link works (for its pay_url).
+	PayLinkDaysAfterDue int32
 }
 
 // GetInvoiceDetail reads an invoice, its items, payments and refunds in one
@@ -23,13 +26,14 @@ func (s *Store) GetInvoiceDetail(ctx context.Context, id string) (*InvoiceDetail
  FROM invoice_items WHERE invoice_id=$1 ORDER BY position`, id)
 	b.Queue(`SELECT `+paymentCols+` FROM payments WHERE invoice_id=$1 ORDER BY created_at, id`, id)
 	b.Queue(`SELECT `+refundCols+` FROM refunds WHERE invoice_id=$1 ORDER BY created_at, id`, id)
+	b.Queue(`SELECT p.pay_link_days_after_due FROM practices p JOIN invoices i ON i.practice_id = p.id WHERE i.id=$1`, id)
 	br := s.Pool.SendBatch(ctx, b)
 	defer br.Close()
 	inv, err := scanInvoice(br.QueryRow())
 	if err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			// Drain the remaining results before closing.
-			for i := 0; i < 3; i++ {
+			for i := 0; i < 4; i++ {
 				if rows, qerr := br.Query(); qerr == nil {
 					rows.Close()
 				}
@@ -61,6 +65,9 @@ func (s *Store) GetInvoiceDetail(ctx context.Context, id string) (*InvoiceDetail
 	}
 	if d.Refunds, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (*Refund, error) { return scanRefund(r) }); err != nil {
 		return nil, mapErr("get invoice refunds", err)
+	}
+	if err := br.QueryRow().Scan(&d.PayLinkDaysAfterDue); err != nil {
+		return nil, mapErr("get invoice practice", err)
 	}
 	return d, nil
 }

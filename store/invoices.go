@@ -1,6 +1,8 @@
 package store
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,18 +14,18 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// InvoiceStatus is an invoice's place in its lifecycle.
-type InvoiceStatus string
+// InvoiceStatus is an invoice's place in its lifecycle (contract's).
+type InvoiceStatus = contract.InvoiceStatus
 
 // The invoice statuses, as stored and as the API and search attributes show them.
 const (
-	StatusOpen              InvoiceStatus = "open"
-	StatusProcessing        InvoiceStatus = "processing"
-	StatusPartiallyPaid     InvoiceStatus = "partially_paid"
-	StatusPaid              InvoiceStatus = "paid"
-	StatusPartiallyRefunded InvoiceStatus = "partially_refunded"
-	StatusRefunded          InvoiceStatus = "refunded"
-	StatusVoid              InvoiceStatus = "void"
+	StatusOpen              = contract.InvoiceOpen
+	StatusProcessing        = contract.InvoiceProcessing
+	StatusPartiallyPaid     = contract.InvoicePartiallyPaid
+	StatusPaid              = contract.InvoicePaid
+	StatusPartiallyRefunded = contract.InvoicePartiallyRefunded
+	StatusRefunded          = contract.InvoiceRefunded
+	StatusVoid              = contract.InvoiceVoid
 )
 
 // Item is one billed service line.
@@ -260,6 +262,13 @@ func nonNil(s []string) []string {
 		return []string{}
 	}
 	return s
+}
+
+// GetInvoiceRow reads an invoice without its items: its status, amounts
+// and parties, for a charge or a refund that needs nothing else.
+func (s *Store) GetInvoiceRow(ctx context.Context, id string) (*Invoice, error) {
+	inv, err := scanInvoice(s.Pool.QueryRow(ctx, `SELECT `+invoiceCols+` FROM invoices WHERE id=$1`, id))
+	return inv, mapErr("get invoice "+id, err)
 }
 
 // GetInvoice reads an invoice with its items. Callers scope by practice.

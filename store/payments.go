@@ -1,6 +1,8 @@
 package store
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"fmt"
 	"time"
@@ -10,28 +12,28 @@ import (
 
 // Payment is one charge applied to one invoice.
 type Payment struct {
-	ID                string     `json:"id"`
-	PracticeID        string     `json:"-"`
-	ClientID          string     `json:"-"`
-	InvoiceID         string     `json:"invoice_id"`
-	BalancePaymentID  string     `json:"balance_payment_id,omitempty"`
-	IdempotencyKey    string     `json:"-"`
-	Amount            int64      `json:"amount"`
-	Currency          string     `json:"currency"`
-	Status            string     `json:"status"`
-	ProcessorIntentID string     `json:"-"`
-	MethodType        string     `json:"method_type,omitempty"`
-	Brand             string     `json:"brand,omitempty"`
-	Last4             string     `json:"last4,omitempty"`
-	BankName          string     `json:"bank_name,omitempty"`
-	PayerName         string     `json:"payer_name,omitempty"`
-	BillingZIP        string     `json:"-"`
-	FailureCode       string     `json:"failure_code,omitempty"`
-	DeclineCode       string     `json:"decline_code,omitempty"`
-	FailureMessage    string     `json:"failure_message,omitempty"`
-	AmountRefunded    int64      `json:"amount_refunded"`
-	CreatedAt         time.Time  `json:"created_at"`
-	SucceededAt       *time.Time `json:"succeeded_at,omitempty"`
+	ID                string                 `json:"id"`
+	PracticeID        string                 `json:"-"`
+	ClientID          string                 `json:"-"`
+	InvoiceID         string                 `json:"invoice_id"`
+	BalancePaymentID  string                 `json:"balance_payment_id,omitempty"`
+	IdempotencyKey    string                 `json:"-"`
+	Amount            int64                  `json:"amount"`
+	Currency          string                 `json:"currency"`
+	Status            contract.PaymentStatus `json:"status"`
+	ProcessorIntentID string                 `json:"-"`
+	MethodType        string                 `json:"method_type,omitempty"`
+	Brand             string                 `json:"brand,omitempty"`
+	Last4             string                 `json:"last4,omitempty"`
+	BankName          string                 `json:"bank_name,omitempty"`
+	PayerName         string                 `json:"payer_name,omitempty"`
+	BillingZIP        string                 `json:"-"`
+	FailureCode       string                 `json:"failure_code,omitempty"`
+	DeclineCode       string                 `json:"decline_code,omitempty"`
+	FailureMessage    string                 `json:"failure_message,omitempty"`
+	AmountRefunded    int64                  `json:"amount_refunded"`
+	CreatedAt         time.Time              `json:"created_at"`
+	SucceededAt       *time.Time             `json:"succeeded_at,omitempty"`
 }
 
 const paymentCols = `id, practice_id, client_id, invoice_id, COALESCE(balance_payment_id,''), idempotency_key, amount, currency,
@@ -50,7 +52,7 @@ func scanPayment(row pgx.Row) (*Payment, error) {
 }
 
 // paymentFinal says which statuses a payment never leaves.
-func paymentFinal(s string) bool { return s == "succeeded" || s == "failed" }
+func paymentFinal(s contract.PaymentStatus) bool { return s.Final() }
 
 // RecordPayment stores a payment's latest known state and keeps the ledger and
 // the invoice in step, in one transaction. It is idempotent: recording the
@@ -118,7 +120,7 @@ func recordPaymentTx(ctx context.Context, tx pgx.Tx, p *Payment) (*Payment, erro
 	} else if err != nil {
 		return nil, err
 	}
-	if cur.Status == "succeeded" {
+	if cur.Status == contract.PaymentSucceeded {
 		if _, err := tx.Exec(ctx, `INSERT INTO ledger_entries (practice_id, client_id, invoice_id, kind, amount, currency, payment_id, entry_key)
  VALUES ($1,$2,$3,'payment',$4,$5,$6,$7) ON CONFLICT (entry_key) DO NOTHING`,
 			cur.PracticeID, cur.ClientID, cur.InvoiceID, -cur.Amount, cur.Currency, cur.ID, "payment:"+cur.ID); err != nil {
@@ -156,17 +158,17 @@ func (s *Store) ListPayments(ctx context.Context, invoiceID string) ([]*Payment,
 
 // Refund returns money from one payment.
 type Refund struct {
-	ID                string    `json:"id"`
-	PracticeID        string    `json:"-"`
-	InvoiceID         string    `json:"invoice_id"`
-	PaymentID         string    `json:"payment_id"`
-	IdempotencyKey    string    `json:"-"`
-	Amount            int64     `json:"amount"`
-	Currency          string    `json:"currency"`
-	Reason            string    `json:"reason,omitempty"`
-	Status            string    `json:"status"`
-	ProcessorRefundID string    `json:"-"`
-	CreatedAt         time.Time `json:"created_at"`
+	ID                string                `json:"id"`
+	PracticeID        string                `json:"-"`
+	InvoiceID         string                `json:"invoice_id"`
+	PaymentID         string                `json:"payment_id"`
+	IdempotencyKey    string                `json:"-"`
+	Amount            int64                 `json:"amount"`
+	Currency          string                `json:"currency"`
+	Reason            string                `json:"reason,omitempty"`
+	Status            contract.RefundStatus `json:"status"`
+	ProcessorRefundID string                `json:"-"`
+	CreatedAt         time.Time             `json:"created_at"`
 }
 
 const refundCols = `id, practice_id, invoice_id, payment_id, idempotency_key, amount, currency, reason, status, COALESCE(processor_refund_id,''), created_at`
@@ -212,7 +214,7 @@ func (s *Store) RecordRefund(ctx context.Context, r *Refund) (*Invoice, *Refund,
 		if err != nil {
 			return err
 		}
-		if pay.Status != "succeeded" || pay.AmountRefunded+r.Amount > pay.Amount {
+		if pay.Status != contract.PaymentSucceeded || pay.AmountRefunded+r.Amount > pay.Amount {
 			return fmt.Errorf("refund %d exceeds the %d left on payment %s: %w", r.Amount, pay.Amount-pay.AmountRefunded, pay.ID, ErrConflict)
 		}
 		var balance int64

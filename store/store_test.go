@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/internal/pgtest"
 	"github.com/billflow/billflow/store"
 )
@@ -41,7 +42,7 @@ func seed(t *testing.T, st *store.Store, ctx context.Context, total int64, parti
 	return p, inv
 }
 
-func payment(inv *store.Invoice, id string, amount int64, status string) *store.Payment {
+func payment(inv *store.Invoice, id string, amount int64, status contract.PaymentStatus) *store.Payment {
 	return &store.Payment{ID: id, PracticeID: inv.PracticeID, ClientID: inv.ClientID, InvoiceID: inv.ID, IdempotencyKey: id,
 		Amount: amount, Currency: "usd", Status: status, ProcessorIntentID: "pi_" + id, MethodType: "card", Brand: "visa", Last4: "4242"}
 }
@@ -89,7 +90,7 @@ func TestPaymentIdempotentAndDuplicateKeyRejected(t *testing.T) {
 	require.Equal(t, store.StatusPaid, after.Status)
 	require.Equal(t, int64(0), after.AmountDue)
 	require.NotNil(t, after.PaidAt)
-	require.Equal(t, "succeeded", p.Status)
+	require.Equal(t, "succeeded", string(p.Status))
 	// The same payment recorded again (a retried activity) changes nothing.
 	again, _, err := st.RecordPayment(ctx, payment(inv, "pay_1", 18000, "succeeded"))
 	require.NoError(t, err)
@@ -130,7 +131,7 @@ func TestProcessingThenSucceededAndFailed(t *testing.T) {
 	// A final status is never overwritten.
 	after, p, err := st.RecordPayment(ctx, payment(inv, "pay_b", 18000, "succeeded"))
 	require.NoError(t, err)
-	require.Equal(t, "failed", p.Status)
+	require.Equal(t, "failed", string(p.Status))
 	require.Equal(t, int64(18000), after.AmountDue)
 }
 

@@ -16,17 +16,18 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/billflow/billflow/codec"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/store"
 )
 
 // SearchAttributes are billflow's custom search attributes, registered in
 // the shared namespace and in every practice's.
 var SearchAttributes = map[string]enumspb.IndexedValueType{
-	"InvoiceStatus": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	"PracticeId":    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	"ClientId":      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	"AmountDue":     enumspb.INDEXED_VALUE_TYPE_INT,
-	"DueDate":       enumspb.INDEXED_VALUE_TYPE_DATETIME,
+	contract.InvoiceStatusKey.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	contract.PracticeIDKey.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	contract.ClientIDKey.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	contract.AmountDueKey.GetName():     enumspb.INDEXED_VALUE_TYPE_INT,
+	contract.DueDateKey.GetName():       enumspb.INDEXED_VALUE_TYPE_DATETIME,
 }
 
 // CreatePractice makes a practice the way `billflow practice create` does

@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 	"fmt"
@@ -9,8 +11,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
-
-	"github.com/billflow/billflow/workflows"
 )
 
 // ScheduleOptions tune the Schedules the worker keeps.
@@ -35,7 +35,7 @@ func (o ScheduleOptions) zoneLabel() string {
 type scheduleSpec struct {
 	ID       string
 	Spec     client.ScheduleSpec
-	Workflow any
+	Workflow string // a contract workflow type name
 	Args     []any
 	Summary  string
 	Note     string
@@ -57,15 +57,15 @@ func schedules(o ScheduleOptions) []scheduleSpec {
 	return []scheduleSpec{
 		{
 			// Monthly statements: the 1st of each month at 06:00, for the previous month.
-			ID: workflows.StatementRunID,
+			ID: contract.StatementRunID,
 			Spec: client.ScheduleSpec{TimeZoneName: o.TimeZone, Calendars: []client.ScheduleCalendarSpec{{
 				Second: []client.ScheduleRange{{Start: 0}}, Minute: []client.ScheduleRange{{Start: 0}},
 				Hour: []client.ScheduleRange{{Start: 6}}, DayOfMonth: []client.ScheduleRange{{Start: 1}},
 				Month: []client.ScheduleRange{{Start: 1, End: 12}}, DayOfWeek: []client.ScheduleRange{{Start: 0, End: 6}},
 				Comment: "1st of the month, 06:00 " + o.zoneLabel(),
 			}}},
-			Workflow: workflows.StatementRunWorkflow,
-			Args:     []any{&workflows.StatementRunInput{TimeZone: o.TimeZone}},
+			Workflow: contract.StatementRunWorkflowType,
+			Args:     []any{&contract.StatementRunInput{TimeZone: o.TimeZone}},
 			Summary:  "Monthly statements for the previous month",
 			Note:     "managed by the billflow worker",
 			// A multi-day outage over the 1st still sends the month's statements.
@@ -75,15 +75,15 @@ func schedules(o ScheduleOptions) []scheduleSpec {
 			// Reminders: every day at ReminderHour (the practice's time);
 			// each invoice workflow decides whether a step is due and sends
 			// it once.
-			ID: workflows.ReminderRunID,
+			ID: contract.ReminderRunID,
 			Spec: client.ScheduleSpec{TimeZoneName: o.TimeZone, Calendars: []client.ScheduleCalendarSpec{{
 				Second: []client.ScheduleRange{{Start: 0}}, Minute: []client.ScheduleRange{{Start: 0}},
 				Hour: []client.ScheduleRange{{Start: o.ReminderHour}}, DayOfMonth: []client.ScheduleRange{{Start: 1, End: 31}},
 				Month: []client.ScheduleRange{{Start: 1, End: 12}}, DayOfWeek: []client.ScheduleRange{{Start: 0, End: 6}},
 				Comment: fmt.Sprintf("daily, %02d:00 %s", o.ReminderHour, o.zoneLabel()),
 			}}},
-			Workflow: workflows.ReminderRunWorkflow,
-			Args:     []any{&workflows.ReminderRunInput{TimeZone: o.TimeZone}},
+			Workflow: contract.ReminderRunWorkflowType,
+			Args:     []any{&contract.ReminderRunInput{TimeZone: o.TimeZone}},
 			Summary:  "Daily payment reminders for invoices with a balance",
 			Note:     "managed by the billflow worker",
 		},
@@ -91,10 +91,10 @@ func schedules(o ScheduleOptions) []scheduleSpec {
 			// The janitor: payments whose outcome was never recorded (a
 			// charge that timed out, a webhook that never came) are asked
 			// of the processor and recorded. It never charges.
-			ID:            workflows.ReconcileRunID,
+			ID:            contract.ReconcileRunID,
 			Spec:          client.ScheduleSpec{TimeZoneName: o.TimeZone, Intervals: []client.ScheduleIntervalSpec{{Every: 2 * time.Minute}}},
-			Workflow:      workflows.ReconcileWorkflow,
-			Args:          []any{&workflows.ReconcileInput{}},
+			Workflow:      contract.ReconcileWorkflowType,
+			Args:          []any{&contract.ReconcileInput{}},
 			Summary:       "Settle payments with no recorded outcome from the processor",
 			Note:          "managed by the billflow worker",
 			CatchupWindow: 10 * time.Minute,
@@ -112,7 +112,7 @@ func EnsureSchedules(ctx context.Context, c client.Client, o ScheduleOptions) er
 	}
 	sc := c.ScheduleClient()
 	for _, s := range schedules(o) {
-		action := &client.ScheduleWorkflowAction{ID: s.ID, Workflow: s.Workflow, Args: s.Args, TaskQueue: workflows.TaskQueue,
+		action := &client.ScheduleWorkflowAction{ID: s.ID, Workflow: s.Workflow, Args: s.Args, TaskQueue: contract.TaskQueue,
 			StaticSummary: s.Summary, WorkflowRunTimeout: 24 * time.Hour}
 		_, err := sc.Create(ctx, client.ScheduleOptions{ID: s.ID, Spec: s.Spec, Action: action,
 			Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, CatchupWindow: s.catchup(), Note: s.Note})

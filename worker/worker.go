@@ -3,6 +3,8 @@
 package worker
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"fmt"
 	"time"
@@ -10,9 +12,9 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/interceptor"
 	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
-	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/tenancy"
 	"github.com/billflow/billflow/workflows"
 )
@@ -22,7 +24,7 @@ type Options struct {
 	MaxConcurrentActivities int
 	MaxConcurrentWorkflows  int
 	// DocumentSlots is how many PDF activities run at once on
-	// workflows.DocumentsTaskQueue; default: the renderer's tabs plus two
+	// contract.DocumentsTaskQueue; default: the renderer's tabs plus two
 	// (one printing while the next loads its data), or 4 without a renderer.
 	// While the process charges a payer, documents get one slot at a time
 	// (documentSlots), emails too: they run on the same queue.
@@ -71,7 +73,7 @@ func New(c client.Client, acts *activities.Activities, o Options) (Workers, erro
 // namespace's workers share: a charge in any practice's namespace slows
 // document work in all of them.
 func newWorkers(c client.Client, acts *activities.Activities, o Options, pay *payments) (Workers, error) {
-	w := sdkworker.New(c, workflows.TaskQueue, sdkworker.Options{
+	w := sdkworker.New(c, contract.TaskQueue, sdkworker.Options{
 		MaxConcurrentActivityExecutionSize:     o.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: o.MaxConcurrentWorkflows,
 		// More pollers than the SDK's default 2: a payment is an Update, a
@@ -97,7 +99,7 @@ func newWorkers(c client.Client, acts *activities.Activities, o Options, pay *pa
 	if err != nil {
 		return nil, err
 	}
-	docs := sdkworker.New(c, workflows.DocumentsTaskQueue, sdkworker.Options{
+	docs := sdkworker.New(c, contract.DocumentsTaskQueue, sdkworker.Options{
 		Tuner:                            tuner,
 		MaxConcurrentActivityTaskPollers: 2,
 	})
@@ -120,23 +122,27 @@ func documentsTuner(slots int, pay *payments) (sdkworker.WorkerTuner, error) {
 	return sdkworker.NewCompositeTuner(opts)
 }
 
-// Register puts the workflows and activities on any registry (a worker, a replayer, a test env).
+// Workflows maps each contract workflow type name to the function the
+// worker runs for it. Clients start workflows by these names (the API does
+// not link this code); TestWorkflowsMatchContract ties the two together.
+var Workflows = map[string]any{
+	contract.InvoiceWorkflowType:          workflows.InvoiceWorkflow,
+	contract.ReminderRunWorkflowType:      workflows.ReminderRunWorkflow,
+	contract.BalancePaymentWorkflowType:   workflows.BalancePaymentWorkflow,
+	contract.RefundAfterCloseWorkflowType: workflows.RefundAfterCloseWorkflow,
+	contract.StatementRunWorkflowType:     workflows.StatementRunWorkflow,
+	contract.DocumentWorkflowType:         workflows.DocumentWorkflow,
+	contract.ReconcileWorkflowType:        workflows.ReconcileWorkflow,
+}
+
+// Register puts the workflows, under their contract type names, and the
+// activities on any registry (a worker, a replayer, a test env).
 func Register(r interface {
-	RegisterWorkflow(any)
+	RegisterWorkflowWithOptions(any, workflow.RegisterOptions)
 	RegisterActivity(any)
 }, acts *activities.Activities) {
-	r.RegisterWorkflow(workflows.InvoiceWorkflow)
-	r.RegisterWorkflow(workflows.ReminderRunWorkflow)
-	r.RegisterWorkflow(workflows.BalancePaymentWorkflow)
-	r.RegisterWorkflow(workflows.RefundAfterCloseWorkflow)
-	r.RegisterWorkflow(workflows.StatementRunWorkflow)
-	r.RegisterWorkflow(workflows.DocumentWorkflow)
-	r.RegisterWorkflow(workflows.ReconcileWorkflow)
-	if acts != nil && acts.InvoiceStart == nil {
-		acts.InvoiceStart = func(p *store.Practice, cl *store.Client, inv *store.Invoice) (client.StartWorkflowOptions, any, any) {
-			opts, in := workflows.InvoiceStart(p, cl, inv)
-			return opts, workflows.InvoiceWorkflow, in
-		}
+	for _, name := range contract.WorkflowTypes {
+		r.RegisterWorkflowWithOptions(Workflows[name], workflow.RegisterOptions{Name: name})
 	}
 	r.RegisterActivity(acts)
 }

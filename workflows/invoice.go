@@ -10,15 +10,13 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/money"
 )
 
 // acts is the typed nil pointer through which workflows name activities, so
 // the compiler checks every call.
 var acts *activities.Activities
-
-// InvoiceSnapshot mirrors activities.InvoiceSnapshot for API callers.
-type InvoiceSnapshot = activities.InvoiceSnapshot
 
 // DefaultRefundWindow keeps a paid invoice's workflow open for refunds.
 const DefaultRefundWindow = 180 * 24 * time.Hour
@@ -37,6 +35,14 @@ type invoiceWF struct {
 	// handled (chargeLocalChange ≥ 2); signalsBusy counts those in hand.
 	drainSignals bool
 	signalsBusy  int
+	// refundedCloses: a fully refunded invoice's workflow completes at once
+	// instead of waiting out the refund window (refundedClosesChange ≥ 1);
+	// decided the first time this run sees the invoice refunded.
+	refundedCloses, refundedAsked bool
+	// signals are the channels of the signals counted as in hand, taken
+	// once in setup: Update validators may read their Len but not call
+	// GetSignalChannel (a read-only context).
+	signals []workflow.ReceiveChannel
 }
 
 // InvoiceWorkflow is one invoice's whole life: issue, payments, reminders,
@@ -45,7 +51,7 @@ func InvoiceWorkflow(ctx workflow.Context, in *InvoiceInput) error {
 	w := &invoiceWF{in: in, st: in.State}
 	if w.st == nil {
 		w.st = &InvoiceState{
-			InvoiceID: in.InvoiceID, Number: in.Number, Status: "open", Currency: in.Currency,
+			InvoiceID: in.InvoiceID, Number: in.Number, Status: contract.InvoiceOpen, Currency: in.Currency,
 			Total: in.Total, AmountDue: in.Total, DueDate: in.DueDate,
 		}
 	}
@@ -70,6 +76,9 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 	v := workflow.GetVersion(ctx, chargeLocalChange, workflow.DefaultVersion, 2)
 	w.chargeLocal, w.drainSignals = v >= 1, v >= 2
 	w.lock = workflow.NewMutex(ctx)
+	for _, name := range []string{PaymentEventSignal, PaymentAppliedSignal, ReminderSignal} {
+		w.signals = append(w.signals, workflow.GetSignalChannel(ctx, name))
+	}
 	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (*InvoiceState, error) { return w.st, nil }); err != nil {
 		return err
 	}
@@ -128,12 +137,16 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 func (w *invoiceWF) run(ctx workflow.Context) error {
 	logger := workflow.GetLogger(ctx)
 	for {
-		if !w.st.Issued && w.st.Status != "void" {
+		if !w.st.Issued && w.st.Status != contract.InvoiceVoid {
 			w.issue(ctx)
 		}
 		for len(w.st.Pending) > 0 {
 			w.notify(ctx, w.st.Pending[0])
 			w.st.Pending = w.st.Pending[1:]
+		}
+		if w.st.Status == contract.InvoiceRefunded && !w.refundedAsked {
+			w.refundedAsked = true
+			w.refundedCloses = workflow.GetVersion(ctx, refundedClosesChange, workflow.DefaultVersion, 1) >= 1
 		}
 		if w.closed(ctx) && workflow.AllHandlersFinished(ctx) {
 			logger.Info("invoice workflow complete", "status", w.st.Status)
@@ -147,7 +160,7 @@ func (w *invoiceWF) run(ctx workflow.Context) error {
 			// Nothing in hand is dropped: Updates running, and (new runs)
 			// signals being handled or not yet taken from their channels.
 			if err := workflow.Await(ctx, func() bool {
-				return workflow.AllHandlersFinished(ctx) && (!w.drainSignals || w.signalsIdle(ctx))
+				return workflow.AllHandlersFinished(ctx) && (!w.drainSignals || w.signalsIdle())
 			}); err != nil {
 				return err
 			}
@@ -176,17 +189,6 @@ func (w *invoiceWF) run(ctx workflow.Context) error {
 	}
 }
 
-// notifyOptions are for emails and documents: SMTP or Chromium being down
-// is waited out with backoff, and the activity sends each email once.
-func notifyOptions(ctx workflow.Context, summary string) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
-		Summary:             summary,
-		TaskQueue:           DocumentsTaskQueue,
-	})
-}
-
 // issue renders the invoice and emails the client the Pay Invoice link.
 func (w *invoiceWF) issue(ctx workflow.Context) {
 	actx := notifyOptions(ctx, "Render invoice and email pay link")
@@ -202,23 +204,23 @@ func (w *invoiceWF) notify(ctx workflow.Context, n Notice) {
 	var err error
 	var res activities.NotifyResult
 	switch n.Kind {
-	case "payment":
-		summary := "Email payment confirmation"
+	case contract.NoticePayment:
+		summary := "Email payment confirmation " + money.Format(n.Amount, w.st.Currency)
 		if n.Final {
-			summary = "Render receipt and email it"
+			summary = "Render receipt and email it: " + money.Format(n.Amount, w.st.Currency) + " paid"
 		}
 		if n.Silent {
 			summary = "Render receipt"
 		}
 		err = workflow.ExecuteActivity(notifyOptions(ctx, summary), acts.NotifyPayment,
 			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, PaymentID: n.PaymentID, ReceiptOnly: n.Silent}).Get(ctx, &res)
-	case "payment_failed":
+	case contract.NoticePaymentFailed:
 		err = workflow.ExecuteActivity(notifyOptions(ctx, "Email payment failed "+money.Format(n.Amount, w.st.Currency)), acts.NotifyPayment,
 			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, PaymentID: n.PaymentID}).Get(ctx, &res)
-	case "refund":
+	case contract.NoticeRefund:
 		err = workflow.ExecuteActivity(notifyOptions(ctx, "Email refund notice "+money.Format(n.Amount, w.st.Currency)), acts.NotifyRefund,
 			&activities.NotifyInput{InvoiceID: w.in.InvoiceID, RefundID: n.RefundID}).Get(ctx, &res)
-	case "reminder":
+	case contract.NoticeReminder:
 		w.sendReminder(ctx, n)
 	}
 	if err != nil {
@@ -230,10 +232,17 @@ func (w *invoiceWF) notify(ctx workflow.Context, n Notice) {
 // ones at the end of the refund window.
 func (w *invoiceWF) closesAt() *time.Time {
 	switch w.st.Status {
-	case "void":
+	case contract.InvoiceVoid:
 		t := time.Time{}
 		return &t
-	case "paid", "partially_refunded", "refunded":
+	case contract.InvoiceRefunded:
+		if w.refundedCloses {
+			// Nothing is left to refund: the lifecycle is over.
+			t := time.Time{}
+			return &t
+		}
+		fallthrough
+	case contract.InvoicePaid, contract.InvoicePartiallyRefunded:
 		if w.st.PaidAt != nil {
 			t := w.st.PaidAt.Add(w.in.RefundWindow)
 			w.st.ClosesAt = &t
@@ -248,7 +257,7 @@ func (w *invoiceWF) closed(ctx workflow.Context) bool {
 	if t == nil {
 		return false
 	}
-	return w.st.Status == "void" || !workflow.Now(ctx).Before(*t)
+	return t.IsZero() || !workflow.Now(ctx).Before(*t)
 }
 
 // ---- pay ----
@@ -264,9 +273,9 @@ func (w *invoiceWF) checkPay(in *PayInput) error {
 	switch {
 	case in == nil:
 		return payErr("a payment needs an amount and a payment method")
-	case st.Status == "void":
+	case st.Status == contract.InvoiceVoid:
 		return stateErr("this invoice is void and cannot be paid")
-	case st.AmountDue == 0 && st.AmountProcessing == 0 && (st.Total > 0 || st.Status == "paid" || st.Status == "refunded" || st.Status == "partially_refunded"):
+	case st.AmountDue == 0 && st.AmountProcessing == 0 && (st.Total > 0 || st.Status == contract.InvoicePaid || st.Status == contract.InvoiceRefunded || st.Status == contract.InvoicePartiallyRefunded):
 		return stateErr("this invoice is already paid")
 	case st.AmountDue == 0 && st.AmountProcessing > 0:
 		return stateErr("a payment for the rest of this invoice is still processing")
@@ -335,13 +344,10 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 	if label == "" {
 		label = "card"
 	}
-	// Bounded well inside the 24 h Stripe keeps idempotency keys; the
-	// activity asks Stripe for an existing PaymentIntent before creating one.
-	retry := &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
-		NonRetryableErrorTypes: []string{ErrTypeCardDeclined, ErrTypeGateway}}
 	summary := fmt.Sprintf("Charge %s to %s", money.Format(in.Amount, w.st.Currency), label)
 	charge := &activities.ChargeInput{
-		InvoiceID: w.in.InvoiceID, PaymentID: paymentID, Amount: in.Amount, Currency: w.st.Currency,
+		InvoiceID: w.in.InvoiceID, PracticeID: w.in.PracticeID, ClientID: w.in.ClientID, Number: w.in.Number,
+		PaymentID: paymentID, Amount: in.Amount, Currency: w.st.Currency,
 		PaymentMethodID: in.PaymentMethodID, SavedPaymentMethodID: in.SavedPaymentMethodID, SaveCard: in.SaveCard,
 		OffSession: in.OffSession, PayerName: in.PayerName, BillingZIP: in.BillingZIP, ReturnURL: in.ReturnURL,
 		IdempotencyKey: in.IdempotencyKey, Scope: in.Scope, RequestHash: in.RequestHash, PayLinkID: in.PayLinkID,
@@ -352,17 +358,11 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 	// the pay Update: one workflow task and no activity dispatch per payment
 	// instead of two and one. A charge re-run after a worker crash finds its
 	// payment attempt in Postgres and asks the processor before charging.
-	// Its limit leaves room over the processor's own timeout (30 s) for the
-	// lease, a 3-D Secure cancel and an outcome lookup.
 	if w.chargeLocal {
-		lctx := workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
-			StartToCloseTimeout: chargeTimeout, ScheduleToCloseTimeout: 2 * time.Hour, RetryPolicy: retry, Summary: summary,
-		})
+		lctx := chargeLocalOptions(ctx, summary, ErrTypeCardDeclined, ErrTypeGateway)
 		err = workflow.ExecuteLocalActivity(lctx, acts.Charge, charge).Get(ctx, &res)
 	} else {
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: chargeTimeout, ScheduleToCloseTimeout: 2 * time.Hour, RetryPolicy: retry, Summary: summary,
-		})
+		actx := chargeOptions(ctx, summary, ErrTypeCardDeclined, ErrTypeGateway)
 		err = workflow.ExecuteActivity(actx, acts.Charge, charge).Get(ctx, &res)
 	}
 	if err != nil {
@@ -381,34 +381,29 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 		label = res.MethodLabel
 	}
 	known := w.hasPayment(paymentID)
-	if res.Status != "failed" && !known {
+	if res.Status != contract.PaymentFailed && !known {
 		w.st.Payments = append(w.st.Payments, PaymentState{ID: paymentID, Amount: in.Amount, Status: res.Status,
 			IntentID: res.IntentID, MethodLabel: label, CreatedAt: workflow.Now(ctx)})
 	}
 	w.apply(ctx, &res.Invoice)
-	if res.Status == "succeeded" && !known {
-		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: paymentID, Amount: in.Amount, Final: res.Invoice.AmountDue == 0})
+	if res.Status == contract.PaymentSucceeded && !known {
+		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePayment, PaymentID: paymentID, Amount: in.Amount, Final: res.Invoice.AmountDue == 0})
 	}
 	return &PayResult{PaymentID: paymentID, Amount: in.Amount, Status: res.Status, FailureCode: res.FailureCode,
 		DeclineCode: res.DeclineCode, FailureMessage: res.FailureMessage, NextActionURL: res.NextActionURL, Invoice: res.Invoice}, nil
 }
-
-// chargeTimeout bounds one charge attempt: the client lease wait (15 s),
-// canceling a 3-D Secure payment, the processor's answer (STRIPE_TIMEOUT,
-// 30 s by default) and an outcome lookup, with room.
-const chargeTimeout = 2 * time.Minute
 
 func (w *invoiceWF) hasPayment(id string) bool {
 	return slices.ContainsFunc(w.st.Payments, func(p PaymentState) bool { return p.ID == id })
 }
 
 // signalsIdle: no signal is being handled and none waits in its channel.
-func (w *invoiceWF) signalsIdle(ctx workflow.Context) bool {
+func (w *invoiceWF) signalsIdle() bool {
 	if w.signalsBusy > 0 {
 		return false
 	}
-	for _, name := range []string{PaymentEventSignal, PaymentAppliedSignal, ReminderSignal} {
-		if workflow.GetSignalChannel(ctx, name).Len() > 0 {
+	for _, ch := range w.signals {
+		if ch.Len() > 0 {
 			return false
 		}
 	}
@@ -419,6 +414,10 @@ func (w *invoiceWF) signalsIdle(ctx workflow.Context) bool {
 // activity (version 1; histories recorded before it replay the activity),
 // and continue-as-new waiting for signals in hand (version 2).
 const chargeLocalChange = "charge-local-activity"
+
+// refundedClosesChange marks a fully refunded invoice's workflow completing
+// at once; histories recorded before it wait out the refund window.
+const refundedClosesChange = "refunded-closes"
 
 func trimPrefix(id string) string {
 	for i := 0; i < len(id); i++ {
@@ -443,18 +442,14 @@ func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
 		return
 	}
 	p := &w.st.Payments[idx]
-	if p.Status == "succeeded" || p.Status == "failed" {
+	if p.Status == contract.PaymentSucceeded || p.Status == contract.PaymentFailed {
 		return
 	}
 	if err := w.lock.Lock(ctx); err != nil {
 		return
 	}
 	defer w.lock.Unlock()
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 30 * time.Second,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-		Summary:             fmt.Sprintf("Confirm payment %s", money.Format(p.Amount, w.st.Currency)),
-	})
+	actx := ledgerOptions(ctx, fmt.Sprintf("Confirm payment %s", money.Format(p.Amount, w.st.Currency)))
 	var res activities.ChargeResult
 	if err := workflow.ExecuteActivity(actx, acts.SyncPayment, &activities.SyncPaymentInput{
 		InvoiceID: w.in.InvoiceID, PaymentID: p.ID, IntentID: p.IntentID}).Get(ctx, &res); err != nil {
@@ -465,13 +460,13 @@ func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
 	p.Status = res.Status
 	w.apply(ctx, &res.Invoice)
 	switch res.Status {
-	case "succeeded":
-		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: p.ID, Amount: p.Amount, Final: res.Invoice.AmountDue == 0})
-	case "failed":
+	case contract.PaymentSucceeded:
+		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePayment, PaymentID: p.ID, Amount: p.Amount, Final: res.Invoice.AmountDue == 0})
+	case contract.PaymentFailed:
 		// A canceled intent was replaced by a later payment before its 3-D
 		// Secure was finished (billflow cancels no other): nothing to tell.
 		if res.FailureCode != canceledIntent {
-			w.st.Pending = append(w.st.Pending, Notice{Kind: "payment_failed", PaymentID: p.ID, Amount: p.Amount})
+			w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePaymentFailed, PaymentID: p.ID, Amount: p.Amount})
 		}
 	}
 }
@@ -494,8 +489,7 @@ func (w *invoiceWF) onPaymentApplied(ctx workflow.Context, pa *PaymentApplied) {
 	}
 	w.st.Payments = append(w.st.Payments, PaymentState{ID: pa.PaymentID, Amount: pa.Amount, Status: pa.Status,
 		IntentID: pa.IntentID, MethodLabel: pa.MethodLabel, CreatedAt: workflow.Now(ctx)})
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second,
-		Summary: "Apply balance payment " + money.Format(pa.Amount, w.st.Currency)})
+	actx := ledgerOptions(ctx, "Apply balance payment "+money.Format(pa.Amount, w.st.Currency))
 	var snap InvoiceSnapshot
 	if err := workflow.ExecuteActivity(actx, acts.RefreshInvoice, &activities.InvoiceRef{InvoiceID: w.in.InvoiceID}).Get(ctx, &snap); err != nil {
 		workflow.GetLogger(ctx).Error("refresh after balance payment", "error", err)
@@ -503,10 +497,10 @@ func (w *invoiceWF) onPaymentApplied(ctx workflow.Context, pa *PaymentApplied) {
 	}
 	w.apply(ctx, &snap)
 	switch {
-	case pa.Status == "succeeded" && pa.Notify:
-		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: pa.PaymentID, Amount: pa.Amount, Final: snap.AmountDue == 0})
-	case pa.Status == "succeeded" && snap.AmountDue == 0:
-		w.st.Pending = append(w.st.Pending, Notice{Kind: "payment", PaymentID: pa.PaymentID, Amount: pa.Amount, Final: true, Silent: true})
+	case pa.Status == contract.PaymentSucceeded && pa.Notify:
+		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePayment, PaymentID: pa.PaymentID, Amount: pa.Amount, Final: snap.AmountDue == 0})
+	case pa.Status == contract.PaymentSucceeded && snap.AmountDue == 0:
+		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePayment, PaymentID: pa.PaymentID, Amount: pa.Amount, Final: true, Silent: true})
 	}
 }
 
@@ -514,6 +508,13 @@ func (w *invoiceWF) onPaymentApplied(ctx workflow.Context, pa *PaymentApplied) {
 
 func (w *invoiceWF) validateRefund(ctx workflow.Context, in *RefundInput) error {
 	_, err := w.refundTarget(in)
+	if err != nil && in != nil && in.Amount > 0 && in.PaymentID != "" && !w.signalsIdle() {
+		// The payment may be in a signal in hand: a balance payment's
+		// payment-applied waiting for the lock, or delivered in this same
+		// workflow task (Updates are handled before signals are taken in).
+		// The handler decides once they are.
+		return nil
+	}
 	return err
 }
 
@@ -528,7 +529,7 @@ func (w *invoiceWF) refundTarget(in *RefundInput) (*PaymentState, error) {
 	var target *PaymentState
 	for i := len(w.st.Payments) - 1; i >= 0; i-- {
 		p := &w.st.Payments[i]
-		if p.Status != "succeeded" {
+		if p.Status != contract.PaymentSucceeded {
 			continue
 		}
 		if in.PaymentID == "" && p.Amount-p.Refunded >= in.Amount || p.ID == in.PaymentID {
@@ -549,6 +550,13 @@ func (w *invoiceWF) refundTarget(in *RefundInput) (*PaymentState, error) {
 }
 
 func (w *invoiceWF) refund(ctx workflow.Context, in *RefundInput) (*RefundResult, error) {
+	if _, err := w.refundTarget(in); err != nil {
+		// Accepted only with signals in hand (see validateRefund); histories
+		// from before never reach here, so nothing they replay changes.
+		if err := workflow.Await(ctx, func() bool { return w.signalsIdle() }); err != nil {
+			return nil, err
+		}
+	}
 	if err := w.lock.Lock(ctx); err != nil {
 		return nil, err
 	}
@@ -559,13 +567,7 @@ func (w *invoiceWF) refund(ctx workflow.Context, in *RefundInput) (*RefundResult
 	}
 	w.st.RefundSeq++
 	refundID := fmt.Sprintf("ref_%s_%d", trimPrefix(w.in.InvoiceID), w.st.RefundSeq)
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: 2 * time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
-			NonRetryableErrorTypes: []string{ErrTypeGateway, ErrTypeInvalidRefund}},
-		Summary: fmt.Sprintf("Refund %s to %s", money.Format(in.Amount, w.st.Currency), target.MethodLabel),
-	})
+	actx := refundOptions(ctx, fmt.Sprintf("Refund %s to %s", money.Format(in.Amount, w.st.Currency), target.MethodLabel))
 	var res activities.RefundResult
 	if err := workflow.ExecuteActivity(actx, acts.Refund, &activities.RefundInput{InvoiceID: w.in.InvoiceID,
 		PaymentID: target.ID, RefundID: refundID, Amount: in.Amount, Reason: in.Reason}).Get(ctx, &res); err != nil {
@@ -577,14 +579,14 @@ func (w *invoiceWF) refund(ctx workflow.Context, in *RefundInput) (*RefundResult
 	}
 	target.Refunded += in.Amount
 	w.apply(ctx, &res.Invoice)
-	w.st.Pending = append(w.st.Pending, Notice{Kind: "refund", RefundID: refundID, Amount: in.Amount})
+	w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticeRefund, RefundID: refundID, Amount: in.Amount})
 	return &RefundResult{RefundID: refundID, PaymentID: target.ID, Amount: in.Amount, Status: res.Status, Invoice: res.Invoice}, nil
 }
 
 // ---- void ----
 
 func (w *invoiceWF) validateVoid(ctx workflow.Context) error {
-	if w.st.Status == "void" {
+	if w.st.Status == contract.InvoiceVoid {
 		return nil
 	}
 	if w.st.AmountPaid > 0 || w.st.AmountProcessing > 0 {
@@ -601,11 +603,7 @@ func (w *invoiceWF) void(ctx workflow.Context) (*InvoiceSnapshot, error) {
 	if err := w.validateVoid(ctx); err != nil {
 		return nil, err
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    chargeTimeout,
-		ScheduleToCloseTimeout: 10 * time.Minute,
-		Summary:                "Void invoice " + w.st.Number,
-	})
+	actx := voidOptions(ctx, "Void invoice "+w.st.Number)
 	var snap InvoiceSnapshot
 	if err := workflow.ExecuteActivity(actx, acts.VoidInvoice, &activities.InvoiceRef{InvoiceID: w.in.InvoiceID}).Get(ctx, &snap); err != nil {
 		return nil, err
@@ -618,7 +616,7 @@ func (w *invoiceWF) void(ctx workflow.Context) (*InvoiceSnapshot, error) {
 
 func (w *invoiceWF) validateResend(ctx workflow.Context) error {
 	switch {
-	case w.st.Status == "void":
+	case w.st.Status == contract.InvoiceVoid:
 		return stateErr("a void invoice cannot be sent")
 	case w.st.AmountDue == 0:
 		return stateErr("the invoice has nothing left to pay; its receipt is at GET /v1/invoices/{id}/pdf")
@@ -667,7 +665,7 @@ func (w *invoiceWF) apply(ctx workflow.Context, snap *InvoiceSnapshot) {
 	changed := st.Status != snap.Status || st.AmountDue != snap.AmountDue
 	st.Status, st.AmountPaid, st.AmountRefunded = snap.Status, snap.AmountPaid, snap.AmountRefunded
 	st.AmountDue, st.AmountProcessing = snap.AmountDue, snap.AmountProcessing
-	if st.PaidAt == nil && (st.Status == "paid" || st.Status == "refunded" || st.Status == "partially_refunded") {
+	if st.PaidAt == nil && (st.Status == contract.InvoicePaid || st.Status == contract.InvoiceRefunded || st.Status == contract.InvoicePartiallyRefunded) {
 		now := workflow.Now(ctx)
 		st.PaidAt = &now
 		closes := now.Add(w.in.RefundWindow)
@@ -676,7 +674,7 @@ func (w *invoiceWF) apply(ctx workflow.Context, snap *InvoiceSnapshot) {
 	w.dirty = true
 	w.planNextReminder(workflow.Now(ctx))
 	if changed {
-		if err := workflow.UpsertTypedSearchAttributes(ctx, InvoiceStatusKey.ValueSet(st.Status), AmountDueKey.ValueSet(st.AmountDue)); err != nil {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, InvoiceStatusKey.ValueSet(string(st.Status)), AmountDueKey.ValueSet(st.AmountDue)); err != nil {
 			workflow.GetLogger(ctx).Error("upsert search attributes", "error", err)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -92,7 +93,7 @@ func (s *invoiceSuite) TestFullPaymentThenWindowCloses() {
 	s.NoError(s.env.GetWorkflowError())
 	s.Require().True(r.done)
 	s.NoError(r.err)
-	s.Equal("paid", st.Status)
+	s.Equal("paid", string(st.Status))
 	s.Equal(int64(0), st.AmountDue)
 	s.Len(st.Payments, 1)
 	s.Require().NotNil(st.ClosesAt)
@@ -140,9 +141,9 @@ func (s *invoiceSuite) TestDeclineChangesNothing() {
 	s.Require().True(r.done)
 	s.Require().NoError(r.err)
 	res := r.value.(*workflows.PayResult)
-	s.Equal("failed", res.Status)
+	s.Equal("failed", string(res.Status))
 	s.Equal("card_declined", res.FailureCode)
-	s.Equal("open", st.Status)
+	s.Equal("open", string(st.Status))
 	s.Equal(int64(18000), st.AmountDue)
 	s.Empty(st.Payments)
 }
@@ -162,7 +163,7 @@ func (s *invoiceSuite) TestTwoInstallmentsAndThirdRejected() {
 	s.NoError(first.err)
 	s.Equal(workflows.ErrTypeInvalidPayment, appType(second.rejected))
 	s.NoError(third.err)
-	s.Equal("paid", third.value.(*workflows.PayResult).Invoice.Status)
+	s.Equal("paid", string(third.value.(*workflows.PayResult).Invoice.Status))
 	s.True(s.env.IsWorkflowCompleted())
 }
 
@@ -189,7 +190,7 @@ func (s *invoiceSuite) TestProcessingThenWebhookSucceeds() {
 	}, time.Hour)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
 	s.NoError(r.err)
-	s.Equal("processing", during.Status)
+	s.Equal("processing", string(during.Status))
 	s.True(s.env.IsWorkflowCompleted())
 	s.NoError(s.env.GetWorkflowError())
 }
@@ -204,7 +205,7 @@ func (s *invoiceSuite) TestRefundAndOverRefund() {
 	over := s.sendUpdate(3*time.Minute, workflows.RefundUpdate, "r2", &workflows.RefundInput{Amount: 13001, PaymentID: "pay_abc_1"}, nil)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
 	s.NoError(ok.err)
-	s.Equal("partially_refunded", ok.value.(*workflows.RefundResult).Invoice.Status)
+	s.Equal("partially_refunded", string(ok.value.(*workflows.RefundResult).Invoice.Status))
 	s.Equal(workflows.ErrTypeInvalidRefund, appType(over.rejected))
 }
 
@@ -219,10 +220,10 @@ func (s *invoiceSuite) TestVoidClosesAndRejectsPayment() {
 }
 
 func TestWorkflowIDRoundTrip(t *testing.T) {
-	id, ok := workflows.InvoiceIDFromWorkflowID(workflows.InvoiceWorkflowID("inv_x1"))
+	id, ok := contract.InvoiceIDFromWorkflowID(workflows.InvoiceWorkflowID("inv_x1"))
 	require.True(t, ok)
 	require.Equal(t, "inv_x1", id)
-	_, ok = workflows.InvoiceIDFromWorkflowID("statement-run")
+	_, ok = contract.InvoiceIDFromWorkflowID("statement-run")
 	require.False(t, ok)
 }
 
@@ -245,7 +246,7 @@ func (s *invoiceSuite) TestContinueAsNewCarriesState() {
 	var next workflows.InvoiceInput
 	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	s.Require().NotNil(next.State, "state travels into the next run")
-	s.Equal("partially_paid", next.State.Status)
+	s.Equal("partially_paid", string(next.State.Status))
 	s.Equal(int64(12000), next.State.AmountDue)
 	s.Len(next.State.Payments, 1)
 	s.Equal(1, next.State.PaymentSeq, "payment IDs keep counting: no idempotency key is reused")
@@ -280,6 +281,6 @@ func (s *invoiceSuite) TestContinueAsNewWaitsForASignalInHand() {
 	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	s.Require().NotNil(next.State)
 	s.Require().Len(next.State.Payments, 1)
-	s.Equal("succeeded", next.State.Payments[0].Status, "the event in hand was handled before continuing")
-	s.Equal("paid", next.State.Status)
+	s.Equal("succeeded", string(next.State.Payments[0].Status), "the event in hand was handled before continuing")
+	s.Equal("paid", string(next.State.Status))
 }

@@ -36,10 +36,10 @@ func (s *invoiceSuite) TestProcessingThenWebhookFailsReopens() {
 	s.stateAt(90*time.Minute, &st)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
 	s.Equal(1, failedNotices, "the client is told once that the debit failed")
-	s.Equal("open", st.Status)
+	s.Equal("open", string(st.Status))
 	s.Equal(int64(18000), st.AmountDue)
 	s.Require().Len(st.Payments, 1)
-	s.Equal("failed", st.Payments[0].Status)
+	s.Equal("failed", string(st.Payments[0].Status))
 	s.NoError(retry.rejected)
 	s.NoError(retry.err)
 }
@@ -56,7 +56,7 @@ func (s *invoiceSuite) TestRefundAfterCloseWorkflow() {
 		RefundID: "ref_1_cx", Amount: 500, Currency: "usd", Reason: "duplicate"})
 	var res workflows.RefundResult
 	s.NoError(env.GetWorkflowResult(&res))
-	s.Equal("partially_refunded", res.Invoice.Status)
+	s.Equal("partially_refunded", string(res.Invoice.Status))
 	env.AssertExpectations(s.T())
 }
 

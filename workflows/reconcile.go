@@ -2,38 +2,11 @@ package workflows
 
 import (
 	"fmt"
-	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
 )
-
-// ReconcileRunID is the workflow ID the `payment-reconcile` Schedule starts.
-const ReconcileRunID = "payment-reconcile"
-
-// SettleWorkflowID is the reconcile workflow for one payment attempt (a
-// webhook for a charge billflow never recorded, or for a closed invoice).
-func SettleWorkflowID(attemptID string) string { return "settle-" + attemptID }
-
-// SettleChargingAfter is how old a charge with no recorded answer is before
-// it is settled from the processor rather than left to its own activity.
-const SettleChargingAfter = activities.SettleChargingAfter
-
-// ReconcileInput is the reconcile workflow's argument: one attempt, or (no
-// AttemptID) every attempt left unsettled too long.
-type ReconcileInput = activities.ReconcileInput
-
-// ReconcileResult counts what a reconcile run did.
-type ReconcileResult struct {
-	Checked int
-	Settled int
-	Errors  int
-	// InvoicesStarted counts invoice workflows this run started because
-	// their API request never did (StartInvoicesAfter).
-	InvoicesStarted int
-}
 
 // StartInvoicesAfter is how old an invoice with no confirmed workflow start
 // is before the reconciler starts its workflow.
@@ -57,11 +30,7 @@ func ReconcileWorkflow(ctx workflow.Context, in *ReconcileInput) (*ReconcileResu
 		startUnstartedInvoices(ctx, in, out)
 	}
 	for page := 0; page < maxReconcilePages; page++ {
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 5 * time.Minute,
-			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: time.Minute, MaximumAttempts: 10},
-			Summary:             fmt.Sprintf("Ask the processor about unsettled payments, page %d", page+1),
-		})
+		actx := reconcileOptions(ctx, fmt.Sprintf("Ask the processor about unsettled payments, page %d", page+1), 10)
 		var res activities.ReconcileResult
 		if err := workflow.ExecuteActivity(actx, acts.ReconcilePayments, in).Get(ctx, &res); err != nil {
 			return out, err
@@ -84,11 +53,7 @@ func ReconcileWorkflow(ctx workflow.Context, in *ReconcileInput) (*ReconcileResu
 // reconciled, and the next run (2 minutes later) tries the invoices again.
 func startUnstartedInvoices(ctx workflow.Context, in *ReconcileInput, out *ReconcileResult) {
 	for page := 0; page < maxReconcilePages; page++ {
-		actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 5 * time.Minute,
-			RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 5 * time.Second, MaximumInterval: time.Minute, MaximumAttempts: 5},
-			Summary:             fmt.Sprintf("Start invoice workflows their requests never started, page %d", page+1),
-		})
+		actx := reconcileOptions(ctx, fmt.Sprintf("Start invoice workflows their requests never started, page %d", page+1), 5)
 		var res activities.StartInvoicesResult
 		if err := workflow.ExecuteActivity(actx, acts.StartUnstartedInvoices, &activities.StartInvoicesInput{Limit: in.Limit}).Get(ctx, &res); err != nil {
 			out.Errors++

@@ -3,7 +3,6 @@ package workflows
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -12,27 +11,30 @@ import (
 	"github.com/billflow/billflow/money"
 )
 
-// RefundAfterCloseInput refunds a payment of an invoice whose workflow has
-// ended (its refund window passed, or it was reset).
-type RefundAfterCloseInput struct {
-	InvoiceID string
-	PaymentID string
-	RefundID  string
-	Amount    int64
-	Currency  string
-	Reason    string
+// RefundAfterCloseWorkflow is a refund with the same activities, idempotency
+// and notice as a refund through the invoice workflow. Its recorded Update
+// answers once the refund is recorded; the notice follows whenever the mail
+// server takes it.
+func RefundAfterCloseWorkflow(ctx workflow.Context, in *RefundAfterCloseInput) (*RefundResult, error) {
+	rec := &recorded[RefundResult]{}
+	if err := rec.register(ctx); err != nil {
+		return nil, err
+	}
+	out, err := refundAfterClose(ctx, in)
+	rec.set(out, err)
+	if err != nil {
+		return nil, rec.finish(ctx, err)
+	}
+	if err := workflow.ExecuteActivity(notifyOptions(ctx, "Email refund notice"), acts.NotifyRefund,
+		&activities.NotifyInput{InvoiceID: in.InvoiceID, RefundID: in.RefundID}).Get(ctx, nil); err != nil {
+		workflow.GetLogger(ctx).Error("refund notice failed", "error", err)
+	}
+	return out, rec.finish(ctx, nil)
 }
 
-// RefundAfterCloseWorkflow is a refund with the same activities, idempotency
-// and notice as a refund through the invoice workflow.
-func RefundAfterCloseWorkflow(ctx workflow.Context, in *RefundAfterCloseInput) (*RefundResult, error) {
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout:    30 * time.Second,
-		ScheduleToCloseTimeout: 2 * time.Hour,
-		RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
-			NonRetryableErrorTypes: []string{ErrTypeGateway, ErrTypeInvalidRefund}},
-		Summary: fmt.Sprintf("Refund %s", money.Format(in.Amount, in.Currency)),
-	})
+// refundAfterClose refunds once and records it.
+func refundAfterClose(ctx workflow.Context, in *RefundAfterCloseInput) (*RefundResult, error) {
+	actx := refundOptions(ctx, fmt.Sprintf("Refund %s", money.Format(in.Amount, in.Currency)))
 	var res activities.RefundResult
 	if err := workflow.ExecuteActivity(actx, acts.Refund, &activities.RefundInput{InvoiceID: in.InvoiceID, PaymentID: in.PaymentID,
 		RefundID: in.RefundID, Amount: in.Amount, Reason: in.Reason}).Get(ctx, &res); err != nil {
@@ -41,10 +43,6 @@ func RefundAfterCloseWorkflow(ctx workflow.Context, in *RefundAfterCloseInput) (
 			return nil, temporal.NewNonRetryableApplicationError(appErr.Message(), ErrTypeInvalidRefund, nil)
 		}
 		return nil, err
-	}
-	if err := workflow.ExecuteActivity(notifyOptions(ctx, "Email refund notice"), acts.NotifyRefund,
-		&activities.NotifyInput{InvoiceID: in.InvoiceID, RefundID: in.RefundID}).Get(ctx, nil); err != nil {
-		workflow.GetLogger(ctx).Error("refund notice failed", "error", err)
 	}
 	return &RefundResult{RefundID: in.RefundID, PaymentID: in.PaymentID, Amount: in.Amount, Status: res.Status, Invoice: res.Invoice}, nil
 }

@@ -5,10 +5,11 @@ import (
 	"slices"
 	"time"
 
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
+	"github.com/billflow/billflow/money"
 )
 
 // DefaultReminderOffsets is the policy when a practice has none: 3 days
@@ -47,7 +48,7 @@ func dateOnly(t time.Time) time.Time {
 
 // remindable is whether the invoice still has a balance to chase.
 func (w *invoiceWF) remindable() bool {
-	return (w.st.Status == "open" || w.st.Status == "partially_paid") && w.st.AmountDue > 0
+	return (w.st.Status == contract.InvoiceOpen || w.st.Status == contract.InvoicePartiallyPaid) && w.st.AmountDue > 0
 }
 
 // dueStep is the latest policy step whose date has come by today (1-based),
@@ -80,6 +81,9 @@ func (w *invoiceWF) planNextReminder(today time.Time) {
 		if at.Before(dateOnly(today)) && i+1 < len(w.offsets()) {
 			continue
 		}
+		if first := w.firstReminderDay(); at.Before(first) {
+			at = first // a step that fell due by the issue day goes out the day after
+		}
 		w.st.NextReminderAt, w.st.NextReminderStep = &at, i+1
 		return
 	}
@@ -93,11 +97,25 @@ func (w *invoiceWF) lastReminderStep() int {
 		last = max(last, s)
 	}
 	for _, n := range w.st.Pending {
-		if n.Kind == "reminder" {
+		if n.Kind == contract.NoticeReminder {
 			last = max(last, n.Step)
 		}
 	}
 	return last
+}
+
+// noReminderOnIssueDayChange marks the rule that no reminder goes out on or
+// before the invoice's issue day; histories recorded before it could send
+// one the day the invoice was issued (a due date within the first step).
+const noReminderOnIssueDayChange = "no-reminder-on-issue-day"
+
+// firstReminderDay is the first day a reminder may go out: the day after the
+// invoice was issued (zero when the input predates IssueDate).
+func (w *invoiceWF) firstReminderDay() time.Time {
+	if w.in.IssueDate.IsZero() {
+		return time.Time{}
+	}
+	return dateOnly(w.in.IssueDate).AddDate(0, 0, 1)
 }
 
 // reminderOutsideLockChange marks the move of the reminder email out of the
@@ -121,14 +139,20 @@ func (w *invoiceWF) onReminderDue(ctx workflow.Context, r *ReminderDue) {
 	if step == 0 || step <= w.lastReminderStep() {
 		return
 	}
+	// The invoice email just went out: no reminder on (or before) the issue
+	// day. Asked only then, so histories that never met it replay as before.
+	if dateOnly(today).Before(w.firstReminderDay()) &&
+		workflow.GetVersion(ctx, noReminderOnIssueDayChange, workflow.DefaultVersion, 1) == 1 {
+		return
+	}
 	steps := len(w.offsets())
 	// Asked only when a step is due, so a run that had never sent a
 	// reminder before this code takes the new path.
 	if workflow.GetVersion(ctx, reminderOutsideLockChange, workflow.DefaultVersion, 1) == 1 {
-		w.st.Pending = append(w.st.Pending, Notice{Kind: "reminder", Step: step, Steps: steps, Today: dateOnly(today)})
+		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticeReminder, Step: step, Steps: steps, Today: dateOnly(today)})
 		return
 	}
-	err := workflow.ExecuteActivity(reminderOptions(ctx, step, steps), acts.SendReminder, &activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: step,
+	err := workflow.ExecuteActivity(reminderOptions(ctx, w.reminderSummary(step, steps)), acts.SendReminder, &activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: step,
 		Steps: steps, Today: dateOnly(today)}).Get(ctx, nil)
 	if err != nil {
 		workflow.GetLogger(ctx).Error("reminder failed", "step", step, "error", err)
@@ -137,14 +161,10 @@ func (w *invoiceWF) onReminderDue(ctx workflow.Context, r *ReminderDue) {
 	w.st.RemindersSent = append(w.st.RemindersSent, step)
 }
 
-// reminderOptions wait out an SMTP outage with backoff; the activity sends
-// each step once.
-func reminderOptions(ctx workflow.Context, step, steps int) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 2 * time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 2 * time.Second, BackoffCoefficient: 2, MaximumInterval: 5 * time.Minute},
-		Summary:             fmt.Sprintf("Email reminder %d of %d", step, steps),
-	})
+// reminderSummary names a reminder step in the Temporal UI, with the
+// balance it chases.
+func (w *invoiceWF) reminderSummary(step, steps int) string {
+	return fmt.Sprintf("Email reminder %d of %d: %s due", step, steps, money.Format(w.st.AmountDue, w.st.Currency))
 }
 
 // sendReminder sends an owed reminder from the run loop, holding no lock: a
@@ -157,7 +177,7 @@ func (w *invoiceWF) sendReminder(ctx workflow.Context, n Notice) {
 	}
 	rctx, cancel := workflow.WithCancel(ctx)
 	defer cancel()
-	f := workflow.ExecuteActivity(reminderOptions(rctx, n.Step, n.Steps), acts.SendReminder,
+	f := workflow.ExecuteActivity(reminderOptions(rctx, w.reminderSummary(n.Step, n.Steps)), acts.SendReminder,
 		&activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: n.Step, Steps: n.Steps, Today: n.Today})
 	if err := workflow.Await(ctx, func() bool { return f.IsReady() || !w.remindable() }); err != nil {
 		return
@@ -175,26 +195,6 @@ func (w *invoiceWF) sendReminder(ctx workflow.Context, n Notice) {
 	}
 }
 
-// ReminderRunID is the workflow ID the daily `reminder-run` Schedule starts
-// (the Schedule appends the fire time).
-const ReminderRunID = "reminder-run"
-
-// ReminderRunInput is the daily run's argument; a zero Today means the
-// workflow's own date.
-type ReminderRunInput struct {
-	Today   time.Time
-	AfterID string // resume cursor when continuing as new
-	Pages   int
-	// TimeZone is the practice's (its namespace's Schedule passes it):
-	// "today" is the practice's calendar date, not UTC's. "" = UTC.
-	TimeZone string `json:",omitempty"`
-}
-
-// ReminderRunResult counts what the run did.
-type ReminderRunResult struct {
-	Signalled int
-}
-
 // reminderPageSize is how many invoices one activity signals.
 const reminderPageSize = 500
 
@@ -209,11 +209,6 @@ func ReminderRunWorkflow(ctx workflow.Context, in *ReminderRunInput) (*ReminderR
 	if today.IsZero() {
 		today = dateOnly(localNow(ctx, in.TimeZone))
 	}
-	actx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		StartToCloseTimeout: 5 * time.Minute,
-		HeartbeatTimeout:    time.Minute,
-		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-	})
 	res := &ReminderRunResult{}
 	cursor := in.AfterID
 	for page := 0; ; page++ {
@@ -223,11 +218,7 @@ func ReminderRunWorkflow(ctx workflow.Context, in *ReminderRunInput) (*ReminderR
 				TimeZone: in.TimeZone})
 		}
 		var out activities.SignalRemindersResult
-		pctx := workflow.WithActivityOptions(actx, workflow.ActivityOptions{
-			StartToCloseTimeout: 5 * time.Minute, HeartbeatTimeout: time.Minute,
-			RetryPolicy: &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: time.Minute},
-			Summary:     fmt.Sprintf("Signal reminders, page %d", in.Pages+page+1),
-		})
+		pctx := pageOptions(ctx, 5*time.Minute, time.Minute, fmt.Sprintf("Signal reminders, page %d", in.Pages+page+1))
 		if err := workflow.ExecuteActivity(pctx, acts.SignalReminders, &activities.SignalRemindersInput{Today: today,
 			AfterID: cursor, Limit: reminderPageSize}).Get(ctx, &out); err != nil {
 			return nil, err

@@ -36,6 +36,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(workflows.InvoiceWorkflow)
 			r.RegisterWorkflow(workflows.BalancePaymentWorkflow)
 			r.RegisterWorkflow(workflows.ReminderRunWorkflow)
+			r.RegisterWorkflow(workflows.RefundAfterCloseWorkflow)
 			require.NoError(t, r.ReplayWorkflowHistoryFromJSONFile(nil, f))
 		})
 	}

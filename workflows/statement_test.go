@@ -16,6 +16,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -177,7 +178,7 @@ func TestDocumentWorkflow(t *testing.T) {
 		env.OnActivity(stActs.RenderSuperbill, mock.Anything, &activities.SuperbillInput{PracticeID: "prc_1", ClientID: "cli_1",
 			From: from, To: to}).Return(&activities.DocumentResult{DocumentID: "doc_1", Kind: "superbill"}, nil).Once()
 		env.ExecuteWorkflow(workflows.DocumentWorkflow, &workflows.DocumentInput{PracticeID: "prc_1", ClientID: "cli_1",
-			Kind: workflows.DocumentKindSuperbill, From: from, To: to})
+			Kind: contract.DocumentSuperbill, From: from, To: to})
 		require.NoError(t, env.GetWorkflowError())
 		var res workflows.DocumentResult
 		require.NoError(t, env.GetWorkflowResult(&res))
@@ -192,7 +193,7 @@ func TestDocumentWorkflow(t *testing.T) {
 			return !in.Email && in.ClientID == "cli_1" && in.From.Equal(from) && in.To.Equal(to)
 		})).Return(&activities.DocumentResult{DocumentID: "doc_2"}, nil).Once()
 		env.ExecuteWorkflow(workflows.DocumentWorkflow, &workflows.DocumentInput{PracticeID: "prc_1", ClientID: "cli_1",
-			Kind: workflows.DocumentKindStatement, From: from, To: to})
+			Kind: contract.DocumentStatement, From: from, To: to})
 		require.NoError(t, env.GetWorkflowError())
 		env.AssertExpectations(t)
 	})
@@ -202,7 +203,7 @@ func TestDocumentWorkflow(t *testing.T) {
 		env.RegisterActivity(stActs)
 		env.OnActivity(stActs.RenderSuperbill, mock.Anything, mock.Anything).Return(nil,
 			temporal.NewNonRetryableApplicationError("none", workflows.ErrTypeNothingToRender, nil)).Once()
-		env.ExecuteWorkflow(workflows.DocumentWorkflow, &workflows.DocumentInput{ClientID: "cli_1", Kind: workflows.DocumentKindSuperbill, From: from, To: to})
+		env.ExecuteWorkflow(workflows.DocumentWorkflow, &workflows.DocumentInput{ClientID: "cli_1", Kind: contract.DocumentSuperbill, From: from, To: to})
 		var appErr *temporal.ApplicationError
 		require.ErrorAs(t, env.GetWorkflowError(), &appErr)
 		require.Equal(t, workflows.ErrTypeNothingToRender, appErr.Type())
@@ -214,5 +215,5 @@ func TestDocumentWorkflow(t *testing.T) {
 		env.ExecuteWorkflow(workflows.DocumentWorkflow, &workflows.DocumentInput{ClientID: "cli_1", Kind: "invoice"})
 		require.Error(t, env.GetWorkflowError())
 	})
-	require.Equal(t, "document-cli_1-superbill-2026-01-01-2026-03-31", workflows.DocumentWorkflowID("cli_1", "superbill", from, to))
+	require.Equal(t, "document-cli_1-superbill-2026-01-01-2026-03-31", contract.DocumentWorkflowID("cli_1", "superbill", from, to))
 }

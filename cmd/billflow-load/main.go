@@ -451,7 +451,10 @@ func (l *loader) remindRun(ctx context.Context, db *pgxpool.Pool, ids []string, 
 	}()
 	runStart := time.Now()
 	wr, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reminder-run-load-" + strconv.FormatInt(time.Now().Unix(), 10),
-		TaskQueue: workflows.TaskQueue}, workflows.ReminderRunWorkflow, &workflows.ReminderRunInput{Today: due})
+		TaskQueue: workflows.TaskQueue}, workflows.ReminderRunWorkflow,
+		// The day after: no reminder goes out on an invoice's issue day, and
+		// these were issued today; the due-date step is still the one due.
+		&workflows.ReminderRunInput{Today: due.AddDate(0, 0, 1)})
 	if err != nil {
 		return err
 	}

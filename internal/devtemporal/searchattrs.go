@@ -1,6 +1,8 @@
 package devtemporal
 
 import (
+	"github.com/billflow/billflow/contract"
+
 	"context"
 	"errors"
 	"fmt"
@@ -18,11 +20,11 @@ import (
 // registers them on start; a real cluster gets them from
 // RegisterSearchAttributes (the `billflow temporal setup` admin command).
 var SearchAttributes = map[string]enumspb.IndexedValueType{
-	"InvoiceStatus": enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	"PracticeId":    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	"ClientId":      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
-	"AmountDue":     enumspb.INDEXED_VALUE_TYPE_INT,
-	"DueDate":       enumspb.INDEXED_VALUE_TYPE_DATETIME,
+	contract.InvoiceStatusKey.GetName(): enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	contract.PracticeIDKey.GetName():    enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	contract.ClientIDKey.GetName():      enumspb.INDEXED_VALUE_TYPE_KEYWORD,
+	contract.AmountDueKey.GetName():     enumspb.INDEXED_VALUE_TYPE_INT,
+	contract.DueDateKey.GetName():       enumspb.INDEXED_VALUE_TYPE_DATETIME,
 }
 
 // RegisterSearchAttributes adds the missing SearchAttributes to namespace
