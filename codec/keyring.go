@@ -158,17 +158,6 @@ func (k *Keyring) reloadLimited(why string) {
 	k.reload(why)
 }
 
-// Owner is the practice that owns a key ID: "" for a master key; ok false
-// for a key nobody knows.
-func (k *Keyring) Owner(keyID string) (practiceID string, ok bool) {
-	if k.master.Has(keyID) {
-		return "", true
-	}
-	_, owner := k.codecOf("", keyID)
-	practiceID, ok = owner[keyID]
-	return practiceID, ok
-}
-
 // ForPractice is the payload codec of one practice ("": the shared
 // namespace, master keys).
 func (k *Keyring) ForPractice(practiceID string) converter.PayloadCodec {

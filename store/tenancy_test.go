@@ -46,6 +46,8 @@ func TestDataKeysOneCurrentAndNamespaceSetOnce(t *testing.T) {
 	// practice without one gets one once.
 	require.NoError(t, st.SetPracticeNamespace(ctx, p.ID, "billflow-prac-tenant1"))
 	require.ErrorIs(t, st.SetPracticeNamespace(ctx, p.ID, "billflow-prac-other"), store.ErrConflict)
+	_, err = st.Pool.Exec(ctx, `UPDATE practices SET temporal_namespace = NULL WHERE id = $1`, p.ID)
+	require.Error(t, err, "the database keeps a namespace once set, whoever writes")
 	legacy, _, err := st.CreatePractice(ctx, store.NewPractice{Name: "Legacy", Currency: "usd", Timezone: "UTC"})
 	require.NoError(t, err)
 	require.Empty(t, legacy.TemporalNamespace)

@@ -92,18 +92,6 @@ func (c *Clients) PracticeNamespace(ctx context.Context, practiceID string) (str
 	return p.TemporalNamespace, nil
 }
 
-// ForPractice is the client a practice's workflows run under.
-func (c *Clients) ForPractice(ctx context.Context, practiceID string) (client.Client, error) {
-	ns, err := c.PracticeNamespace(ctx, practiceID)
-	if err != nil {
-		return nil, err
-	}
-	if ns == "" {
-		return c.Base, nil
-	}
-	return c.ForNamespace(ns)
-}
-
 // CodecFor is the payload codec the codec endpoint decodes a practice's
 // payloads with: its data keys, or the master key for a practice without a
 // namespace. nil when payloads are not encrypted.

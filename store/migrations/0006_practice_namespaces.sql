@@ -9,6 +9,18 @@
 -- this migration keep NULL: they run in TEMPORAL_NAMESPACE under the master
 -- key, as before.
 ALTER TABLE practices ADD COLUMN temporal_namespace text UNIQUE;
+-- Set once, whatever writes it: a practice's workflows and Schedules live in
+-- that namespace, so moving the practice would strand them.
+CREATE FUNCTION practices_namespace_set_once() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF OLD.temporal_namespace IS NOT NULL AND NEW.temporal_namespace IS DISTINCT FROM OLD.temporal_namespace THEN
+        RAISE EXCEPTION 'practice % already has namespace %', OLD.id, OLD.temporal_namespace
+            USING ERRCODE = 'check_violation', CONSTRAINT = 'practices_namespace_set_once';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER practices_namespace_set_once BEFORE UPDATE OF temporal_namespace ON practices
+    FOR EACH ROW EXECUTE FUNCTION practices_namespace_set_once();
 
 -- A practice's data keys: random 32-byte AES-256 keys, stored only wrapped
 -- (AES-256-GCM) by a master key (TEMPORAL_ENCRYPTION_KEY), the wrapping bound
