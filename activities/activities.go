@@ -40,7 +40,11 @@ type Activities struct {
 	Mailer        *mail.Mailer
 	MailDomain    string        // right side of Message-IDs
 	Temporal      client.Client // for activities that signal or start workflows (the reminder run, the reconciler)
-	Now           func() time.Time
+	// TemporalFor is the client of a practice's namespace (nil: Temporal
+	// serves every namespace). An activity that signals or starts
+	// workflows uses the client of the namespace it runs in.
+	TemporalFor func(namespace string) (client.Client, error)
+	Now         func() time.Time
 }
 
 func (a *Activities) now() time.Time {

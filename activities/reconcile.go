@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 
 	"github.com/billflow/billflow/store"
 )
@@ -67,7 +68,7 @@ func (a *Activities) ReconcilePayments(ctx context.Context, in *ReconcileInput) 
 	} else {
 		now := a.now()
 		var err error
-		if list, err = a.Store.UnsettledAttempts(ctx, now.Add(-SettleChargingAfter), now.Add(-SettlePendingAfter), limit); err != nil {
+		if list, err = a.Store.UnsettledAttempts(ctx, a.scope(ctx), now.Add(-SettleChargingAfter), now.Add(-SettlePendingAfter), limit); err != nil {
 			return nil, err
 		}
 	}
@@ -155,16 +156,17 @@ func (a *Activities) StartUnstartedInvoices(ctx context.Context, in *StartInvoic
 	if limit <= 0 {
 		limit = 100
 	}
-	if a.Temporal == nil {
-		return nil, fmt.Errorf("start invoices: the activities have no Temporal client")
+	tc, err := a.temporal(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("start invoices: %w", err)
 	}
-	list, err := a.Store.UnstartedInvoices(ctx, a.now().Add(-StartInvoicesAfter), limit)
+	list, err := a.Store.UnstartedInvoices(ctx, a.scope(ctx), a.now().Add(-StartInvoicesAfter), limit)
 	if err != nil {
 		return nil, err
 	}
 	out := &StartInvoicesResult{Checked: len(list), More: len(list) == limit}
 	for _, inv := range list {
-		if err := a.startInvoice(ctx, inv); err != nil {
+		if err := a.startInvoice(ctx, tc, inv); err != nil {
 			out.Errors++
 			a.log().Warn("start invoice workflow", "invoice_id", inv.ID, "error", err)
 			continue
@@ -176,7 +178,7 @@ func (a *Activities) StartUnstartedInvoices(ctx context.Context, in *StartInvoic
 	return out, nil
 }
 
-func (a *Activities) startInvoice(ctx context.Context, inv *store.Invoice) error {
+func (a *Activities) startInvoice(ctx context.Context, tc client.Client, inv *store.Invoice) error {
 	practice, err := a.Store.GetPractice(ctx, inv.PracticeID)
 	if err != nil {
 		return err
@@ -186,7 +188,7 @@ func (a *Activities) startInvoice(ctx context.Context, inv *store.Invoice) error
 		return err
 	}
 	opts, in := invoicestart.Build(practice, cl, inv)
-	_, err = a.Temporal.ExecuteWorkflow(ctx, opts, invoicestart.WorkflowType, in)
+	_, err = tc.ExecuteWorkflow(ctx, opts, invoicestart.WorkflowType, in)
 	var ended *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &ended) { // ended: it ran already, and is not run again
 		return err

@@ -93,7 +93,11 @@ func (a *Activities) SignalReminders(ctx context.Context, in *SignalRemindersInp
 			after = done
 		}
 	}
-	ids, err := a.Store.ListRemindable(ctx, in.Today, after, in.Limit)
+	tc, err := a.temporal(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := a.Store.ListRemindable(ctx, a.scope(ctx), in.Today, after, in.Limit)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +109,7 @@ func (a *Activities) SignalReminders(ctx context.Context, in *SignalRemindersInp
 		g.SetLimit(signalConcurrency)
 		for _, id := range chunk {
 			g.Go(func() error {
-				err := a.Temporal.SignalWorkflow(gctx, contract.InvoiceWorkflowID(id), "", contract.ReminderSignal, &contract.ReminderDue{Today: in.Today})
+				err := tc.SignalWorkflow(gctx, contract.InvoiceWorkflowID(id), "", contract.ReminderSignal, &contract.ReminderDue{Today: in.Today})
 				var nf *serviceerror.NotFound
 				switch {
 				case err == nil:

@@ -81,7 +81,7 @@ func (a *Activities) ListStatementClients(ctx context.Context, in *StatementPage
 	if limit <= 0 || limit > 1000 {
 		limit = 100
 	}
-	page, err := a.Store.StatementClients(ctx, in.From, in.To, in.AfterClientID, limit)
+	page, err := a.Store.StatementClients(ctx, a.scope(ctx), in.From, in.To, in.AfterClientID, limit)
 	if err != nil {
 		return nil, err
 	}

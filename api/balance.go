@@ -103,9 +103,13 @@ func (h *handlers) balanceFailed(c *gin.Context, f *balanceFailure) {
 // paid by now. The API and the portal's Pay Now both come here.
 func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req *balanceReq, key string, replay bool) (*contract.BalancePaymentResult, *balanceFailure) {
 	wfID := contract.BalancePaymentWorkflowID(cl.ID, hashKey(key))
+	tc, err := h.temporalFor(ctx, cl.PracticeID)
+	if err != nil {
+		return nil, &balanceFailure{status: http.StatusServiceUnavailable, op: "temporal client", cause: err}
+	}
 	if replay {
-		if _, err := h.Temporal.DescribeWorkflowExecution(ctx, wfID, ""); err == nil {
-			return h.balanceResult(ctx, wfID)
+		if _, err := tc.DescribeWorkflowExecution(ctx, wfID, ""); err == nil {
+			return h.balanceResult(ctx, tc, wfID)
 		}
 	}
 	open, err := h.Store.OpenInvoicesOldestFirst(ctx, cl.ID)
@@ -148,7 +152,7 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 	in.Scope, in.IdempotencyKey = "balance", key
 	in.RequestHash = (&contract.PayInput{Amount: in.Total, PaymentMethodID: in.PaymentMethodID,
 		SavedPaymentMethodID: in.SavedPaymentMethodID, SaveCard: in.SaveCard, PayerName: in.PayerName, BillingZIP: in.BillingZIP}).Fingerprint()
-	_, err = h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	_, err = tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: wfID, TaskQueue: contract.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
@@ -159,14 +163,14 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 	if err != nil {
 		return nil, &balanceFailure{status: http.StatusServiceUnavailable, op: "start balance payment", cause: err}
 	}
-	return h.balanceResult(ctx, wfID)
+	return h.balanceResult(ctx, tc, wfID)
 }
 
 // balanceResult waits, at most UpdateWait, for the balance payment to be
 // recorded (not for its receipt email).
-func (h *handlers) balanceResult(ctx context.Context, wfID string) (*contract.BalancePaymentResult, *balanceFailure) {
+func (h *handlers) balanceResult(ctx context.Context, tc client.Client, wfID string) (*contract.BalancePaymentResult, *balanceFailure) {
 	var res contract.BalancePaymentResult
-	if err := h.awaitRecorded(ctx, wfID, &res); err != nil {
+	if err := h.awaitRecorded(ctx, tc, wfID, &res); err != nil {
 		if errors.Is(err, errUpdatePending) {
 			return nil, &balanceFailure{status: http.StatusServiceUnavailable, pending: true, op: "balance payment", cause: err}
 		}

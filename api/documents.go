@@ -146,7 +146,12 @@ func (h *handlers) createClientDocument(c *gin.Context, kind contract.DocumentKi
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), renderWait)
 	defer cancel()
-	run, err := h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	tc, err := h.temporalFor(ctx, cl.PracticeID)
+	if err != nil {
+		h.unavailable(c, "temporal client", err)
+		return
+	}
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                       contract.DocumentWorkflowID(cl.ID, kind, from, to),
 		TaskQueue:                contract.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,

@@ -211,7 +211,11 @@ func (h *handlers) createInvoice(c *gin.Context) {
 func (h *handlers) startInvoiceWorkflow(c *gin.Context, practice *store.Practice, cl *store.Client, inv *store.Invoice) error {
 	ctx := c.Request.Context()
 	opts, in := invoicestart.Build(practice, cl, inv)
-	_, err := h.Temporal.ExecuteWorkflow(ctx, opts, invoicestart.WorkflowType, in)
+	tc, err := h.temporalFor(ctx, practice.ID)
+	if err != nil {
+		return err
+	}
+	_, err = tc.ExecuteWorkflow(ctx, opts, invoicestart.WorkflowType, in)
 	var ended *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &ended) { // ended: it ran already, and is not run again
 		return err
@@ -548,7 +552,12 @@ func (h *handlers) update(c *gin.Context, inv *store.Invoice, name string, arg a
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), h.updateWait())
 	defer cancel()
-	handle, err := h.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+	tc, err := h.temporalFor(ctx, inv.PracticeID)
+	if err != nil {
+		h.unavailable(c, "temporal client", err)
+		return false
+	}
+	handle, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: contract.InvoiceWorkflowID(inv.ID), UpdateID: name + ":" + key, UpdateName: name,
 		Args: args, WaitForStage: client.WorkflowUpdateStageAccepted,
 	})
@@ -615,10 +624,10 @@ func (h *handlers) updateWait() time.Duration {
 // A workflow that has ended (or runs code from before the Update) answers
 // with its result instead. errUpdatePending: the wait ran out, the work
 // goes on. A business refusal is the workflow's ApplicationError.
-func (h *handlers) awaitRecorded(ctx context.Context, wfID string, out any) error {
+func (h *handlers) awaitRecorded(ctx context.Context, tc client.Client, wfID string, out any) error {
 	wctx, cancel := context.WithTimeout(ctx, h.updateWait())
 	defer cancel()
-	handle, err := h.Temporal.UpdateWorkflow(wctx, client.UpdateWorkflowOptions{WorkflowID: wfID,
+	handle, err := tc.UpdateWorkflow(wctx, client.UpdateWorkflowOptions{WorkflowID: wfID,
 		UpdateID: contract.RecordedUpdate, UpdateName: contract.RecordedUpdate, WaitForStage: client.WorkflowUpdateStageAccepted})
 	if err == nil {
 		err = handle.Get(wctx, out)
@@ -626,7 +635,7 @@ func (h *handlers) awaitRecorded(ctx context.Context, wfID string, out any) erro
 	var appErr *temporal.ApplicationError
 	if err != nil && !timedOut(wctx, err) && !(errors.As(err, &appErr) && businessError[appErr.Type()]) {
 		// Ended, or no recorded Update in this run: its result.
-		err = h.Temporal.GetWorkflow(wctx, wfID, "").Get(wctx, out)
+		err = tc.GetWorkflow(wctx, wfID, "").Get(wctx, out)
 	}
 	if err != nil && timedOut(wctx, err) && ctx.Err() == nil {
 		return errUpdatePending
@@ -698,7 +707,12 @@ func (h *handlers) refundInvoice(c *gin.Context) {
 		return
 	}
 	var res contract.RefundResult
-	if desc, err := h.Temporal.DescribeWorkflowExecution(c.Request.Context(), contract.InvoiceWorkflowID(inv.ID), ""); err == nil &&
+	tc, err := h.temporalFor(c.Request.Context(), inv.PracticeID)
+	if err != nil {
+		h.unavailable(c, "temporal client", err)
+		return
+	}
+	if desc, err := tc.DescribeWorkflowExecution(c.Request.Context(), contract.InvoiceWorkflowID(inv.ID), ""); err == nil &&
 		desc.GetWorkflowExecutionInfo().GetStatus() != enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		// The lifecycle has ended (refund window over): refunds still work, in a workflow of their own.
 		if !h.refundAfterClose(c, inv, &req, &res) {
@@ -803,9 +817,14 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 		key = store.NewID("k")
 	}
 	refundID := "ref_" + strings.TrimPrefix(inv.ID, "inv_") + "_c" + hashKey(key)
-	if _, err := h.Temporal.DescribeWorkflowExecution(ctx, "refund-"+refundID, ""); err == nil {
+	tc, err := h.temporalFor(ctx, inv.PracticeID)
+	if err != nil {
+		h.unavailable(c, "temporal client", err)
+		return false
+	}
+	if _, err := tc.DescribeWorkflowExecution(ctx, "refund-"+refundID, ""); err == nil {
 		// A retried request: answer with the first one's result.
-		return h.refundResult(c, "refund-"+refundID, out)
+		return h.refundResult(c, tc, "refund-"+refundID, out)
 	}
 	pays, err := h.Store.ListPayments(ctx, inv.ID)
 	if err != nil {
@@ -829,7 +848,7 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 			formatMoney(left, inv.Currency)+" left on payment "+target.ID, "amount")
 		return false
 	}
-	_, err = h.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+	_, err = tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: "refund-" + refundID, TaskQueue: contract.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		StaticSummary:            inv.Number + " · refund " + formatMoney(*req.Amount, inv.Currency),
@@ -841,13 +860,13 @@ func (h *handlers) refundAfterClose(c *gin.Context, inv *store.Invoice, req *ref
 		h.unavailable(c, "start refund", err)
 		return false
 	}
-	return h.refundResult(c, "refund-"+refundID, out)
+	return h.refundResult(c, tc, "refund-"+refundID, out)
 }
 
 // refundResult waits, at most UpdateWait, for the refund to be recorded
 // (not for its notice email).
-func (h *handlers) refundResult(c *gin.Context, wfID string, out *contract.RefundResult) bool {
-	if err := h.awaitRecorded(c.Request.Context(), wfID, out); err != nil {
+func (h *handlers) refundResult(c *gin.Context, tc client.Client, wfID string, out *contract.RefundResult) bool {
+	if err := h.awaitRecorded(c.Request.Context(), tc, wfID, out); err != nil {
 		if errors.Is(err, errUpdatePending) {
 			stillProcessing(c)
 			return false

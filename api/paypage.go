@@ -902,7 +902,11 @@ func (h *handlers) sendPay(c *gin.Context, inv *store.Invoice, key string, in *c
 	in.IdempotencyKey, in.Scope, in.RequestHash = key, "paypage", in.Fingerprint()
 	ctx, cancel := context.WithTimeout(c.Request.Context(), h.updateWait())
 	defer cancel()
-	handle, err := h.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+	tc, err := h.temporalFor(ctx, inv.PracticeID)
+	if err != nil {
+		return nil, err
+	}
+	handle, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
 		WorkflowID: contract.InvoiceWorkflowID(inv.ID), UpdateID: contract.PayUpdate + ":" + key,
 		UpdateName: contract.PayUpdate, Args: []any{in}, WaitForStage: client.WorkflowUpdateStageAccepted,
 	})

@@ -28,6 +28,7 @@ import (
 	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/store"
+	"github.com/billflow/billflow/tenancy"
 )
 
 // Deps are what the handlers need.
@@ -42,7 +43,10 @@ type Deps struct {
 	Registry *prometheus.Registry
 	Now      func() time.Time
 	Codec    converter.PayloadCodec // nil: payloads are not encrypted and /codec is not served
-	Limits   RateLimits             // payment-attempt limits (card-testing defence)
+	// Tenants picks each practice's Temporal client (its own namespace and
+	// data key) and codec; nil: every practice uses Temporal and Codec.
+	Tenants *tenancy.Clients
+	Limits  RateLimits // payment-attempt limits (card-testing defence)
 	// UpdateWait bounds how long a request waits for its Update's result
 	// (pay, refund, void, resend); default 25 s, under the server's write
 	// timeout. Past it the work goes on in the invoice's workflow: a resend
@@ -397,4 +401,20 @@ func (h *handlers) readyz(c *gin.Context) {
 		status = http.StatusServiceUnavailable
 	}
 	c.JSON(status, gin.H{"ready": ok, "checks": checks})
+}
+
+// temporalFor is the Temporal client a practice's workflows run under: its
+// own namespace's, or the shared one for a practice made before namespaces.
+func (h *handlers) temporalFor(ctx context.Context, practiceID string) (client.Client, error) {
+	if h.Tenants == nil {
+		return h.Temporal, nil
+	}
+	ns, err := h.Tenants.PracticeNamespace(ctx, practiceID)
+	if err != nil {
+		return nil, err
+	}
+	if ns == "" {
+		return h.Temporal, nil
+	}
+	return h.Tenants.ForNamespace(ns)
 }

@@ -81,14 +81,18 @@ func (h *handlers) deliverEvent(c *gin.Context, ev *payments.Event) error {
 		}
 		sig := &contract.PaymentEvent{EventID: ev.ID, Type: ev.Type, IntentID: ev.PaymentIntentID, PaymentID: p.ID,
 			FailureCode: ev.FailureCode, FailureMessage: ev.FailureMessage}
-		err := h.Temporal.SignalWorkflow(ctx, contract.InvoiceWorkflowID(p.InvoiceID), "", contract.PaymentEventSignal, sig)
+		tc, err := h.temporalFor(ctx, p.PracticeID)
+		if err != nil {
+			return err
+		}
+		err = tc.SignalWorkflow(ctx, contract.InvoiceWorkflowID(p.InvoiceID), "", contract.PaymentEventSignal, sig)
 		var nf *serviceerror.NotFound
 		if errors.As(err, &nf) {
 			// The invoice's lifecycle has ended (void, or past its refund
 			// window): the payment is settled from the processor and
 			// recorded all the same, a credit to refund if the invoice
 			// owes nothing.
-			err = h.startSettle(c, firstNonEmpty(p.BalancePaymentID, p.ID))
+			err = h.startSettle(c, p.PracticeID, firstNonEmpty(p.BalancePaymentID, p.ID))
 		}
 		if err != nil {
 			return err
@@ -121,12 +125,16 @@ func (h *handlers) settleUnrecorded(c *gin.Context, ev *payments.Event) error {
 	if att.Status != store.AttemptCharging || time.Since(att.UpdatedAt) < contract.SettleChargingAfter {
 		return nil
 	}
-	return h.startSettle(c, att.ID)
+	return h.startSettle(c, att.PracticeID, att.ID)
 }
 
 // startSettle starts the reconcile workflow for one payment attempt.
-func (h *handlers) startSettle(c *gin.Context, attemptID string) error {
-	_, err := h.Temporal.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{
+func (h *handlers) startSettle(c *gin.Context, practiceID, attemptID string) error {
+	tc, err := h.temporalFor(c.Request.Context(), practiceID)
+	if err != nil {
+		return err
+	}
+	_, err = tc.ExecuteWorkflow(c.Request.Context(), client.StartWorkflowOptions{
 		ID: contract.SettleWorkflowID(attemptID), TaskQueue: contract.TaskQueue,
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,

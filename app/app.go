@@ -4,8 +4,6 @@
 package app
 
 import (
-	"github.com/billflow/billflow/contract"
-
 	"context"
 	"errors"
 	"fmt"
@@ -15,15 +13,14 @@ import (
 	"strings"
 	"time"
 
-	"go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
 
 	"github.com/billflow/billflow/activities"
 	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/cards"
+	"github.com/billflow/billflow/codec"
 	"github.com/billflow/billflow/config"
-	"github.com/billflow/billflow/internal/codec"
 	"github.com/billflow/billflow/mail"
 	"github.com/billflow/billflow/metrics"
 	"github.com/billflow/billflow/money"
@@ -31,6 +28,7 @@ import (
 	"github.com/billflow/billflow/pdf"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/temporalclient"
+	"github.com/billflow/billflow/tenancy"
 	"github.com/billflow/billflow/worker"
 )
 
@@ -151,7 +149,13 @@ func RunAPI(ctx context.Context, cfg *config.Config, logger *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	router := api.Router(api.Deps{Store: st, Temporal: tc, Cards: &cards.Cards{Store: st, Gateway: Gateway(cfg)}, Config: cfg, Logger: logger, Registry: reg, Codec: pc})
+	tenants, err := Tenants(cfg, st, tc, logger, m)
+	if err != nil {
+		return err
+	}
+	defer tenants.Close()
+	router := api.Router(api.Deps{Store: st, Temporal: tc, Cards: &cards.Cards{Store: st, Gateway: Gateway(cfg)}, Config: cfg, Logger: logger,
+		Registry: reg, Codec: pc, Tenants: tenants})
 	return Serve(ctx, APIServer(cfg.HTTPAddr, router), logger)
 }
 
@@ -176,52 +180,82 @@ func RunWorker(ctx context.Context, cfg *config.Config, logger *slog.Logger) err
 		return err
 	}
 	defer closeActs()
-	acts.Temporal = tc
+	tenants, err := Tenants(cfg, st, tc, logger, m)
+	if err != nil {
+		return err
+	}
+	defer tenants.Close()
+	acts.Temporal, acts.TemporalFor = tc, tenants.ForNamespace
 	// The sticky cache bounds the worker's memory: workflows beyond it are
 	// evicted and replayed from history when they next have work, so memory
 	// does not grow with the number of open invoices.
 	sdkworker.SetStickyWorkflowCacheSize(cfg.WorkerCacheSize)
-	return worker.Run(ctx, tc, acts, worker.Options{Schedules: worker.ScheduleOptions{ReminderHour: cfg.ReminderHour}})
+	return worker.Run(ctx, tc, acts, worker.Options{Schedules: worker.ScheduleOptions{ReminderHour: cfg.ReminderHour}}, tenants)
 }
 
 // SearchAttributes are billflow's custom search attributes.
-var SearchAttributes = map[string]enums.IndexedValueType{
-	contract.InvoiceStatusKey.GetName(): enums.INDEXED_VALUE_TYPE_KEYWORD,
-	contract.PracticeIDKey.GetName():    enums.INDEXED_VALUE_TYPE_KEYWORD,
-	contract.ClientIDKey.GetName():      enums.INDEXED_VALUE_TYPE_KEYWORD,
-	contract.AmountDueKey.GetName():     enums.INDEXED_VALUE_TYPE_INT,
-	contract.DueDateKey.GetName():       enums.INDEXED_VALUE_TYPE_DATETIME,
-}
+var SearchAttributes = tenancy.SearchAttributes
 
-// SetupTemporal registers the search attributes on a real cluster, idempotently.
+// SetupTemporal registers the search attributes on a real cluster, and
+// registers (or finishes registering) every practice's namespace,
+// idempotently. Practices are read from DATABASE_URL, so on a new install it
+// runs after migrate; without DATABASE_URL only the shared namespace is set up.
 func SetupTemporal(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
 	tc, err := Dial(ctx, cfg, logger, nil)
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	return RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace)
+	if err := RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" {
+		logger.Warn("DATABASE_URL not set: practice namespaces not set up")
+		return nil
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	return tenancy.SetupNamespaces(ctx, st, tc)
 }
 
 // RegisterSearchAttributes adds whichever of billflow's attributes are missing.
 func RegisterSearchAttributes(ctx context.Context, tc client.Client, namespace string) error {
-	ops := tc.OperatorService()
-	have, err := ops.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	return tenancy.RegisterSearchAttributes(ctx, tc, namespace)
+}
+
+// Tenants builds the per-practice Temporal clients over tc's connection,
+// with the data-key keyring when TEMPORAL_ENCRYPTION_KEY is set.
+func Tenants(cfg *config.Config, st *store.Store, tc client.Client, logger *slog.Logger, m *metrics.SDKMetrics) (*tenancy.Clients, error) {
+	master, err := PayloadCodec(cfg)
 	if err != nil {
-		return fmt.Errorf("list search attributes: %w", err)
+		return nil, err
 	}
-	missing := map[string]enums.IndexedValueType{}
-	for name, typ := range SearchAttributes {
-		if _, ok := have.GetCustomAttributes()[name]; !ok {
-			missing[name] = typ
-		}
+	t := &tenancy.Clients{Base: tc, Store: st,
+		Template: client.Options{Logger: sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk"))}}
+	if m != nil {
+		t.Template.MetricsHandler = m.Handler()
 	}
-	if len(missing) == 0 {
-		return nil
+	if master != nil {
+		t.Keyring = codec.NewKeyring(master, &tenancy.Source{Store: st, Master: master, Logger: logger})
+		t.Keyring.Logger = logger
 	}
-	_, err = ops.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing})
+	return t, nil
+}
+
+// CreatePractice makes a practice with its own namespace and data key: the
+// one way `billflow practice create`, the dev stack, make cluster and the
+// fault run make theirs.
+func CreatePractice(ctx context.Context, cfg *config.Config, st *store.Store, tc client.Client, in store.NewPractice) (*store.Practice, string, error) {
+	in, err := ValidatePractice(in)
 	if err != nil {
-		return fmt.Errorf("add search attributes: %w", err)
+		return nil, "", err
 	}
-	return nil
+	master, err := PayloadCodec(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	return tenancy.CreatePractice(ctx, st, tc, master, in)
 }

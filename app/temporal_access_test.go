@@ -33,8 +33,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/billflow/billflow/codec"
 	"github.com/billflow/billflow/config"
-	"github.com/billflow/billflow/internal/codec"
 	"github.com/billflow/billflow/internal/devtemporal"
 	"github.com/billflow/billflow/temporalclient"
 )

@@ -71,12 +71,11 @@ func TestAPIDoesNotLinkWorkflowCode(t *testing.T) {
 	}
 }
 
-// internal/ holds dev and test tools; what ships lives outside it.
-// TODO(codec): internal/codec moves to codec/ (tenancy work); then drop the exception.
+// internal/ holds dev and test tools; what ships lives outside it (the
+// payload codec included: it moved to codec/).
 func TestShippedBinaryLinksNoInternalPackage(t *testing.T) {
-	allowed := map[string]bool{module + "/internal/codec": true}
 	for _, p := range deps(t, module+"/cmd/billflow") {
-		if strings.HasPrefix(p.ImportPath, module+"/internal/") && !allowed[p.ImportPath] {
+		if strings.HasPrefix(p.ImportPath, module+"/internal/") {
 			t.Errorf("cmd/billflow links %s: shipped code does not belong under internal/", p.ImportPath)
 		}
 	}

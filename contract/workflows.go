@@ -78,6 +78,9 @@ type ReminderRunInput struct {
 	Today   time.Time
 	AfterID string // resume cursor when continuing as new
 	Pages   int
+	// TimeZone is the practice's (its namespace's Schedule passes it):
+	// "today" is the practice's calendar date, not UTC's. "" = UTC.
+	TimeZone string `json:",omitempty"`
 }
 
 // ReminderRunResult counts what the run did.
@@ -88,13 +91,16 @@ type ReminderRunResult struct {
 // StatementRunInput is the statement run's argument. The Schedule passes an
 // empty one; continue-as-new carries the month, the cursor and the totals.
 type StatementRunInput struct {
-	Month         string // "2026-10"; "" = the month before workflow.Now (UTC)
+	Month         string // "2026-10"; "" = the month before workflow.Now (in TimeZone)
 	AfterClientID string // resume cursor: every client up to it is done
 	Totals        *StatementRunResult
 
 	PageSize      int // 0 = the workflow's default (100)
 	ContinueAfter int // 0 = the workflow's default (500)
 	Parallelism   int // 0 = the workflow's default (8)
+	// TimeZone is the practice's (its namespace's Schedule passes it), so
+	// "last month" is the practice's. "" = UTC.
+	TimeZone string `json:",omitempty"`
 }
 
 // StatementRunResult counts what the run did, over all its runs.

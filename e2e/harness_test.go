@@ -31,6 +31,7 @@ import (
 	"github.com/billflow/billflow/internal/stripesandbox"
 	"github.com/billflow/billflow/metrics"
 	"github.com/billflow/billflow/store"
+	"github.com/billflow/billflow/tenancy"
 	"github.com/billflow/billflow/worker"
 )
 
@@ -43,10 +44,13 @@ type stack struct {
 	Sandbox  *stripesandbox.Sandbox
 	API      *httptest.Server
 	Worker   worker.Workers
-	Mail     *mailcatcher.Catcher
-	Config   *config.Config
-	Key      string // the demo practice's API key
-	Practice string
+	// Tenants and Practices: practice namespaces' clients and workers.
+	Tenants   *tenancy.Clients
+	Practices *worker.Practices
+	Mail      *mailcatcher.Catcher
+	Config    *config.Config
+	Key       string // the demo practice's API key
+	Practice  string
 }
 
 var (
@@ -117,20 +121,27 @@ func startStack() (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	acts.Temporal = s.Temporal
+	if s.Tenants, err = app.Tenants(s.Config, s.Store, s.Temporal, logger, m); err != nil {
+		return nil, err
+	}
+	acts.Temporal, acts.TemporalFor = s.Temporal, s.Tenants.ForNamespace
 	if s.Worker, err = worker.New(s.Temporal, acts, worker.Options{}); err != nil {
 		return nil, err
 	}
 	if err := s.Worker.Start(); err != nil {
 		return nil, err
 	}
+	// Practices made with app.CreatePractice run in their own namespaces.
+	s.Practices = worker.NewPractices(s.Tenants, acts, worker.Options{})
+	go s.Practices.Run(context.Background())
 	reg := metrics.NewRegistry()
 	reg.MustRegister(m)
 	pc, err := app.PayloadCodec(s.Config)
 	if err != nil {
 		return nil, err
 	}
-	router = api.Router(api.Deps{Store: s.Store, Temporal: s.Temporal, Cards: &cards.Cards{Store: s.Store, Gateway: gw}, Config: s.Config, Logger: logger, Registry: reg, Codec: pc})
+	router = api.Router(api.Deps{Store: s.Store, Temporal: s.Temporal, Cards: &cards.Cards{Store: s.Store, Gateway: gw}, Config: s.Config, Logger: logger,
+		Registry: reg, Codec: pc, Tenants: s.Tenants})
 	p, key, err := s.Store.CreatePractice(ctx, store.NewPractice{Name: "Calm Minds Therapy", Currency: "usd", Timezone: "America/New_York"})
 	if err != nil {
 		return nil, err
@@ -256,7 +267,7 @@ func (s *stack) withAPI(t *testing.T, tweak func(*api.Deps)) *stack {
 	pc, err := app.PayloadCodec(s.Config)
 	require.NoError(t, err)
 	d := api.Deps{Store: s.Store, Temporal: s.Temporal, Cards: &cards.Cards{Store: s.Store, Gateway: app.Gateway(s.Config)}, Config: s.Config,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry(), Codec: pc}
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Registry: metrics.NewRegistry(), Codec: pc, Tenants: s.Tenants}
 	tweak(&d)
 	srv := httptest.NewServer(api.Router(d))
 	t.Cleanup(srv.Close)

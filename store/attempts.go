@@ -299,11 +299,13 @@ func (s *Store) UnsettledCharges(ctx context.Context, clientID, invoiceID, excep
 // UnsettledAttempts lists attempts the reconciler should ask the processor
 // about: charges with no recorded answer last touched before chargingBefore,
 // and payments still processing or awaiting 3-D Secure last touched before
-// pendingBefore.
-func (s *Store) UnsettledAttempts(ctx context.Context, chargingBefore, pendingBefore time.Time, limit int) ([]*PaymentAttempt, error) {
+// pendingBefore. scope is one practice's ID, or "" for the practices without
+// a namespace of their own.
+func (s *Store) UnsettledAttempts(ctx context.Context, scope string, chargingBefore, pendingBefore time.Time, limit int) ([]*PaymentAttempt, error) {
 	rows, err := s.Pool.Query(ctx, `SELECT `+attemptCols+` FROM payment_attempts
- WHERE (status='charging' AND updated_at < $1) OR (status IN ('processing','requires_action') AND updated_at < $2)
- ORDER BY updated_at LIMIT $3`, chargingBefore, pendingBefore, limit)
+ WHERE ((status='charging' AND updated_at < $1) OR (status IN ('processing','requires_action') AND updated_at < $2))
+ AND `+scopeClause("payment_attempts.practice_id", 4)+`
+ ORDER BY updated_at LIMIT $3`, chargingBefore, pendingBefore, limit, scope)
 	if err != nil {
 		return nil, mapErr("unsettled attempts", err)
 	}

@@ -243,11 +243,13 @@ func (s *Store) MarkInvoiceWorkflowStarted(ctx context.Context, id string) error
 // UnstartedInvoices lists open invoices created through the API before
 // `before` whose workflow start was never confirmed: the API process died
 // (or Temporal failed) between the row and the start, and no retry came.
-func (s *Store) UnstartedInvoices(ctx context.Context, before time.Time, limit int) ([]*Invoice, error) {
+// scope is one practice's ID, or "" for the practices without a namespace.
+func (s *Store) UnstartedInvoices(ctx context.Context, scope string, before time.Time, limit int) ([]*Invoice, error) {
 	rows, err := s.Pool.Query(ctx, `SELECT `+invoiceCols+` FROM invoices
  WHERE workflow_started_at IS NULL AND creation_key IS NOT NULL AND created_at < $1
    AND status IN ('open','processing','partially_paid')
- ORDER BY created_at LIMIT $2`, before, limit)
+   AND `+scopeClause("invoices.practice_id", 3)+`
+ ORDER BY created_at LIMIT $2`, before, limit, scope)
 	if err != nil {
 		return nil, mapErr("unstarted invoices", err)
 	}

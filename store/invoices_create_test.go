@@ -50,14 +50,14 @@ func TestCreateInvoiceOnceUnderItsKey(t *testing.T) {
 	assert.Equal(t, "INV-0002", a.Number)
 
 	// Not started yet: on the reconciler's list once old enough; marked, off it.
-	list, err := st.UnstartedInvoices(ctx, time.Now().Add(time.Minute), 10)
+	list, err := st.UnstartedInvoices(ctx, "", time.Now().Add(time.Minute), 10)
 	require.NoError(t, err)
 	assert.ElementsMatch(t, []string{a.ID, c.ID}, ids(list), "the unkeyed seed invoice is not the reconciler's")
-	list, err = st.UnstartedInvoices(ctx, time.Now().Add(-time.Hour), 10)
+	list, err = st.UnstartedInvoices(ctx, "", time.Now().Add(-time.Hour), 10)
 	require.NoError(t, err)
 	assert.Empty(t, list, "too young")
 	require.NoError(t, st.MarkInvoiceWorkflowStarted(ctx, a.ID))
-	list, err = st.UnstartedInvoices(ctx, time.Now().Add(time.Minute), 10)
+	list, err = st.UnstartedInvoices(ctx, "", time.Now().Add(time.Minute), 10)
 	require.NoError(t, err)
 	assert.Equal(t, []string{c.ID}, ids(list))
 }

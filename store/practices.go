@@ -15,39 +15,42 @@ import (
 
 // Practice is a billing account: one therapist's or clinic's settings.
 type Practice struct {
-	ID                        string    `json:"id"`
-	Name                      string    `json:"name"`
-	Currency                  string    `json:"currency"`
-	Timezone                  string    `json:"timezone"`
-	Email                     string    `json:"email"`
-	Phone                     string    `json:"phone"`
-	AddressLines              []string  `json:"address_lines"`
-	LogoDataURI               string    `json:"-"`
-	ProviderName              string    `json:"provider_name"`
-	Credentials               string    `json:"credentials"`
-	NPI                       string    `json:"npi"`
-	TaxID                     string    `json:"tax_id"`
-	LicenseNumber             string    `json:"license_number"`
-	LicenseState              string    `json:"license_state"`
-	Paper                     string    `json:"paper"`
-	AllowClientCardRemoval    bool      `json:"allow_client_card_removal"`
-	ShowClientNamesInTemporal bool      `json:"show_client_names_in_temporal"`
-	ReminderOffsetsDays       []int32   `json:"reminder_offsets_days"`
-	PayLinkDaysAfterDue       int32     `json:"pay_link_days_after_due"`
-	RefundWindowDays          int32     `json:"refund_window_days"`
-	CreatedAt                 time.Time `json:"created_at"`
+	ID                        string   `json:"id"`
+	Name                      string   `json:"name"`
+	Currency                  string   `json:"currency"`
+	Timezone                  string   `json:"timezone"`
+	Email                     string   `json:"email"`
+	Phone                     string   `json:"phone"`
+	AddressLines              []string `json:"address_lines"`
+	LogoDataURI               string   `json:"-"`
+	ProviderName              string   `json:"provider_name"`
+	Credentials               string   `json:"credentials"`
+	NPI                       string   `json:"npi"`
+	TaxID                     string   `json:"tax_id"`
+	LicenseNumber             string   `json:"license_number"`
+	LicenseState              string   `json:"license_state"`
+	Paper                     string   `json:"paper"`
+	AllowClientCardRemoval    bool     `json:"allow_client_card_removal"`
+	ShowClientNamesInTemporal bool     `json:"show_client_names_in_temporal"`
+	ReminderOffsetsDays       []int32  `json:"reminder_offsets_days"`
+	PayLinkDaysAfterDue       int32    `json:"pay_link_days_after_due"`
+	RefundWindowDays          int32    `json:"refund_window_days"`
+	// TemporalNamespace is the practice's own Temporal namespace; "" for
+	// practices made before namespaces, which run in the shared one.
+	TemporalNamespace string    `json:"-"`
+	CreatedAt         time.Time `json:"created_at"`
 }
 
 const practiceCols = `id, name, currency, timezone, email, phone, address_lines, logo_data_uri, provider_name, credentials,
  npi, tax_id, license_number, license_state, paper, allow_client_card_removal, show_client_names_in_temporal,
- reminder_offsets_days, pay_link_days_after_due, refund_window_days, created_at`
+ reminder_offsets_days, pay_link_days_after_due, refund_window_days, COALESCE(temporal_namespace, ''), created_at`
 
 func scanPractice(row pgx.Row) (*Practice, error) {
 	var p Practice
 	err := row.Scan(&p.ID, &p.Name, &p.Currency, &p.Timezone, &p.Email, &p.Phone, &p.AddressLines, &p.LogoDataURI,
 		&p.ProviderName, &p.Credentials, &p.NPI, &p.TaxID, &p.LicenseNumber, &p.LicenseState, &p.Paper,
 		&p.AllowClientCardRemoval, &p.ShowClientNamesInTemporal, &p.ReminderOffsetsDays, &p.PayLinkDaysAfterDue,
-		&p.RefundWindowDays, &p.CreatedAt)
+		&p.RefundWindowDays, &p.TemporalNamespace, &p.CreatedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -60,20 +63,39 @@ type NewPractice struct {
 	Currency string
 	Timezone string
 	Email    string
+	// ID, TemporalNamespace and DataKey come from tenancy.CreatePractice:
+	// the namespace is on the row, with the first data key, before the
+	// namespace is registered. Left empty, the practice gets a new ID and
+	// runs in the shared namespace under the master key.
+	ID                string
+	TemporalNamespace string
+	DataKey           *DataKey
 }
 
-const insertPractice = `INSERT INTO practices (id, name, currency, timezone, email) VALUES ($1,$2,$3,$4,$5) RETURNING ` + practiceCols
+const insertPractice = `INSERT INTO practices (id, name, currency, timezone, email, temporal_namespace)
+ VALUES ($1,$2,$3,$4,$5,NULLIF($6,'')) RETURNING ` + practiceCols
 
-// CreatePractice inserts a practice and its first API key, returning the key's
-// plaintext once (only its hash is stored).
+// CreatePractice inserts a practice, its first data key if given, and its
+// first API key, returning the key's plaintext once (only its hash is stored).
 func (s *Store) CreatePractice(ctx context.Context, in NewPractice) (*Practice, string, error) {
 	var p *Practice
 	var key string
+	id := in.ID
+	if id == "" {
+		id = NewID("prac")
+	}
 	err := pgx.BeginFunc(ctx, s.Pool, func(tx pgx.Tx) error {
 		var err error
-		p, err = scanPractice(tx.QueryRow(ctx, insertPractice, NewID("prac"), in.Name, strings.ToLower(in.Currency), in.Timezone, in.Email))
+		p, err = scanPractice(tx.QueryRow(ctx, insertPractice, id, in.Name, strings.ToLower(in.Currency), in.Timezone, in.Email, in.TemporalNamespace))
 		if err != nil {
 			return err
+		}
+		if in.DataKey != nil {
+			k := *in.DataKey
+			k.PracticeID = p.ID
+			if err := addDataKey(ctx, tx, k); err != nil {
+				return err
+			}
 		}
 		key, err = createAPIKey(ctx, tx, p.ID)
 		return err

@@ -7,10 +7,12 @@ import (
 
 // ListRemindable pages (by ID) through invoices with a balance that may owe a
 // reminder by today: open or partially paid, due within the next 30 days or
-// past due. The partial index invoices_open_due serves it.
-func (s *Store) ListRemindable(ctx context.Context, today time.Time, afterID string, limit int) ([]string, error) {
+// past due. The partial index invoices_open_due serves it. scope is one
+// practice's ID, or "" for the practices without a namespace of their own.
+func (s *Store) ListRemindable(ctx context.Context, scope string, today time.Time, afterID string, limit int) ([]string, error) {
 	rows, err := s.Pool.Query(ctx, `SELECT id FROM invoices WHERE amount_due > 0 AND status IN ('open','partially_paid')
- AND due_date <= $1::date + 30 AND id > $2 ORDER BY id LIMIT $3`, today, afterID, limit)
+ AND due_date <= $1::date + 30 AND id > $2
+ AND `+scopeClause("invoices.practice_id", 4)+` ORDER BY id LIMIT $3`, today, afterID, limit, scope)
 	if err != nil {
 		return nil, mapErr("list remindable", err)
 	}

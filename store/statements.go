@@ -212,18 +212,20 @@ type StatementClient struct {
 
 // StatementClients pages (by client ID, after afterClientID) through clients
 // with any ledger entry dated in [from, to], by the same dates statements use.
-func (s *Store) StatementClients(ctx context.Context, from, to time.Time, afterClientID string, limit int) ([]StatementClient, error) {
+// scope is one practice's ID, or "" for the practices without a namespace.
+func (s *Store) StatementClients(ctx context.Context, scope string, from, to time.Time, afterClientID string, limit int) ([]StatementClient, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("statement clients: limit must be positive")
 	}
-	const q = `SELECT le.practice_id, le.client_id, array_agg(DISTINCT le.currency ORDER BY le.currency)
+	q := `SELECT le.practice_id, le.client_id, array_agg(DISTINCT le.currency ORDER BY le.currency)
  FROM ledger_entries le JOIN invoices i ON i.id=le.invoice_id JOIN practices p ON p.id=le.practice_id
  WHERE le.client_id > $3 AND (
   (le.kind='invoice' AND i.issue_date BETWEEN $1::date AND $2::date) OR
   (le.kind<>'invoice' AND le.created_at >= $1::date - 2 AND le.created_at < $2::date + 3
    AND (le.created_at AT TIME ZONE p.timezone)::date BETWEEN $1::date AND $2::date))
+ AND ` + scopeClause("le.practice_id", 5) + `
  GROUP BY le.practice_id, le.client_id ORDER BY le.client_id LIMIT $4`
-	rows, err := s.Pool.Query(ctx, q, from, to, afterClientID, limit)
+	rows, err := s.Pool.Query(ctx, q, from, to, afterClientID, limit, scope)
 	if err != nil {
 		return nil, mapErr("statement clients", err)
 	}

@@ -182,7 +182,7 @@ func TestStatementClientsPaging(t *testing.T) {
 	cursor := ""
 	for pages := 0; ; pages++ {
 		require.Less(t, pages, 5)
-		page, err := st.StatementClients(ctx, from, to, cursor, 2)
+		page, err := st.StatementClients(ctx, "", from, to, cursor, 2)
 		require.NoError(t, err)
 		for _, c := range page {
 			require.Equal(t, p.ID, c.PracticeID)

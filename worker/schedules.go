@@ -15,8 +15,19 @@ import (
 
 // ScheduleOptions tune the Schedules the worker keeps.
 type ScheduleOptions struct {
-	// ReminderHour is the UTC hour of the daily reminder run (0-23).
+	// ReminderHour is the hour of the daily reminder run (0-23), in TimeZone.
 	ReminderHour int
+	// TimeZone is the practice's, for a practice namespace's Schedules:
+	// they fire on its clock and its runs date "today" by its calendar.
+	// "" = UTC (the shared namespace).
+	TimeZone string
+}
+
+func (o ScheduleOptions) zoneLabel() string {
+	if o.TimeZone == "" {
+		return "UTC"
+	}
+	return o.TimeZone
 }
 
 // scheduleSpec is one Schedule billflow owns: its ID, when it fires, and the
@@ -45,33 +56,34 @@ func (s scheduleSpec) catchup() time.Duration {
 func schedules(o ScheduleOptions) []scheduleSpec {
 	return []scheduleSpec{
 		{
-			// Monthly statements: the 1st of each month at 06:00 UTC, for the previous month.
+			// Monthly statements: the 1st of each month at 06:00, for the previous month.
 			ID: contract.StatementRunID,
-			Spec: client.ScheduleSpec{Calendars: []client.ScheduleCalendarSpec{{
+			Spec: client.ScheduleSpec{TimeZoneName: o.TimeZone, Calendars: []client.ScheduleCalendarSpec{{
 				Second: []client.ScheduleRange{{Start: 0}}, Minute: []client.ScheduleRange{{Start: 0}},
 				Hour: []client.ScheduleRange{{Start: 6}}, DayOfMonth: []client.ScheduleRange{{Start: 1}},
 				Month: []client.ScheduleRange{{Start: 1, End: 12}}, DayOfWeek: []client.ScheduleRange{{Start: 0, End: 6}},
-				Comment: "1st of the month, 06:00 UTC",
+				Comment: "1st of the month, 06:00 " + o.zoneLabel(),
 			}}},
 			Workflow: contract.StatementRunWorkflowType,
-			Args:     []any{&contract.StatementRunInput{}},
+			Args:     []any{&contract.StatementRunInput{TimeZone: o.TimeZone}},
 			Summary:  "Monthly statements for the previous month",
 			Note:     "managed by the billflow worker",
 			// A multi-day outage over the 1st still sends the month's statements.
 			CatchupWindow: 10 * 24 * time.Hour,
 		},
 		{
-			// Reminders: every day at ReminderHour UTC; each invoice workflow
-			// decides whether a step is due and sends it once.
+			// Reminders: every day at ReminderHour (the practice's time);
+			// each invoice workflow decides whether a step is due and sends
+			// it once.
 			ID: contract.ReminderRunID,
-			Spec: client.ScheduleSpec{Calendars: []client.ScheduleCalendarSpec{{
+			Spec: client.ScheduleSpec{TimeZoneName: o.TimeZone, Calendars: []client.ScheduleCalendarSpec{{
 				Second: []client.ScheduleRange{{Start: 0}}, Minute: []client.ScheduleRange{{Start: 0}},
 				Hour: []client.ScheduleRange{{Start: o.ReminderHour}}, DayOfMonth: []client.ScheduleRange{{Start: 1, End: 31}},
 				Month: []client.ScheduleRange{{Start: 1, End: 12}}, DayOfWeek: []client.ScheduleRange{{Start: 0, End: 6}},
-				Comment: fmt.Sprintf("daily, %02d:00 UTC", o.ReminderHour),
+				Comment: fmt.Sprintf("daily, %02d:00 %s", o.ReminderHour, o.zoneLabel()),
 			}}},
 			Workflow: contract.ReminderRunWorkflowType,
-			Args:     []any{&contract.ReminderRunInput{}},
+			Args:     []any{&contract.ReminderRunInput{TimeZone: o.TimeZone}},
 			Summary:  "Daily payment reminders for invoices with a balance",
 			Note:     "managed by the billflow worker",
 		},
@@ -80,7 +92,7 @@ func schedules(o ScheduleOptions) []scheduleSpec {
 			// charge that timed out, a webhook that never came) are asked
 			// of the processor and recorded. It never charges.
 			ID:            contract.ReconcileRunID,
-			Spec:          client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: 2 * time.Minute}}},
+			Spec:          client.ScheduleSpec{TimeZoneName: o.TimeZone, Intervals: []client.ScheduleIntervalSpec{{Every: 2 * time.Minute}}},
 			Workflow:      contract.ReconcileWorkflowType,
 			Args:          []any{&contract.ReconcileInput{}},
 			Summary:       "Settle payments with no recorded outcome from the processor",

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/tenancy"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -65,7 +66,13 @@ func (ws Workers) Stop() {
 // New registers every workflow and the one Activities value on the billing
 // task queue, and the same activities on the documents queue.
 func New(c client.Client, acts *activities.Activities, o Options) (Workers, error) {
-	pay := newPayments()
+	return newWorkers(c, acts, o, newPayments())
+}
+
+// newWorkers is New with the process's payment tracker, which every
+// namespace's workers share: a charge in any practice's namespace slows
+// document work in all of them.
+func newWorkers(c client.Client, acts *activities.Activities, o Options, pay *payments) (Workers, error) {
 	w := sdkworker.New(c, contract.TaskQueue, sdkworker.Options{
 		MaxConcurrentActivityExecutionSize:     o.MaxConcurrentActivities,
 		MaxConcurrentWorkflowTaskExecutionSize: o.MaxConcurrentWorkflows,
@@ -140,9 +147,11 @@ func Register(r interface {
 	r.RegisterActivity(acts)
 }
 
-// Run starts the worker and stops it gracefully when ctx ends.
-func Run(ctx context.Context, c client.Client, acts *activities.Activities, o Options) error {
-	w, err := New(c, acts, o)
+// Run starts the worker and stops it gracefully when ctx ends. With
+// tenants, it also works every practice's namespace (Practices).
+func Run(ctx context.Context, c client.Client, acts *activities.Activities, o Options, tenants *tenancy.Clients) error {
+	pay := newPayments()
+	w, err := newWorkers(c, acts, o, pay)
 	if err != nil {
 		return err
 	}
@@ -156,7 +165,16 @@ func Run(ctx context.Context, c client.Client, acts *activities.Activities, o Op
 		w.Stop()
 		return err
 	}
+	var pr *Practices
+	if tenants != nil {
+		pr = NewPractices(tenants, acts, o)
+		pr.pay = pay
+		go pr.Run(ctx)
+	}
 	<-ctx.Done()
+	if pr != nil {
+		pr.Stop()
+	}
 	w.Stop()
 	return nil
 }

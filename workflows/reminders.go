@@ -26,6 +26,22 @@ func (w *invoiceWF) offsets() []int {
 	return o
 }
 
+// localNow is the workflow's time in a practice's time zone ("" or an
+// unknown zone: UTC). Loading a zone reads the same tzdata on every replay.
+func localNow(ctx workflow.Context, tz string) time.Time {
+	now := workflow.Now(ctx).UTC()
+	if tz == "" {
+		return now
+	}
+	loc, err := time.LoadLocation(tz)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("unknown time zone; using UTC", "time_zone", tz)
+		return now
+	}
+	return now.In(loc)
+}
+
+// dateOnly is t's calendar date (in t's own location) at 00:00 UTC.
 func dateOnly(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
 }
@@ -191,14 +207,15 @@ func ReminderRunWorkflow(ctx workflow.Context, in *ReminderRunInput) (*ReminderR
 	}
 	today := in.Today
 	if today.IsZero() {
-		today = dateOnly(workflow.Now(ctx))
+		today = dateOnly(localNow(ctx, in.TimeZone))
 	}
 	res := &ReminderRunResult{}
 	cursor := in.AfterID
 	for page := 0; ; page++ {
 		if page >= 40 {
 			// Keep the history small on very large runs.
-			return nil, workflow.NewContinueAsNewError(ctx, ReminderRunWorkflow, &ReminderRunInput{Today: today, AfterID: cursor, Pages: in.Pages + page})
+			return nil, workflow.NewContinueAsNewError(ctx, ReminderRunWorkflow, &ReminderRunInput{Today: today, AfterID: cursor, Pages: in.Pages + page,
+				TimeZone: in.TimeZone})
 		}
 		var out activities.SignalRemindersResult
 		pctx := pageOptions(ctx, 5*time.Minute, time.Minute, fmt.Sprintf("Signal reminders, page %d", in.Pages+page+1))

@@ -1,6 +1,7 @@
 package workflows_test
 
 import (
+	"context"
 	"time"
 
 	"github.com/stretchr/testify/mock"
@@ -108,4 +109,25 @@ func (s *invoiceSuite) TestReminderRunPages() {
 	s.NoError(env.GetWorkflowResult(&res))
 	s.Equal(510, res.Signalled)
 	env.AssertExpectations(s.T())
+}
+
+// A practice's reminder run dates "today" by the practice's calendar: at
+// 05:00 UTC on Dec 7 it is still Dec 6 in Honolulu, so an invoice due Dec 7
+// is not yet "due today" there (the walk saw it arrive the evening before).
+func (s *invoiceSuite) TestReminderRunDatesTodayInThePracticeTimeZone() {
+	for tz, want := range map[string]string{"Pacific/Honolulu": "2026-12-06", "": "2026-12-07", "Asia/Tokyo": "2026-12-07"} {
+		env := s.NewTestWorkflowEnvironment()
+		env.RegisterWorkflow(workflows.ReminderRunWorkflow)
+		env.RegisterActivity(acts)
+		env.SetStartTime(time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC))
+		var got time.Time
+		env.OnActivity(acts.SignalReminders, mock.Anything, mock.Anything).Return(
+			func(_ context.Context, in *activities.SignalRemindersInput) (*activities.SignalRemindersResult, error) {
+				got = in.Today
+				return &activities.SignalRemindersResult{}, nil
+			}).Once()
+		env.ExecuteWorkflow(workflows.ReminderRunWorkflow, &workflows.ReminderRunInput{TimeZone: tz})
+		s.NoError(env.GetWorkflowError())
+		s.Equal(day(want), got, "time zone %q", tz)
+	}
 }

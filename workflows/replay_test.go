@@ -8,7 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/worker"
 
-	"github.com/billflow/billflow/internal/codec"
+	"github.com/billflow/billflow/codec"
 	"github.com/billflow/billflow/workflows"
 )
 

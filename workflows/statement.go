@@ -34,7 +34,7 @@ func StatementRunWorkflow(ctx workflow.Context, in *StatementRunInput) (*Stateme
 	}
 	var from time.Time
 	if in.Month == "" {
-		now := workflow.Now(ctx).UTC()
+		now := localNow(ctx, in.TimeZone)
 		from = time.Date(now.Year(), now.Month()-1, 1, 0, 0, 0, 0, time.UTC)
 	} else {
 		m, err := time.Parse("2006-01", in.Month)

@@ -39,7 +39,8 @@ type Info struct {
 	PracticeID        string   `json:"practice_id"`
 	DatabaseURL       string   `json:"database_url"`
 	TemporalAddress   string   `json:"temporal_address"`
-	TemporalNamespace string   `json:"temporal_namespace"`
+	TemporalNamespace string   `json:"temporal_namespace"` // the demo practice's own
+	SharedNamespace   string   `json:"shared_namespace"`
 	MailURL           string   `json:"mail_url"`
 	StripeAPIBase     string   `json:"stripe_api_base"`
 }
@@ -120,22 +121,22 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace)
-	tc.Close()
-	if err != nil {
+	defer tc.Close()
+	if err := app.RegisterSearchAttributes(ctx, tc, cfg.TemporalNamespace); err != nil {
 		return err
 	}
 	info := Info{APIURL: apiURLs[0], APIURLs: apiURLs, DatabaseURL: pg.URL(), TemporalAddress: tsrv.Frontend,
-		TemporalNamespace: "default", MailURL: catcher.HTTPURL(), StripeAPIBase: sbURL}
+		SharedNamespace: cfg.TemporalNamespace, MailURL: catcher.HTTPURL(), StripeAPIBase: sbURL}
 	st, err := store.Open(ctx, pg.URL())
 	if err != nil {
 		return err
 	}
-	info.PracticeID, info.APIKey, err = devcluster.SeedDemo(ctx, st, filepath.Join(dir, "cluster.json"))
+	demo, err := devcluster.SeedDemo(ctx, cfg, st, tc, filepath.Join(dir, "cluster.json"))
 	st.Close()
 	if err != nil {
 		return err
 	}
+	info.PracticeID, info.APIKey, info.TemporalNamespace = demo.PracticeID, demo.APIKey, demo.Namespace
 
 	base := os.Environ()
 	for k, v := range env {

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	_ "net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -37,15 +38,21 @@ import (
 
 // DevInfo is written to .data/dev.json for scripts and people.
 type DevInfo struct {
-	APIURL            string `json:"api_url"`
-	APIKey            string `json:"api_key"`
-	PracticeID        string `json:"practice_id"`
-	DatabaseURL       string `json:"database_url"`
-	TemporalAddress   string `json:"temporal_address"`
+	APIURL          string `json:"api_url"`
+	APIKey          string `json:"api_key"`
+	PracticeID      string `json:"practice_id"`
+	DatabaseURL     string `json:"database_url"`
+	TemporalAddress string `json:"temporal_address"`
+	// TemporalNamespace is the demo practice's own namespace, where its
+	// invoices run; SharedNamespace holds practices made before namespaces
+	// and nothing of the demo's.
 	TemporalNamespace string `json:"temporal_namespace"`
+	SharedNamespace   string `json:"shared_namespace"`
 	TemporalUIURL     string `json:"temporal_ui_url"`
-	MailURL           string `json:"mail_url"`
-	StripeAPIBase     string `json:"stripe_api_base"`
+	// PracticeUIURL opens the demo practice's namespace in the Temporal UI.
+	PracticeUIURL string `json:"practice_ui_url"`
+	MailURL       string `json:"mail_url"`
+	StripeAPIBase string `json:"stripe_api_base"`
 }
 
 const (
@@ -164,10 +171,20 @@ func run(ctx context.Context, logger *slog.Logger) error {
 		return err
 	}
 	info := DevInfo{APIURL: apiURL, DatabaseURL: cfg.DatabaseURL, TemporalAddress: cfg.TemporalAddress,
-		TemporalNamespace: cfg.TemporalNamespace, TemporalUIURL: ts.UIURL(), MailURL: catcher.HTTPURL(), StripeAPIBase: cfg.StripeAPIBase}
-	if info.PracticeID, info.APIKey, err = devcluster.SeedDemo(ctx, st, filepath.Join(dataDir, "dev.json")); err != nil {
+		SharedNamespace: cfg.TemporalNamespace, TemporalUIURL: ts.UIURL(), MailURL: catcher.HTTPURL(), StripeAPIBase: cfg.StripeAPIBase}
+	seedStarted := time.Now()
+	tc, err := app.Dial(ctx, cfg, logger, nil)
+	if err != nil {
 		return err
 	}
+	demo, err := devcluster.SeedDemo(ctx, cfg, st, tc, filepath.Join(dataDir, "dev.json"))
+	tc.Close()
+	if err != nil {
+		return err
+	}
+	logger.Info("demo practice ready", "namespace", demo.Namespace, "seconds", time.Since(seedStarted).Seconds())
+	info.PracticeID, info.APIKey, info.TemporalNamespace = demo.PracticeID, demo.APIKey, demo.Namespace
+	info.PracticeUIURL = info.TemporalUIURL + "/namespaces/" + url.PathEscape(demo.Namespace) + "/workflows"
 
 	appLogger := slog.New(slog.NewJSONHandler(openLog(filepath.Join(dataDir, "billflow.log")), nil))
 	g, gctx := errgroup.WithContext(ctx)
@@ -197,7 +214,8 @@ billflow dev stack is up (%.1fs)
 
   API              %s        (API key below; try %s/readyz)
   Temporal UI      %s
-  Temporal         %s  namespace %q
+                   the demo practice's namespace: %s
+  Temporal         %s  namespace %q (shared: %q)
   Mail viewer      %s        (SMTP %s)
   Stripe sandbox   %s
   Postgres         %s
@@ -207,7 +225,7 @@ billflow dev stack is up (%.1fs)
   Demo API key     %s
 
   Written to %s. Ctrl-C stops everything.
-`, time.Since(started).Seconds(), apiURL, apiURL, info.TemporalUIURL, info.TemporalAddress, info.TemporalNamespace,
+`, time.Since(started).Seconds(), apiURL, apiURL, info.TemporalUIURL, info.PracticeUIURL, info.TemporalAddress, info.TemporalNamespace, info.SharedNamespace,
 			info.MailURL, catcher.SMTPAddr(), orNone(info.StripeAPIBase), info.DatabaseURL, filepath.Join(dataDir, "billflow.log"),
 			info.PracticeID, info.APIKey, filepath.Join(dataDir, "dev.json"))
 	}

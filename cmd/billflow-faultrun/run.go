@@ -64,16 +64,18 @@ type world struct {
 	temporal *devtemporal.Server  // embedded, or
 	cluster  *devcluster.Temporal // Temporal's server binary
 	frontend string
-	tc       client.Client // the operator's own client, for reading histories
-	sandbox  *stripesandbox.Sandbox
-	mail     *mailcatcher.Catcher
-	apis     []*devcluster.Proc
-	apiURLs  []string
-	workers  []*devcluster.Proc
-	key      string // the practice's API key
-	rr       atomic.Int64
-	practice string
-	started  time.Time
+	tc       client.Client // the operator's own client (shared namespace)
+	// practiceTC reads the practice's invoice histories, in its namespace.
+	practiceTC client.Client
+	sandbox    *stripesandbox.Sandbox
+	mail       *mailcatcher.Catcher
+	apis       []*devcluster.Proc
+	apiURLs    []string
+	workers    []*devcluster.Proc
+	key        string // the practice's API key
+	rr         atomic.Int64
+	practice   string
+	started    time.Time
 
 	faults struct {
 		workerKills        atomic.Int64
@@ -128,7 +130,7 @@ func Run(ctx context.Context, o Options) (rep *Report, err error) {
 	var outs []*outcome
 	rep, outs, err = w.exercise(ctx)
 	if (err != nil || len(rep.Violations) > 0 || keep) && outs != nil {
-		if herr := w.saveHistories(ctx, w.tc, outs); herr != nil {
+		if herr := w.saveHistories(ctx, w.practiceTC, outs); herr != nil {
 			w.logf("save histories: %v", herr)
 		}
 	}
@@ -168,11 +170,6 @@ func (w *world) start(ctx context.Context) error {
 		return err
 	}
 	w.db = st.Pool
-	p, key, err := st.CreatePractice(ctx, store.NewPractice{Name: "Fault Run Therapy", Currency: "usd", Timezone: "UTC"})
-	if err != nil {
-		return err
-	}
-	w.key, w.practice = key, p.ID
 	if err := w.startTemporal(ctx, quiet); err != nil {
 		return fmt.Errorf("temporal: %w", err)
 	}
@@ -210,6 +207,19 @@ func (w *world) start(ctx context.Context) error {
 		return err
 	}
 	if err := app.RegisterSearchAttributes(ctx, w.tc, cfg.TemporalNamespace); err != nil {
+		return err
+	}
+	// The practice is made as `billflow practice create` makes it: its
+	// invoices run in its own namespace under its own data key.
+	made := time.Now()
+	p, key, err := app.CreatePractice(ctx, cfg, st, w.tc, store.NewPractice{Name: "Fault Run Therapy", Currency: "usd", Timezone: "UTC"})
+	if err != nil {
+		return err
+	}
+	w.logf("practice %s made with namespace %s in %s", p.ID, p.TemporalNamespace, time.Since(made).Round(time.Millisecond))
+	w.key, w.practice = key, p.ID
+	// Histories are read raw (never decoded), from the practice's namespace.
+	if w.practiceTC, err = client.NewClientFromExisting(w.tc, client.Options{Namespace: p.TemporalNamespace}); err != nil {
 		return err
 	}
 	base := os.Environ()
@@ -297,6 +307,9 @@ func (w *world) close() {
 	}
 	if w.mail != nil {
 		_ = w.mail.Close()
+	}
+	if w.practiceTC != nil {
+		w.practiceTC.Close()
 	}
 	if w.tc != nil {
 		w.tc.Close()

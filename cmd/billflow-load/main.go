@@ -19,6 +19,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/signal"
@@ -37,6 +38,7 @@ import (
 	"github.com/billflow/billflow/app"
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/internal/devkeys"
+	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -46,7 +48,8 @@ type devInfo struct {
 	APIURLs           []string `json:"api_urls"` // API replicas to spread requests over (billflow-cluster)
 	APIKey            string   `json:"api_key"`
 	TemporalAddress   string   `json:"temporal_address"`
-	TemporalNamespace string   `json:"temporal_namespace"`
+	TemporalNamespace string   `json:"temporal_namespace"` // the demo practice's
+	SharedNamespace   string   `json:"shared_namespace"`
 }
 
 func main() {
@@ -198,15 +201,19 @@ func (s *stats) pct(p float64) time.Duration {
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
 
-// temporal dials the dev stack's Temporal with the payload codec, to run
-// workflows and query invoice state.
+// temporal dials the dev stack's Temporal with the demo practice's client:
+// its namespace and its data key, as the worker reads them.
 func (l *loader) temporal(ctx context.Context) (client.Client, error) {
+	shared := l.d.SharedNamespace
+	if shared == "" {
+		shared = l.d.TemporalNamespace
+	}
 	cfg, err := config.Load(func(k string) string {
 		switch k {
 		case "TEMPORAL_ADDRESS":
 			return l.d.TemporalAddress
 		case "TEMPORAL_NAMESPACE":
-			return l.d.TemporalNamespace
+			return shared
 		case "TEMPORAL_ENCRYPTION_KEY":
 			return os.Getenv("TEMPORAL_ENCRYPTION_KEY")
 		}
@@ -222,8 +229,36 @@ func (l *loader) temporal(ctx context.Context) (client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return tc, nil
+	if l.d.TemporalNamespace == shared {
+		return tc, nil
+	}
+	st, err := store.Open(ctx, l.d.DatabaseURL)
+	if err != nil {
+		tc.Close()
+		return nil, err
+	}
+	tenants, err := app.Tenants(cfg, st, tc, slog.Default(), nil)
+	if err != nil {
+		tc.Close()
+		st.Close()
+		return nil, err
+	}
+	pc, err := tenants.ForNamespace(l.d.TemporalNamespace)
+	if err != nil {
+		tc.Close()
+		st.Close()
+		return nil, err
+	}
+	return &ownedClient{Client: pc, close: func() { tenants.Close(); tc.Close(); st.Close() }}, nil
 }
+
+// ownedClient closes what it was built on with it.
+type ownedClient struct {
+	client.Client
+	close func()
+}
+
+func (c *ownedClient) Close() { c.close() }
 
 // lifecycles runs n whole lifecycles, conc at a time: open an invoice, wait
 // for its issue step (PDF + email), pay it in full, wait for the receipt

@@ -18,6 +18,7 @@ import (
 	"github.com/billflow/billflow/app"
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/store"
+	"github.com/billflow/billflow/tenancy"
 )
 
 const usage = `billflow: billing for health and wellness practices
@@ -27,7 +28,13 @@ usage:
   billflow worker              run the Temporal worker (task queue "billing")
   billflow migrate             apply database migrations
   billflow practice create --name NAME [--currency usd] [--timezone Area/City] [--email EMAIL]
-  billflow temporal setup      register billflow's search attributes on TEMPORAL_ADDRESS
+                               a practice with its own Temporal namespace and data key
+  billflow practice rotate-key --id ID
+                               give a practice a new payload data key (old payloads still decode)
+  billflow keys rewrap         re-wrap every data key with TEMPORAL_ENCRYPTION_KEY (after a master
+                               key rotation, the old key in TEMPORAL_ENCRYPTION_OLD_KEYS)
+  billflow temporal setup      register billflow's search attributes on TEMPORAL_ADDRESS and finish
+                               registering every practice's namespace
 
 configuration comes from the environment; see README.md.`
 
@@ -72,10 +79,18 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 		logger.Info("migrations applied", "versions", applied)
 		return nil
 	case "practice":
-		if len(args) < 2 || args[1] != "create" {
-			return errors.New("usage: billflow practice create --name NAME [--currency usd] [--timezone Area/City]")
+		switch {
+		case len(args) >= 2 && args[1] == "create":
+			return practiceCreate(ctx, cfg, logger, args[2:])
+		case len(args) >= 2 && args[1] == "rotate-key":
+			return practiceRotateKey(ctx, cfg, args[2:])
 		}
-		return practiceCreate(ctx, cfg, args[2:])
+		return errors.New("usage: billflow practice create --name NAME [--currency usd] [--timezone Area/City] | billflow practice rotate-key --id ID")
+	case "keys":
+		if len(args) < 2 || args[1] != "rewrap" {
+			return errors.New("usage: billflow keys rewrap")
+		}
+		return keysRewrap(ctx, cfg, logger)
 	case "temporal":
 		if len(args) < 2 || args[1] != "setup" {
 			return errors.New("usage: billflow temporal setup")
@@ -88,7 +103,7 @@ func run(ctx context.Context, args []string, logger *slog.Logger) error {
 	return fmt.Errorf("unknown command %q (try billflow help)", args[0])
 }
 
-func practiceCreate(ctx context.Context, cfg *config.Config, args []string) error {
+func practiceCreate(ctx context.Context, cfg *config.Config, logger *slog.Logger, args []string) error {
 	fs := flag.NewFlagSet("practice create", flag.ContinueOnError)
 	name := fs.String("name", "", "practice name (required)")
 	currency := fs.String("currency", "usd", "ISO 4217 currency")
@@ -101,18 +116,76 @@ func practiceCreate(ctx context.Context, cfg *config.Config, args []string) erro
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	st, err := store.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	p, key, err := st.CreatePractice(ctx, in)
+	tc, err := app.Dial(ctx, cfg, logger, nil)
 	if err != nil {
 		return err
 	}
+	defer tc.Close()
+	p, key, err := app.CreatePractice(ctx, cfg, st, tc, in)
+	if err != nil {
+		if p != nil {
+			// Made, but its namespace is not ready: print the key (it is
+			// shown only once) and say how to finish.
+			printJSON(map[string]string{"id": p.ID, "name": p.Name, "temporal_namespace": p.TemporalNamespace, "api_key": key})
+		}
+		return err
+	}
+	return printJSON(map[string]string{"id": p.ID, "name": p.Name, "currency": strings.ToLower(p.Currency), "timezone": p.Timezone,
+		"temporal_namespace": p.TemporalNamespace, "api_key": key})
+}
+
+func printJSON(v any) error {
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
-	return enc.Encode(map[string]string{"id": p.ID, "name": p.Name, "currency": strings.ToLower(p.Currency), "timezone": p.Timezone, "api_key": key})
+	return enc.Encode(v)
+}
+
+func practiceRotateKey(ctx context.Context, cfg *config.Config, args []string) error {
+	fs := flag.NewFlagSet("practice rotate-key", flag.ContinueOnError)
+	id := fs.String("id", "", "practice ID (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *id == "" {
+		return errors.New("--id is required")
+	}
+	master, err := app.PayloadCodec(cfg)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	keyID, err := tenancy.RotateDataKey(ctx, st, master, *id)
+	if err != nil {
+		return err
+	}
+	return printJSON(map[string]string{"id": *id, "data_key_id": keyID})
+}
+
+func keysRewrap(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
+	master, err := app.PayloadCodec(cfg)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if master == nil {
+		return tenancy.ErrNoMasterKey
+	}
+	n, err := tenancy.Rewrap(ctx, st, master)
+	logger.Info("data keys rewrapped", "count", n, "master_key_id", master.CurrentKeyID())
+	return err
 }

@@ -154,3 +154,64 @@ func TestStrictRefusesPlaintext(t *testing.T) {
 		t.Fatalf("codec Decode must pass a plaintext summary through: %v", err)
 	}
 }
+
+// Seal and Open are the envelope for data keys: bound to their AAD (the
+// practice and key ID), tamper-evident, and opened only with the key that
+// sealed them, current or old.
+func TestSealOpenWrapsDataKeys(t *testing.T) {
+	oldKey, newKey := bytes.Repeat([]byte{5}, 32), bytes.Repeat([]byte{6}, 32)
+	old, err := New(oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := bytes.Repeat([]byte{9}, 32)
+	id, sealed, err := old.Seal(secret, []byte("prac_a|d1"))
+	if err != nil || id != KeyID(oldKey) || bytes.Contains(sealed, secret) {
+		t.Fatalf("seal: %s %v", id, err)
+	}
+	rotated, _ := New(newKey, oldKey)
+	if got, err := rotated.Open(id, sealed, []byte("prac_a|d1")); err != nil || !bytes.Equal(got, secret) {
+		t.Fatalf("open with the old key among old keys: %v", err)
+	}
+	if rotated.CurrentKeyID() != KeyID(newKey) || !rotated.Has(id) {
+		t.Fatal("current and old key IDs")
+	}
+	if _, err := rotated.Open(id, sealed, []byte("prac_b|d1")); err == nil {
+		t.Fatal("opened under another practice's AAD")
+	}
+	newOnly, _ := New(newKey)
+	if _, err := newOnly.Open(id, sealed, []byte("prac_a|d1")); err == nil {
+		t.Fatal("opened without the sealing key")
+	}
+	sealed[len(sealed)-1] ^= 1
+	if _, err := rotated.Open(id, sealed, []byte("prac_a|d1")); err == nil {
+		t.Fatal("tampered envelope opened")
+	}
+}
+
+// In a practice's namespace summaries are encrypted too: readable through
+// the codec with the practice's key, ciphertext without it.
+func TestPracticeConverterSealsSummaries(t *testing.T) {
+	c, err := New(bytes.Repeat([]byte{8}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := PracticeDataConverter(c)
+	sum, err := dc.ToPayload("INV-0001 · $120.00 due 2026-12-07")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(sum.Metadata[MetadataEncoding]) != EncodingName || bytes.Contains(sum.Data, []byte("INV-0001")) {
+		t.Fatalf("summary left in the clear: %q", sum.Metadata[MetadataEncoding])
+	}
+	var back string
+	if err := dc.FromPayload(sum, &back); err != nil || back != "INV-0001 · $120.00 due 2026-12-07" {
+		t.Fatalf("summary round trip: %q %v", back, err)
+	}
+	// Still strict: plaintext input is refused.
+	plain, _ := converter.GetDefaultDataConverter().ToPayloads(map[string]string{"InvoiceID": "inv_forged"})
+	var in map[string]string
+	if err := dc.FromPayloads(plain, &in); !errors.Is(err, ErrPlaintext) {
+		t.Fatalf("plaintext input accepted: %v", err)
+	}
+}

@@ -41,24 +41,61 @@ type Codec struct {
 func New(current []byte, old ...[]byte) (*Codec, error) {
 	c := &Codec{aeads: map[string]cipher.AEAD{}}
 	for i, k := range append([][]byte{current}, old...) {
-		if len(k) != 32 {
-			return nil, fmt.Errorf("codec: key %d must be 32 bytes (AES-256), got %d", i, len(k))
+		if err := c.add(KeyID(k), k, i == 0); err != nil {
+			return nil, fmt.Errorf("codec: key %d: %w", i, err)
 		}
-		block, err := aes.NewCipher(k)
-		if err != nil {
-			return nil, err
-		}
-		aead, err := cipher.NewGCM(block)
-		if err != nil {
-			return nil, err
-		}
-		id := KeyID(k)
-		if i == 0 {
-			c.current = id
-		}
-		c.aeads[id] = aead
 	}
 	return c, nil
+}
+
+// add makes a key (32 bytes, AES-256) known under id.
+func (c *Codec) add(id string, k []byte, current bool) error {
+	if len(k) != 32 {
+		return fmt.Errorf("must be 32 bytes (AES-256), got %d", len(k))
+	}
+	block, err := aes.NewCipher(k)
+	if err != nil {
+		return err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return err
+	}
+	if current {
+		c.current = id
+	}
+	c.aeads[id] = aead
+	return nil
+}
+
+// CurrentKeyID is the ID of the key new payloads are encrypted with.
+func (c *Codec) CurrentKeyID() string { return c.current }
+
+// Has tells whether the codec holds a key.
+func (c *Codec) Has(keyID string) bool { _, ok := c.aeads[keyID]; return ok }
+
+// Seal encrypts plain with the current key, binding it to aad: the envelope
+// for data keys wrapped by a master key. It returns the key ID used.
+func (c *Codec) Seal(plain, aad []byte) (keyID string, sealed []byte, err error) {
+	aead := c.aeads[c.current]
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", nil, err
+	}
+	return c.current, aead.Seal(nonce, nonce, plain, aad), nil
+}
+
+// Open decrypts what Seal sealed with key keyID and the same aad.
+func (c *Codec) Open(keyID string, sealed, aad []byte) ([]byte, error) {
+	aead, ok := c.aeads[keyID]
+	if !ok {
+		return nil, fmt.Errorf("codec: no key %q configured", keyID)
+	}
+	ns := aead.NonceSize()
+	if len(sealed) < ns {
+		return nil, fmt.Errorf("codec: sealed data too short")
+	}
+	return aead.Open(nil, sealed[:ns], sealed[ns:], aad)
 }
 
 // DataConverter wraps Temporal's default converter with this codec. Every
@@ -68,9 +105,31 @@ func New(current []byte, old ...[]byte) (*Codec, error) {
 // as summaries hold only IDs, statuses, amounts and dates and the Temporal UI
 // shows them without the codec. Billflow never passes health information as
 // a bare string: its workflow and activity arguments are structs.
-func (c *Codec) DataConverter() converter.DataConverter {
-	return &dataConverter{DataConverter: converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), c),
+func (c *Codec) DataConverter() converter.DataConverter { return DataConverter(c) }
+
+// DataConverter is Codec.DataConverter for any payload codec (a practice's).
+func DataConverter(pc converter.PayloadCodec) converter.DataConverter {
+	return &dataConverter{DataConverter: converter.NewCodecDataConverter(converter.GetDefaultDataConverter(), pc),
 		clear: converter.GetDefaultDataConverter()}
+}
+
+// StrictDataConverter is Codec.StrictDataConverter for any payload codec.
+func StrictDataConverter(pc converter.PayloadCodec) converter.DataConverter {
+	d := DataConverter(pc).(*dataConverter)
+	d.strict = true
+	return d
+}
+
+// PracticeDataConverter is the converter of a practice's own namespace:
+// strict like StrictDataConverter, and its summaries and details are
+// encrypted too, under the practice's data key. The practitioner reads them
+// in the Temporal UI through the codec endpoint with their practice's
+// credential; without it they are ciphertext. (In the shared namespace they
+// stay in the clear, as before.)
+func PracticeDataConverter(pc converter.PayloadCodec) converter.DataConverter {
+	d := StrictDataConverter(pc).(*dataConverter)
+	d.sealSummaries = true
+	return d
 }
 
 // StrictDataConverter is DataConverter for processes that act on payloads
@@ -87,16 +146,13 @@ func (c *Codec) DataConverter() converter.DataConverter {
 // which the SDK always decodes with its default converter, never this one.
 // A plaintext "binary/null" payload is refused like any other: billflow
 // encrypts its own nils, and an injected one would set an input to nil.
-func (c *Codec) StrictDataConverter() converter.DataConverter {
-	d := c.DataConverter().(*dataConverter)
-	d.strict = true
-	return d
-}
+func (c *Codec) StrictDataConverter() converter.DataConverter { return StrictDataConverter(c) }
 
 type dataConverter struct {
 	converter.DataConverter
-	clear  converter.DataConverter
-	strict bool
+	clear         converter.DataConverter
+	strict        bool
+	sealSummaries bool
 }
 
 // ErrPlaintext is returned by a strict converter for a payload that is not encrypted.
@@ -131,7 +187,7 @@ func (d *dataConverter) FromPayload(payload *commonpb.Payload, valuePtr any) err
 // ToPayload leaves a string (a summary) unencrypted and encrypts the rest.
 // ToPayloads, which carries arguments and results, is not overridden.
 func (d *dataConverter) ToPayload(value any) (*commonpb.Payload, error) {
-	if _, ok := value.(string); ok {
+	if _, ok := value.(string); ok && !d.sealSummaries {
 		return d.clear.ToPayload(value)
 	}
 	return d.DataConverter.ToPayload(value)
