@@ -130,7 +130,10 @@ func retry(ctx context.Context, f func() error) error {
 }
 
 // RegisterSearchAttributes adds whichever of billflow's attributes a
-// namespace lacks; one there with another type is an error.
+// namespace lacks; one there with another type is an error, because silently
+// keeping it would make billflow's upserts fail at run time. It is
+// idempotent, so it runs on every deploy; the dev server (internal/devtemporal)
+// calls it on start too.
 func RegisterSearchAttributes(ctx context.Context, tc client.Client, namespace string) error {
 	ops := tc.OperatorService()
 	have, err := ops.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})

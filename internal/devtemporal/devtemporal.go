@@ -38,6 +38,8 @@ import (
 	"go.temporal.io/server/common/primitives"
 	"go.temporal.io/server/common/primitives/timestamp"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
+
+	"github.com/billflow/billflow/tenancy"
 	"go.temporal.io/server/temporal"
 )
 
@@ -102,7 +104,7 @@ type Server struct {
 }
 
 // Start starts the server and returns once the frontend accepts client calls
-// and opts.Namespace and SearchAttributes exist, so callers can dial and start
+// and opts.Namespace and tenancy.SearchAttributes exist, so callers can dial and start
 // workflows at once. ctx bounds that wait; it does not stop the server later.
 //
 // The SQLite plugin of the server library keeps one connection per database
@@ -274,7 +276,7 @@ func (s *Server) waitReady(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("wait for namespace %s: %w", s.namespace, err)
 	}
-	if err := RegisterSearchAttributes(ctx, c, s.namespace); err != nil {
+	if err := tenancy.RegisterSearchAttributes(ctx, c, s.namespace); err != nil {
 		return err
 	}
 	if s.ui != nil {
@@ -369,7 +371,7 @@ func prepareDatabase(opts Options) (*config.SQL, error) {
 		}
 	}
 
-	ns, err := sqliteschema.NewNamespaceConfig(clusterName, opts.Namespace, false, SearchAttributes)
+	ns, err := sqliteschema.NewNamespaceConfig(clusterName, opts.Namespace, false, tenancy.SearchAttributes)
 	if err != nil {
 		return nil, fmt.Errorf("namespace %s config: %w", opts.Namespace, err)
 	}

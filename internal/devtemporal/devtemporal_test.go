@@ -29,6 +29,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/internal/devtemporal"
+	"github.com/billflow/billflow/tenancy"
 )
 
 const (
@@ -235,11 +236,11 @@ func TestInMemory(t *testing.T) {
 	c := dial(t, srv)
 	attrs, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: srv.Namespace()})
 	require.NoError(t, err)
-	for name, typ := range devtemporal.SearchAttributes {
+	for name, typ := range tenancy.SearchAttributes {
 		assert.Equal(t, typ, attrs.GetCustomAttributes()[name], "search attribute %s", name)
 	}
 	// Registering again changes nothing and does not fail.
-	require.NoError(t, devtemporal.RegisterSearchAttributes(ctx, c, srv.Namespace()))
+	require.NoError(t, tenancy.RegisterSearchAttributes(ctx, c, srv.Namespace()))
 
 	startWorker(t, c)
 	require.NoError(t, payInvoice(ctx, c, "invoice-mem-1"))
@@ -253,7 +254,7 @@ func TestInMemory(t *testing.T) {
 		}
 		require.NoError(t, json.Unmarshal([]byte(httpGet(t, srv.UIURL()+"/api/v1/namespaces/default")), &ns))
 		assert.Equal(t, "default", ns.NamespaceInfo.Name)
-		assert.Len(t, ns.Config.CustomSearchAttributeAliases, len(devtemporal.SearchAttributes))
+		assert.Len(t, ns.Config.CustomSearchAttributeAliases, len(tenancy.SearchAttributes))
 		var settings struct{ Codec struct{ Endpoint string } }
 		require.NoError(t, json.Unmarshal([]byte(httpGet(t, srv.UIURL()+"/api/v1/settings")), &settings))
 		assert.Equal(t, codec, settings.Codec.Endpoint)

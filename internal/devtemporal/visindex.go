@@ -51,7 +51,7 @@ var indexedSlotTypes = map[enumspb.IndexedValueType]bool{
 // No query can name an unmapped slot (queries use attribute names, and the
 // slots get names only through a namespace's mapping), so nothing reads those
 // indexes. A slot that gets an attribute while the server runs (a new
-// RegisterSearchAttributes entry) is queried by scan until the next start,
+// tenancy.SearchAttributes entry) is queried by scan until the next start,
 // which indexes it again: the index set follows the mapping on every start.
 func pruneVisibilityIndexes(conf *config.SQL) error {
 	mapped, err := mappedSlots(conf)

@@ -11,6 +11,8 @@ import (
 	"go.temporal.io/server/common/config"
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
+
+	"github.com/billflow/billflow/tenancy"
 )
 
 // visibilityIndexes reads the indexes of executions_visibility straight from
@@ -51,7 +53,7 @@ func TestVisibilityIndexesFollowTheSearchAttributeMapping(t *testing.T) {
 
 	mapped, err := mappedSlots(conf)
 	require.NoError(t, err)
-	require.Len(t, mapped, len(SearchAttributes), "every billflow attribute has a slot: %v", mapped)
+	require.Len(t, mapped, len(tenancy.SearchAttributes), "every billflow attribute has a slot: %v", mapped)
 
 	var dropped []string
 	for _, stmt := range slotIndexStatements(mapped) {
@@ -61,7 +63,7 @@ func TestVisibilityIndexesFollowTheSearchAttributeMapping(t *testing.T) {
 	}
 	// 22 indexed custom slots (3 bool, 3 datetime, 3 double, 3 int, 10
 	// keyword) less billflow's 5, and the 13 CHASM slots.
-	require.Len(t, dropped, 22-len(SearchAttributes)+len(chasmSlots))
+	require.Len(t, dropped, 22-len(tenancy.SearchAttributes)+len(chasmSlots))
 	for _, name := range dropped {
 		require.Contains(t, reference, name, "the schema has an index named %s", name)
 		require.NotContains(t, pruned, name)
