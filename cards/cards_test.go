@@ -10,13 +10,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/billflow/billflow/cards"
-	"github.com/billflow/billflow/internal/pgtest"
+	"github.com/billflow/billflow/internal/storetest"
 	"github.com/billflow/billflow/internal/stripesandbox"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m, nil, pgtest.Setup(store.MigrateURL)) }
+func TestMain(m *testing.M) { storetest.Main(m) }
 
 func TestLabel(t *testing.T) {
 	for _, tc := range []struct{ typ, brand, last4, bank, want string }{
@@ -50,11 +50,7 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	st, err := store.Open(ctx, pgtest.NewDB(t))
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
+	st, ctx := storetest.Open(t)
 	sb := stripesandbox.New(stripesandbox.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	base, err := sb.Start("127.0.0.1:0")
 	require.NoError(t, err)

@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/billflow/billflow/internal/storetest"
 	"github.com/billflow/billflow/store"
 )
 
@@ -15,7 +16,7 @@ import (
 // transaction and a retry stopped at the first one it found), and the retry
 // records them all, once.
 func TestBalanceChargeIsRecordedWholeOrNotAtAll(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	_, a := seed(t, st, ctx, 10000, false)
 	b, err := st.CreateInvoice(ctx, store.NewInvoice{PracticeID: a.PracticeID, ClientID: a.ClientID, Currency: "usd",
 		IssueDate: a.IssueDate, DueDate: a.DueDate, Items: []store.Item{{ServiceDate: a.IssueDate, Description: "Session",
@@ -70,7 +71,7 @@ CREATE TRIGGER fail_bal_x_2 BEFORE INSERT ON payments FOR EACH ROW EXECUTE FUNCT
 // The same key with the same request finds the first attempt; with another
 // request it is refused; text Postgres cannot store fails before anything.
 func TestBeginPaymentAttempt(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	_, inv := seed(t, st, ctx, 10000, false)
 	att := func(id, key, hash, payer string) *store.PaymentAttempt {
 		return &store.PaymentAttempt{ID: id, Kind: "invoice", PracticeID: inv.PracticeID, ClientID: inv.ClientID, InvoiceID: inv.ID,

@@ -6,11 +6,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/billflow/billflow/internal/storetest"
 	"github.com/billflow/billflow/store"
 )
 
 func TestClientBilling(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	p, _, err := st.CreatePractice(ctx, store.NewPractice{Name: "Calm Minds", Currency: "usd", Timezone: "UTC"})
 	require.NoError(t, err)
 	a := newAccount(t, st, ctx, p)
@@ -62,7 +63,7 @@ func TestClientBilling(t *testing.T) {
 }
 
 func TestAccountHistory(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	// A timezone far from UTC: a payment made late in the UTC day is dated by the practice's own day.
 	p, _, err := st.CreatePractice(ctx, store.NewPractice{Name: "Calm Minds", Currency: "usd", Timezone: "Pacific/Kiritimati"})
 	require.NoError(t, err)

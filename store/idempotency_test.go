@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/billflow/billflow/internal/storetest"
 	"github.com/billflow/billflow/store"
 )
 
@@ -16,7 +17,7 @@ func idemReq(scope, key, body string) store.IdempotencyRequest {
 }
 
 func TestIdempotencyKeyLifecycle(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	const lock, ttl = 2 * time.Minute, 24 * time.Hour
 	t0 := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	req := idemReq("prac_a", "k1", `{"name":"Ada"}`)
@@ -59,7 +60,7 @@ func TestIdempotencyKeyLifecycle(t *testing.T) {
 }
 
 func TestIdempotencyKeyAbandonedAndReleased(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	const lock, ttl = 2 * time.Minute, 24 * time.Hour
 	t0 := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	req := idemReq("prac_a/cli_1", "crash", `{}`)
@@ -94,7 +95,7 @@ func TestIdempotencyKeyAbandonedAndReleased(t *testing.T) {
 }
 
 func TestDeleteExpiredIdempotencyKeys(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	const lock, ttl = 2 * time.Minute, 24 * time.Hour
 	t0 := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	for i, key := range []string{"old1", "old2", "old3", "new"} {

@@ -7,13 +7,14 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/billflow/billflow/internal/storetest"
 	"github.com/billflow/billflow/store"
 )
 
 // The same creation key twice is one invoice with one number; the key with a
 // different invoice is refused; no key is always a new invoice.
 func TestCreateInvoiceOnceUnderItsKey(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	p, first := seed(t, st, ctx, 5000, false)
 	day := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
 	ni := func(amount int64) store.NewInvoice {

@@ -6,10 +6,12 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/billflow/billflow/internal/storetest"
 )
 
 func TestClientPaymentLease(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	_, inv := seed(t, st, ctx, 10000, false)
 	cl := inv.ClientID
 	take := func(holder string, exclusive bool, lease time.Duration) bool {
@@ -53,7 +55,7 @@ func TestClientPaymentLease(t *testing.T) {
 }
 
 func TestAwaitingActionPayments(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	_, inv := seed(t, st, ctx, 10000, true)
 	_, _, err := st.RecordPayment(ctx, payment(inv, "pay_wait", 4000, "requires_action"))
 	require.NoError(t, err)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/billflow/billflow/internal/storetest"
 	"github.com/billflow/billflow/store"
 )
 
@@ -65,7 +66,7 @@ func item(day time.Time, amount int64, cpt string) store.Item {
 }
 
 func TestClientAccountAndSuperbill(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	p, _, err := st.CreatePractice(ctx, store.NewPractice{Name: "Calm Minds", Currency: "usd", Timezone: "UTC"})
 	require.NoError(t, err)
 	a := newAccount(t, st, ctx, p)
@@ -163,7 +164,7 @@ func TestClientAccountAndSuperbill(t *testing.T) {
 }
 
 func TestStatementClientsPaging(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	p, _, err := st.CreatePractice(ctx, store.NewPractice{Name: "Calm Minds", Currency: "usd", Timezone: "UTC"})
 	require.NoError(t, err)
 	from, to := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 10, 31, 0, 0, 0, 0, time.UTC)

@@ -12,21 +12,11 @@ import (
 
 	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/internal/pgtest"
+	"github.com/billflow/billflow/internal/storetest"
 	"github.com/billflow/billflow/store"
 )
 
-func TestMain(m *testing.M) {
-	pgtest.Main(m, nil, pgtest.Setup(store.MigrateURL))
-}
-
-func open(t *testing.T) (*store.Store, context.Context) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	st, err := store.Open(ctx, pgtest.NewDB(t))
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
-	return st, ctx
-}
+func TestMain(m *testing.M) { storetest.Main(m) }
 
 func seed(t *testing.T, st *store.Store, ctx context.Context, total int64, partial bool) (*store.Practice, *store.Invoice) {
 	p, key, err := st.CreatePractice(ctx, store.NewPractice{Name: "Calm Minds", Currency: "usd", Timezone: "UTC"})
@@ -48,14 +38,14 @@ func payment(inv *store.Invoice, id string, amount int64, status contract.Paymen
 }
 
 func TestMigrateIsIdempotent(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	applied, err := st.Migrate(ctx)
 	require.NoError(t, err)
 	require.Empty(t, applied, "template database is already migrated")
 }
 
 func TestAPIKeyAuth(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	p, key, err := st.CreatePractice(ctx, store.NewPractice{Name: "A", Currency: "usd", Timezone: "UTC"})
 	require.NoError(t, err)
 	id, err := st.PracticeIDForAPIKey(ctx, key)
@@ -69,7 +59,7 @@ func TestAPIKeyAuth(t *testing.T) {
 }
 
 func TestInvoiceNumbersAndLedger(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	_, inv := seed(t, st, ctx, 18000, false)
 	require.Equal(t, "INV-0001", inv.Number)
 	require.Equal(t, store.StatusOpen, inv.Status)
@@ -83,7 +73,7 @@ func TestInvoiceNumbersAndLedger(t *testing.T) {
 }
 
 func TestPaymentIdempotentAndDuplicateKeyRejected(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	_, inv := seed(t, st, ctx, 18000, false)
 	after, p, err := st.RecordPayment(ctx, payment(inv, "pay_1", 18000, "succeeded"))
 	require.NoError(t, err)
@@ -109,7 +99,7 @@ func TestPaymentIdempotentAndDuplicateKeyRejected(t *testing.T) {
 }
 
 func TestLedgerIsAppendOnly(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	_, inv := seed(t, st, ctx, 5000, false)
 	_, err := st.Pool.Exec(ctx, `UPDATE ledger_entries SET amount=0 WHERE invoice_id=$1`, inv.ID)
 	require.ErrorContains(t, err, "append-only")
@@ -118,7 +108,7 @@ func TestLedgerIsAppendOnly(t *testing.T) {
 }
 
 func TestProcessingThenSucceededAndFailed(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	_, inv := seed(t, st, ctx, 18000, false)
 	after, _, err := st.RecordPayment(ctx, payment(inv, "pay_b", 18000, "processing"))
 	require.NoError(t, err)
@@ -136,7 +126,7 @@ func TestProcessingThenSucceededAndFailed(t *testing.T) {
 }
 
 func TestPartialRefundsAndOverpayment(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	_, inv := seed(t, st, ctx, 10000, true)
 	after, _, err := st.RecordPayment(ctx, payment(inv, "pay_1", 6000, "succeeded"))
 	require.NoError(t, err)
@@ -168,7 +158,7 @@ func TestPartialRefundsAndOverpayment(t *testing.T) {
 }
 
 func TestOverpaymentExcessRefundNeedsNoCredit(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	_, inv := seed(t, st, ctx, 10000, false)
 	// Two payments raced through the processor: 2,000 overpaid.
 	_, _, err := st.RecordPayment(ctx, payment(inv, "pay_1", 10000, "succeeded"))
@@ -185,7 +175,7 @@ func TestOverpaymentExcessRefundNeedsNoCredit(t *testing.T) {
 }
 
 func TestVoid(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	_, inv := seed(t, st, ctx, 10000, false)
 	after, err := st.VoidInvoice(ctx, inv.ID)
 	require.NoError(t, err)
@@ -199,7 +189,7 @@ func TestVoid(t *testing.T) {
 }
 
 func TestClientIsolation(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	p1, _ := seed(t, st, ctx, 5000, false)
 	p2, _, err := st.CreatePractice(ctx, store.NewPractice{Name: "Other", Currency: "usd", Timezone: "UTC"})
 	require.NoError(t, err)
@@ -210,7 +200,7 @@ func TestClientIsolation(t *testing.T) {
 }
 
 func TestInvoiceDetailOneRoundTrip(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	_, inv := seed(t, st, ctx, 10000, true)
 	_, _, err := st.RecordPayment(ctx, payment(inv, "pay_d1", 4000, "succeeded"))
 	require.NoError(t, err)
@@ -230,7 +220,7 @@ func TestInvoiceDetailOneRoundTrip(t *testing.T) {
 }
 
 func TestRefundOnPartlyPaidInvoiceLeavesBalancePayable(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	_, inv := seed(t, st, ctx, 10000, true)
 	_, _, err := st.RecordPayment(ctx, payment(inv, "pay_1", 6000, "succeeded"))
 	require.NoError(t, err)
@@ -249,7 +239,7 @@ func TestRefundOnPartlyPaidInvoiceLeavesBalancePayable(t *testing.T) {
 // The pool opens all its connections up front, so a burst of requests does
 // not wait for new ones; pool_min_conns in the URL still decides.
 func TestOpenFillsThePool(t *testing.T) {
-	st, _ := open(t)
+	st, _ := storetest.Open(t)
 	max := st.Pool.Config().MaxConns
 	require.Eventually(t, func() bool { return st.Pool.Stat().IdleConns() == max }, 10*time.Second, 20*time.Millisecond,
 		"idle %d of %d", st.Pool.Stat().IdleConns(), max)

@@ -6,13 +6,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/billflow/billflow/internal/storetest"
 	"github.com/billflow/billflow/store"
 )
 
 // A practice has one current data key: adding one retires the previous
 // (which stays, to decrypt), and a practice's namespace is set once.
 func TestDataKeysOneCurrentAndNamespaceSetOnce(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	first := &store.DataKey{KeyID: "d1", MasterKeyID: "kmaster", Wrapped: []byte("w1")}
 	p, _, err := st.CreatePractice(ctx, store.NewPractice{ID: "prac_tenant1", Name: "A", Currency: "usd", Timezone: "Pacific/Honolulu",
 		TemporalNamespace: "billflow-prac-tenant1", DataKey: first})
@@ -63,7 +64,7 @@ func TestDataKeysOneCurrentAndNamespaceSetOnce(t *testing.T) {
 // A Schedule's run sees its scope: one practice's rows, or ("") those of
 // practices without a namespace of their own.
 func TestSchedulesSeeOnlyTheirScope(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	legacy, legacyInv := seed(t, st, ctx, 9000, false)
 	tenant, tenantInv := seed(t, st, ctx, 9000, false)
 	require.NoError(t, st.SetPracticeNamespace(ctx, tenant.ID, "billflow-prac-"+tenant.ID[len("prac_"):]))

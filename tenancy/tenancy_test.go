@@ -12,23 +12,12 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/billflow/billflow/codec"
-	"github.com/billflow/billflow/internal/pgtest"
+	"github.com/billflow/billflow/internal/storetest"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/tenancy"
 )
 
-func TestMain(m *testing.M) {
-	pgtest.Main(m, nil, pgtest.Setup(store.MigrateURL))
-}
-
-func open(t *testing.T) (*store.Store, context.Context) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	st, err := store.Open(ctx, pgtest.NewDB(t))
-	require.NoError(t, err)
-	t.Cleanup(st.Close)
-	return st, ctx
-}
+func TestMain(m *testing.M) { storetest.Main(m) }
 
 func masterCodec(t *testing.T, keys ...byte) *codec.Codec {
 	var ks [][]byte
@@ -77,7 +66,7 @@ func keyOf(p *commonpb.Payload) string { return string(p.Metadata[codec.Metadata
 // old payloads still decode, a process meeting the new key reloads at once
 // (rate-limited), and one that does not encrypts with it within MaxAge.
 func TestKeyringOwnershipRotationAndReloads(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	master := masterCodec(t, 7)
 	a := practice(t, ctx, st, master, "A")
 	b := practice(t, ctx, st, master, "B")
@@ -142,7 +131,7 @@ func TestKeyringOwnershipRotationAndReloads(t *testing.T) {
 // the old keys, rewrap moves every data key to the new master; then a
 // process with the new master key alone reads every practice's payloads.
 func TestMasterRewrapThenOldMasterDropped(t *testing.T) {
-	st, ctx := open(t)
+	st, ctx := storetest.Open(t)
 	oldMaster := masterCodec(t, 1)
 	a := practice(t, ctx, st, oldMaster, "A")
 	b := practice(t, ctx, st, oldMaster, "B")
