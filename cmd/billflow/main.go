@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/billflow/billflow/app"
+	"github.com/billflow/billflow/codec"
 	"github.com/billflow/billflow/config"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/tenancy"
@@ -156,11 +157,7 @@ func practiceRotateKey(ctx context.Context, cfg *config.Config, args []string) e
 	if *id == "" {
 		return errors.New("--id is required")
 	}
-	master, err := app.PayloadCodec(cfg)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.DatabaseURL)
+	master, st, err := openKeyed(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -173,11 +170,7 @@ func practiceRotateKey(ctx context.Context, cfg *config.Config, args []string) e
 }
 
 func keysRewrap(ctx context.Context, cfg *config.Config, logger *slog.Logger) error {
-	master, err := app.PayloadCodec(cfg)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, cfg.DatabaseURL)
+	master, st, err := openKeyed(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -188,4 +181,18 @@ func keysRewrap(ctx context.Context, cfg *config.Config, logger *slog.Logger) er
 	n, err := tenancy.Rewrap(ctx, st, master)
 	logger.Info("data keys rewrapped", "count", n, "master_key_id", master.CurrentKeyID())
 	return err
+}
+
+// openKeyed gives the key commands the master codec (nil without
+// TEMPORAL_ENCRYPTION_KEY) and the store; the caller closes the store.
+func openKeyed(ctx context.Context, cfg *config.Config) (*codec.Codec, *store.Store, error) {
+	master, err := app.PayloadCodec(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	return master, st, nil
 }
