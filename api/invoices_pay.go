@@ -102,14 +102,8 @@ func (h *handlers) payInvoice(c *gin.Context) {
 		// back to return_url, the invoice's pay page, which shows the outcome.
 		payment["next_action"] = gin.H{"type": "redirect_to_url", "redirect_to_url": gin.H{"url": res.NextActionURL, "return_url": returnURL}}
 	}
-	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
-	if err != nil {
-		h.internal(c, "get invoice", err)
-		return
-	}
-	view, err := h.invoiceView(c, fresh)
-	if err != nil {
-		h.internal(c, "invoice view", err)
+	view, ok := h.freshView(c, inv.ID)
+	if !ok {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"payment": payment, "invoice": view})

@@ -61,14 +61,8 @@ func (h *handlers) refundInvoice(c *gin.Context) {
 	} else if !h.update(c, inv, contract.RefundUpdate, &contract.RefundInput{Amount: *req.Amount, PaymentID: req.PaymentID, Reason: req.Reason}, &res, nil) {
 		return
 	}
-	fresh, err := h.Store.GetInvoice(c.Request.Context(), inv.ID)
-	if err != nil {
-		h.internal(c, "get invoice", err)
-		return
-	}
-	view, err := h.invoiceView(c, fresh)
-	if err != nil {
-		h.internal(c, "invoice view", err)
+	view, ok := h.freshView(c, inv.ID)
+	if !ok {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"refund": gin.H{"id": res.RefundID, "payment_id": res.PaymentID, "amount": res.Amount,
@@ -133,12 +127,25 @@ func (h *handlers) invoiceAction(c *gin.Context, update string, out any) {
 
 // answerInvoice answers with the invoice as it is now.
 func (h *handlers) answerInvoice(c *gin.Context, id string, status int) {
+	if view, ok := h.freshView(c, id); ok {
+		c.JSON(status, view)
+	}
+}
+
+// freshView reads the invoice again after a change and gives its view; when
+// it cannot, it has answered 500 and says false.
+func (h *handlers) freshView(c *gin.Context, id string) (*invoiceJSON, bool) {
 	fresh, err := h.Store.GetInvoice(c.Request.Context(), id)
 	if err != nil {
 		h.internal(c, "get invoice", err)
-		return
+		return nil, false
 	}
-	h.writeInvoice(c, status, fresh)
+	view, err := h.invoiceView(c, fresh)
+	if err != nil {
+		h.internal(c, "invoice view", err)
+		return nil, false
+	}
+	return view, true
 }
 
 func formatMoney(amount int64, currency string) string { return money.Format(amount, currency) }
