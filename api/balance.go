@@ -11,7 +11,6 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/billflow/billflow/cards"
 	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/store"
 )
@@ -136,18 +135,14 @@ func (h *handlers) runBalancePayment(ctx context.Context, cl *store.Client, req 
 		return nil, &balanceFailure{status: http.StatusBadRequest, code: "amount_mismatch",
 			message: "amount must equal the current balance of " + formatMoney(in.Total, in.Currency), param: "amount"}
 	}
-	if req.SavedPaymentMethodID != "" {
-		pm, err := h.Cards.Get(ctx, cl.ID, req.SavedPaymentMethodID)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, &balanceFailure{status: http.StatusBadRequest, code: "resource_missing",
-				message: "no such saved payment method for this client", param: "saved_payment_method_id"}
-		} else if err != nil {
-			return nil, &balanceFailure{status: http.StatusInternalServerError, op: "get payment method", cause: err}
-		}
-		in.MethodLabel = cards.Label(pm.Type, pm.Brand, pm.Last4, pm.BankName)
-	} else {
-		in.MethodLabel = h.Cards.NewLabel(ctx, req.PaymentMethod)
+	_, label, err := h.payMethod(ctx, cl.ID, req.SavedPaymentMethodID, req.PaymentMethod)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &balanceFailure{status: http.StatusBadRequest, code: "resource_missing",
+			message: "no such saved payment method for this client", param: "saved_payment_method_id"}
+	} else if err != nil {
+		return nil, &balanceFailure{status: http.StatusInternalServerError, op: "get payment method", cause: err}
 	}
+	in.MethodLabel = label
 	in.BalancePaymentID = "bal_" + strings.TrimPrefix(cl.ID, "cli_") + "_" + hashKey(key)
 	in.Scope, in.IdempotencyKey = "balance", key
 	in.RequestHash = (&contract.PayInput{Amount: in.Total, PaymentMethodID: in.PaymentMethodID,

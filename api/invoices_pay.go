@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -65,20 +66,18 @@ func (h *handlers) payInvoice(c *gin.Context) {
 		return
 	}
 	in.ReturnURL = returnURL
-	if req.SavedPaymentMethodID != "" {
-		pm, err := h.Cards.Get(c.Request.Context(), inv.ClientID, req.SavedPaymentMethodID)
-		if errors.Is(err, store.ErrNotFound) {
-			badRequest(c, "resource_missing", "no such saved payment method for this client", "saved_payment_method_id")
-			return
-		} else if err != nil {
-			h.internal(c, "get payment method", err)
-			return
-		}
+	pm, label, err := h.payMethod(c.Request.Context(), inv.ClientID, req.SavedPaymentMethodID, req.PaymentMethod)
+	if errors.Is(err, store.ErrNotFound) {
+		badRequest(c, "resource_missing", "no such saved payment method for this client", "saved_payment_method_id")
+		return
+	} else if err != nil {
+		h.internal(c, "get payment method", err)
+		return
+	}
+	in.MethodLabel = label
+	if pm != nil {
 		in.PaymentMethodID = pm.ProcessorPMID
-		in.MethodLabel = cards.Label(pm.Type, pm.Brand, pm.Last4, pm.BankName)
 		in.OffSession = true
-	} else {
-		in.MethodLabel = h.Cards.NewLabel(c.Request.Context(), req.PaymentMethod)
 	}
 	key, ok := requestKey(c)
 	if !ok {
@@ -107,6 +106,20 @@ func (h *handlers) payInvoice(c *gin.Context) {
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"payment": payment, "invoice": view})
+}
+
+// payMethod is the saved method a payment names (nil when it names a new
+// one, newPM) and the label its receipt shows. The error is store.ErrNotFound
+// when the client has no saved method savedID.
+func (h *handlers) payMethod(ctx context.Context, clientID, savedID, newPM string) (*store.SavedPaymentMethod, string, error) {
+	if savedID == "" {
+		return nil, h.Cards.NewLabel(ctx, newPM), nil
+	}
+	pm, err := h.Cards.Get(ctx, clientID, savedID)
+	if err != nil {
+		return nil, "", err
+	}
+	return pm, cards.Label(pm.Type, pm.Brand, pm.Last4, pm.BankName), nil
 }
 
 func firstNonEmpty(s ...string) string {
