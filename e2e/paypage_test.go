@@ -28,6 +28,20 @@ type page struct {
 // noRedirect is a client that shows a 303 instead of following it.
 var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
+// authenticate3DS passes the sandbox's 3-D Secure challenge at url and gives
+// the page it sends the payer back to, which must be back with the payment
+// intent added.
+func authenticate3DS(t *testing.T, url, back string) string {
+	t.Helper()
+	res, err := noRedirect.PostForm(url+"?result=success", nil)
+	require.NoError(t, err)
+	res.Body.Close()
+	require.Equal(t, 303, res.StatusCode)
+	landing := res.Header.Get("Location")
+	require.True(t, strings.HasPrefix(landing, back+"?payment_intent="), landing)
+	return landing
+}
+
 func (s *stack) getPage(t *testing.T, u string) *page {
 	t.Helper()
 	res, err := noRedirect.Get(u)
@@ -381,12 +395,7 @@ func TestPayPageThreeDSecureAndBankDebit(t *testing.T) {
 	require.True(t, strings.HasPrefix(loc, s.Config.StripeAPIBase+"/sandbox/3ds/"), loc)
 
 	// The payer completes authentication; the sandbox sends them back to the pay page.
-	res, err := noRedirect.PostForm(loc+"?result=success", nil)
-	require.NoError(t, err)
-	res.Body.Close()
-	require.Equal(t, 303, res.StatusCode)
-	back := res.Header.Get("Location")
-	require.True(t, strings.HasPrefix(back, link+"?payment_intent="), back)
+	back := authenticate3DS(t, loc, link)
 	s.waitStatus(t, id, "paid")
 	landed := s.getPage(t, back)
 	require.Equal(t, 200, landed.Status)

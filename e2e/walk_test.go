@@ -225,12 +225,7 @@ func TestWalkThreeDSecureThroughAPIReturnsToPayPage(t *testing.T) {
 	require.Contains(t, next, "/sandbox/3ds/")
 	require.True(t, strings.HasPrefix(back, s.API.URL+"/pay/"), "return_url %q", back)
 
-	res, err := noRedirect.PostForm(next+"?result=success", nil)
-	require.NoError(t, err)
-	res.Body.Close()
-	require.Equal(t, 303, res.StatusCode)
-	landing := res.Header.Get("Location")
-	require.True(t, strings.HasPrefix(landing, back+"?payment_intent="), landing)
+	landing := authenticate3DS(t, next, back)
 	s.waitStatus(t, id, "paid")
 	p := s.getPage(t, landing)
 	require.Equal(t, 200, p.Status, p.Body)
