@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/billflow/billflow/contract"
-	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -167,7 +166,6 @@ func TestResendLifecycleHistory(t *testing.T) {
 // stories recorded by the code before the recorded Update).
 func TestRecordedHistories(t *testing.T) {
 	s := getStack(t)
-	ctx := context.Background()
 	cl := s.newClient(t, s.Key)
 	for _, amt := range []int64{3000, 4000} {
 		s.newInvoice(t, s.Key, cl, amt, nil)
@@ -177,30 +175,13 @@ func TestRecordedHistories(t *testing.T) {
 	require.Equal(t, 200, bp.Status, string(bp.Raw))
 	balanceWF := contract.BalancePaymentWorkflowID(cl, hashKeyForTest("history-balance-"+cl))
 
-	p, key, err := s.Store.CreatePractice(ctx, store.NewPractice{Name: "Quick Close Clinic", Currency: "usd", Timezone: "UTC"})
-	require.NoError(t, err)
-	zero := int32(0)
-	_, err = s.Store.UpdatePracticeSettings(ctx, p.ID, store.PracticeSettings{RefundWindowDays: &zero})
-	require.NoError(t, err)
-	id := s.newInvoice(t, key, s.newClient(t, key), 5000, nil).str("id")
-	require.Equal(t, 200, s.do(t, "POST", "/v1/invoices/"+id+"/payments", key, map[string]any{"amount": 5000, "payment_method": "pm_card_visa"}).Status)
-	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		d, err := s.Temporal.DescribeWorkflowExecution(ctx, workflows.InvoiceWorkflowID(id), "")
-		if assert.NoError(c, err) {
-			assert.Equal(c, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, d.GetWorkflowExecutionInfo().GetStatus())
-		}
-	}, 30*time.Second, 200*time.Millisecond)
+	id, key := s.closedPaidInvoice(t, 5000)
 	r := s.do(t, "POST", "/v1/invoices/"+id+"/refunds", key, map[string]any{"amount": 5000}, "Idempotency-Key", "history-refund-"+id)
 	require.Equal(t, 200, r.Status, string(r.Raw))
 	refundWF := "refund-" + r.Body["refund"].(map[string]any)["id"].(string)
 
 	for name, wf := range map[string]string{"balance_recorded": balanceWF, "refund_after_close_recorded": refundWF} {
-		require.EventuallyWithT(t, func(c *assert.CollectT) {
-			d, err := s.Temporal.DescribeWorkflowExecution(ctx, wf, "")
-			if assert.NoError(c, err) {
-				assert.Equal(c, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, d.GetWorkflowExecutionInfo().GetStatus(), name)
-			}
-		}, 30*time.Second, 200*time.Millisecond)
+		s.waitCompleted(t, wf, 30*time.Second, name)
 		h := s.history(t, wf)
 		updates := 0
 		for _, e := range h.Events {

@@ -10,13 +10,11 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	enumspb "go.temporal.io/api/enums/v1"
 
 	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/internal/stripesandbox"
 	"github.com/billflow/billflow/mail"
 	"github.com/billflow/billflow/store"
-	"github.com/billflow/billflow/workflows"
 )
 
 // TestMoneyRecordedAnswersWhileSMTPIsDown: with the mail server stopped, a
@@ -36,19 +34,7 @@ func TestMoneyRecordedAnswersWhileSMTPIsDown(t *testing.T) {
 	s.waitMail(t, newer, mail.KindInvoiceIssued)
 
 	// Refund after close: a practice whose lifecycle ends right after payment.
-	p, key, err := s.Store.CreatePractice(ctx, store.NewPractice{Name: "Quick Close Clinic", Currency: "usd", Timezone: "UTC"})
-	require.NoError(t, err)
-	zero := int32(0)
-	_, err = s.Store.UpdatePracticeSettings(ctx, p.ID, store.PracticeSettings{RefundWindowDays: &zero})
-	require.NoError(t, err)
-	closed := s.newInvoice(t, key, s.newClient(t, key), 9000, nil).str("id")
-	require.Equal(t, 200, s.do(t, "POST", "/v1/invoices/"+closed+"/payments", key, map[string]any{"amount": 9000, "payment_method": "pm_card_visa"}).Status)
-	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		d, err := s.Temporal.DescribeWorkflowExecution(ctx, workflows.InvoiceWorkflowID(closed), "")
-		if assert.NoError(c, err) {
-			assert.Equal(c, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, d.GetWorkflowExecutionInfo().GetStatus())
-		}
-	}, 30*time.Second, 200*time.Millisecond)
+	closed, key := s.closedPaidInvoice(t, 9000)
 
 	require.NoError(t, s.Mail.StopSMTP())
 	t.Cleanup(func() { _ = s.Mail.StartSMTP() })

@@ -243,12 +243,7 @@ func TestWalkFullyRefundedInvoiceCompletes(t *testing.T) {
 	ref := s.do(t, "POST", "/v1/invoices/"+id+"/refunds", s.Key, map[string]any{"amount": 9000})
 	require.Equal(t, 200, ref.Status, string(ref.Raw))
 	assert.Equal(t, "refunded", body(ref.Body, "invoice")["status"])
-	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		d, err := s.Temporal.DescribeWorkflowExecution(context.Background(), workflows.InvoiceWorkflowID(id), "")
-		if assert.NoError(c, err) {
-			assert.Equal(c, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, d.GetWorkflowExecutionInfo().GetStatus())
-		}
-	}, 20*time.Second, 200*time.Millisecond)
+	s.waitCompleted(t, workflows.InvoiceWorkflowID(id), 20*time.Second)
 	_, n := s.mailsByKind(id, "refund_notice")
 	assert.Equal(t, 1, n, "the refund notice went out before it completed")
 
