@@ -28,6 +28,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/internal/devtemporal"
 	"github.com/billflow/billflow/tenancy"
 )
@@ -38,14 +39,6 @@ const (
 	// writeDBEnv makes the test binary act as a separate process that writes a
 	// workflow into the given database file and exits (see TestMain).
 	writeDBEnv = "DEVTEMPORAL_TEST_WRITE_DB"
-)
-
-var (
-	invoiceStatus = temporal.NewSearchAttributeKeyKeyword("InvoiceStatus")
-	practiceID    = temporal.NewSearchAttributeKeyKeyword("PracticeId")
-	clientID      = temporal.NewSearchAttributeKeyKeyword("ClientId")
-	amountDue     = temporal.NewSearchAttributeKeyInt64("AmountDue")
-	dueDate       = temporal.NewSearchAttributeKeyTime("DueDate")
 )
 
 func TestMain(m *testing.M) {
@@ -65,7 +58,7 @@ func invoiceWorkflow(ctx workflow.Context) (string, error) {
 	status := "open"
 	err := workflow.SetUpdateHandlerWithOptions(ctx, markPaidUpdate,
 		func(ctx workflow.Context, amount int64) (string, error) {
-			if err := workflow.UpsertTypedSearchAttributes(ctx, invoiceStatus.ValueSet("paid"), amountDue.ValueSet(0)); err != nil {
+			if err := workflow.UpsertTypedSearchAttributes(ctx, contract.InvoiceStatusKey.ValueSet("paid"), contract.AmountDueKey.ValueSet(0)); err != nil {
 				return "", err
 			}
 			status = "paid"
@@ -128,11 +121,11 @@ func payInvoice(ctx context.Context, c client.Client, workflowID string) error {
 		TaskQueue:     taskQueue,
 		StaticSummary: summary,
 		TypedSearchAttributes: temporal.NewSearchAttributes(
-			invoiceStatus.ValueSet("open"),
-			practiceID.ValueSet("prac_1"),
-			clientID.ValueSet("cli_1"),
-			amountDue.ValueSet(9000),
-			dueDate.ValueSet(due),
+			contract.InvoiceStatusKey.ValueSet("open"),
+			contract.PracticeIDKey.ValueSet("prac_1"),
+			contract.ClientIDKey.ValueSet("cli_1"),
+			contract.AmountDueKey.ValueSet(9000),
+			contract.DueDateKey.ValueSet(due),
 		),
 	}, invoiceWorkflow)
 	if err != nil {
@@ -188,10 +181,10 @@ func requirePaidInvoiceVisible(t *testing.T, c client.Client, workflowID string)
 	require.NoError(t, err)
 	assert.Equal(t, summary, gotSummary)
 	assert.Equal(t, enumspb.WORKFLOW_EXECUTION_STATUS_COMPLETED, desc.Status)
-	status, ok := desc.TypedSearchAttributes.GetKeyword(invoiceStatus)
+	status, ok := desc.TypedSearchAttributes.GetKeyword(contract.InvoiceStatusKey)
 	assert.True(t, ok)
 	assert.Equal(t, "paid", status)
-	due, ok := desc.TypedSearchAttributes.GetTime(dueDate)
+	due, ok := desc.TypedSearchAttributes.GetTime(contract.DueDateKey)
 	assert.True(t, ok)
 	assert.True(t, due.Equal(time.Date(2030, 1, 31, 0, 0, 0, 0, time.UTC)), "DueDate %v", due)
 
