@@ -3,7 +3,6 @@ package tenancy_test
 import (
 	"bytes"
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 
 	"github.com/billflow/billflow/codec"
 	"github.com/billflow/billflow/internal/storetest"
+	"github.com/billflow/billflow/internal/testclock"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/tenancy"
 )
@@ -41,18 +41,6 @@ func practice(t *testing.T, ctx context.Context, st *store.Store, master *codec.
 	return p
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 func encode(t *testing.T, pc converter.PayloadCodec, v any) *commonpb.Payload {
 	p, err := codec.DataConverter(pc).ToPayloads(v)
 	require.NoError(t, err)
@@ -70,9 +58,9 @@ func TestKeyringOwnershipRotationAndReloads(t *testing.T) {
 	master := masterCodec(t, 7)
 	a := practice(t, ctx, st, master, "A")
 	b := practice(t, ctx, st, master, "B")
-	clk := &clock{t: time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC)}
+	clk := testclock.New(time.Date(2026, 12, 7, 9, 0, 0, 0, time.UTC))
 	kr := codec.NewKeyring(master, &tenancy.Source{Store: st, Master: master})
-	kr.Now, kr.MaxAge, kr.MinReload = clk.now, time.Minute, 5*time.Second
+	kr.Now, kr.MaxAge, kr.MinReload = clk.Now, time.Minute, 5*time.Second
 
 	p1 := encode(t, kr.ForPractice(a.ID), map[string]int{"amount": 9000})
 	require.True(t, keyOf(p1)[0] == 'd', "a data key, not the master key")
@@ -107,14 +95,14 @@ func TestKeyringOwnershipRotationAndReloads(t *testing.T) {
 	// Forged key IDs cost one reload per MinReload, not one each.
 	forged := encode(t, kr.ForPractice(a.ID), "x")
 	forged.Metadata[codec.MetadataKeyID] = []byte("dforged")
-	clk.add(5 * time.Second) // past the reload for p2's key
+	clk.Add(5 * time.Second) // past the reload for p2's key
 	loads = kr.Reloads()
 	for range 5 {
 		_, err = kr.ForPractice(a.ID).Decode([]*commonpb.Payload{forged})
 		require.ErrorIs(t, err, codec.ErrForbidden)
 	}
 	require.Equal(t, loads+1, kr.Reloads(), "reloads for unknown keys are rate-limited")
-	clk.add(5 * time.Second)
+	clk.Add(5 * time.Second)
 	_, err = kr.ForPractice(a.ID).Decode([]*commonpb.Payload{forged})
 	require.ErrorIs(t, err, codec.ErrForbidden)
 	require.Equal(t, loads+2, kr.Reloads())
@@ -123,7 +111,7 @@ func TestKeyringOwnershipRotationAndReloads(t *testing.T) {
 	third, err := tenancy.RotateDataKey(ctx, st, master, a.ID)
 	require.NoError(t, err)
 	require.Equal(t, newID, keyOf(encode(t, kr.ForPractice(a.ID), "x")), "still the loaded key")
-	clk.add(time.Minute + time.Second)
+	clk.Add(time.Minute + time.Second)
 	require.Equal(t, third, keyOf(encode(t, kr.ForPractice(a.ID), "x")), "reloaded after MaxAge")
 }
 

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -12,25 +11,14 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/billflow/billflow/internal/testclock"
 )
 
-// fakeClock is a settable clock for payments.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func testPayments() (*payments, *fakeClock) {
-	clk := &fakeClock{t: time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC)}
+func testPayments() (*payments, *testclock.Clock) {
+	clk := testclock.New(time.Date(2026, 11, 24, 9, 0, 0, 0, time.UTC))
 	p := newPayments()
-	p.now = clk.now
+	p.now = clk.Now
 	return p, clk
 }
 
@@ -44,13 +32,13 @@ func TestPaymentsBusyDuringAndJustAfterACharge(t *testing.T) {
 	require.False(t, during, "document work is not a payment")
 	require.False(t, p.busy())
 
-	_, err = p.track("Charge", func() (any, error) { during = p.busy(); clk.add(time.Second); return nil, nil })
+	_, err = p.track("Charge", func() (any, error) { during = p.busy(); clk.Add(time.Second); return nil, nil })
 	require.NoError(t, err)
 	require.True(t, during, "busy while a charge runs, however long it takes")
 	require.True(t, p.busy(), "busy right after a charge")
-	clk.add(paymentQuiet - time.Millisecond)
+	clk.Add(paymentQuiet - time.Millisecond)
 	require.True(t, p.busy())
-	clk.add(2 * time.Millisecond)
+	clk.Add(2 * time.Millisecond)
 	require.False(t, p.busy(), "idle once the quiet period has passed")
 }
 
@@ -83,10 +71,10 @@ func TestDocumentSlotsAllWhenIdleOneWhilePaying(t *testing.T) {
 	// Payments end: after the quiet period a waiting reservation gets
 	// the other slots without any release.
 	p.inFlight.Add(-1)
-	p.lastEnd.Store(clk.now().UnixNano())
+	p.lastEnd.Store(clk.Now().UnixNano())
 	got = reserveAsync(context.Background(), s)
 	requireWaiting(t, s, got, "reserved a second slot within the quiet period")
-	clk.add(paymentQuiet)
+	clk.Add(paymentQuiet)
 	require.NoError(t, reservation(t, got, "the waiting reservation did not notice the payments ended"))
 	require.NotNil(t, s.TryReserveSlot(nil), "all three slots when idle")
 	require.Nil(t, s.TryReserveSlot(nil))
