@@ -188,10 +188,17 @@ func (h *handlers) renderPage(c *gin.Context, status int, name string, d pageDat
 	if d.Form != nil {
 		nonce = d.Form.ScriptNonce
 	}
+	h.writePage(c, status, "pay page", name, nonce, d)
+}
+
+// writePage sends the page headers and executes template name with d into
+// a buffer first, so a template error is a clean 500 and never half a page;
+// what names the page in the log. The pay pages and the portal share it.
+func (h *handlers) writePage(c *gin.Context, status int, what, name, nonce string, d any) {
 	h.pageHeaders(c, nonce)
 	var buf bytes.Buffer
 	if err := pageTmpl.ExecuteTemplate(&buf, name, d); err != nil {
-		h.Logger.Error("render pay page", "request_id", c.GetString(ctxRequestID), "page", name, "error", err.Error())
+		h.Logger.Error("render "+what, "request_id", c.GetString(ctxRequestID), "page", name, "error", err.Error())
 		c.Data(http.StatusInternalServerError, "text/plain; charset=utf-8", []byte("Something went wrong. Please try again."))
 		c.Abort()
 		return

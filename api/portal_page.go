@@ -3,7 +3,6 @@ package api
 import (
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -74,16 +73,7 @@ func (h *handlers) renderPortalPage(c *gin.Context, status int, name string, d *
 	if d.Form != nil {
 		nonce = d.Form.ScriptNonce
 	}
-	h.pageHeaders(c, nonce)
-	var buf strings.Builder
-	if err := pageTmpl.ExecuteTemplate(&buf, name, d); err != nil {
-		h.Logger.Error("render portal page", "request_id", c.GetString(ctxRequestID), "page", name, "error", err.Error())
-		c.Data(http.StatusInternalServerError, "text/plain; charset=utf-8", []byte("Something went wrong. Please try again."))
-		c.Abort()
-		return
-	}
-	c.Data(status, "text/html; charset=utf-8", []byte(buf.String()))
-	c.Abort()
+	h.writePage(c, status, "portal page", name, nonce, d)
 }
 
 func (h *handlers) portalDenied(c *gin.Context) {
