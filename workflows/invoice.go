@@ -38,6 +38,9 @@ type invoiceWF struct {
 	// once in setup: Update validators may read their Len but not call
 	// GetSignalChannel (a read-only context).
 	signals []workflow.ReceiveChannel
+	// bufferSignals: a signal stays in its channel until its handler takes
+	// it (chargeLocalChange ≥ 3; see receive).
+	bufferSignals bool
 }
 
 // InvoiceWorkflow is one invoice's whole life: issue, payments, reminders,
@@ -66,10 +69,11 @@ func InvoiceWorkflow(ctx workflow.Context, in *InvoiceInput) error {
 func (w *invoiceWF) setup(ctx workflow.Context) error {
 	// Decided once, in the run's first workflow task: the version marker's
 	// search-attribute upsert then costs nothing on the pay path.
-	// Version 2 adds draining signals before continue-as-new; one marker
-	// serves both changes, so a new run records no second one.
-	v := workflow.GetVersion(ctx, chargeLocalChange, workflow.DefaultVersion, 2)
-	w.chargeLocal, w.drainSignals = v >= 1, v >= 2
+	// Version 2 adds draining signals before continue-as-new, version 3
+	// keeps signals in their channels until handled (receive); one marker
+	// serves every change, so a new run records no second one.
+	v := workflow.GetVersion(ctx, chargeLocalChange, workflow.DefaultVersion, 3)
+	w.chargeLocal, w.drainSignals, w.bufferSignals = v >= 1, v >= 2, v >= 3
 	w.lock = workflow.NewMutex(ctx)
 	for _, name := range []string{PaymentEventSignal, PaymentAppliedSignal, ReminderSignal} {
 		w.signals = append(w.signals, workflow.GetSignalChannel(ctx, name))
@@ -93,7 +97,9 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 		ch := workflow.GetSignalChannel(ctx, PaymentEventSignal)
 		for {
 			var ev PaymentEvent
-			ch.Receive(ctx, &ev)
+			if !w.receive(ctx, ch, &ev) {
+				return
+			}
 			w.signalsBusy++
 			w.onPaymentEvent(ctx, &ev)
 			w.signalsBusy--
@@ -103,7 +109,9 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 		ch := workflow.GetSignalChannel(ctx, PaymentAppliedSignal)
 		for {
 			var pa PaymentApplied
-			ch.Receive(ctx, &pa)
+			if !w.receive(ctx, ch, &pa) {
+				return
+			}
 			w.signalsBusy++
 			w.onPaymentApplied(ctx, &pa)
 			w.signalsBusy--
@@ -113,7 +121,9 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 		ch := workflow.GetSignalChannel(ctx, ReminderSignal)
 		for {
 			var r ReminderDue
-			ch.Receive(ctx, &r)
+			if !w.receive(ctx, ch, &r) {
+				return
+			}
 			w.signalsBusy++
 			// Whether a reminder is due is decided under the payment lock
 			// (never from a half-done payment); it is sent outside it.
@@ -127,6 +137,23 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 		}
 	})
 	return nil
+}
+
+// receive takes the next signal from ch. From chargeLocalChange 3 it waits
+// for one to be in the channel and then takes it, rather than blocking in
+// Receive: a value sent to a coroutine blocked in Receive leaves the channel
+// at once, before that coroutine runs, and an Update validator run in
+// between (Updates go first in a workflow task) could see neither the value
+// nor its handler busy. Buffered, it counts as in hand (signalsIdle).
+func (w *invoiceWF) receive(ctx workflow.Context, ch workflow.ReceiveChannel, v any) bool {
+	if !w.bufferSignals {
+		ch.Receive(ctx, v)
+		return true
+	}
+	if err := workflow.Await(ctx, func() bool { return ch.Len() > 0 }); err != nil {
+		return false
+	}
+	return ch.ReceiveAsync(v)
 }
 
 func (w *invoiceWF) run(ctx workflow.Context) error {
