@@ -173,7 +173,8 @@ func run(ctx context.Context) error {
 billflow cluster is up (%.1fs): every part its own process
 
   API replicas     %s, %s
-  Temporal         %s (Temporal's server binary; Postgres persistence and visibility), namespace "default"
+  Temporal         %s (Temporal's server binary; Postgres persistence and visibility)
+                   the demo practice's namespace %q (shared: %q)
   Workers          2 (billflow worker)
   Mail viewer      %s
   Stripe sandbox   %s
@@ -183,7 +184,7 @@ billflow cluster is up (%.1fs): every part its own process
   Demo API key     %s
 
   Written to %s; load it with ./bin/billflow-load pay -dev %s. Ctrl-C stops everything.
-`, time.Since(started).Seconds(), apiURLs[0], apiURLs[1], tsrv.Frontend, catcher.HTTPURL(), sbURL, pg.URL(), dir, info.APIKey,
+`, time.Since(started).Seconds(), apiURLs[0], apiURLs[1], tsrv.Frontend, info.TemporalNamespace, cfg.TemporalNamespace, catcher.HTTPURL(), sbURL, pg.URL(), dir, info.APIKey,
 		filepath.Join(dir, "cluster.json"), filepath.Join(dir, "cluster.json"))
 	<-ctx.Done()
 	fmt.Println("\nbillflow-cluster: stopping")
