@@ -5,8 +5,6 @@
 package activities
 
 import (
-	"github.com/billflow/billflow/contract"
-
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/billflow/billflow/cards"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/mail"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/pdf"

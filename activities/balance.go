@@ -1,13 +1,12 @@
 package activities
 
 import (
-	"github.com/billflow/billflow/contract"
-
 	"context"
 	"errors"
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/mail"
 	"github.com/billflow/billflow/store"
 )

@@ -1,8 +1,6 @@
 package activities
 
 import (
-	"github.com/billflow/billflow/contract"
-
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +9,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/billflow/billflow/cards"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/money"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"

@@ -1,8 +1,6 @@
 package activities
 
 import (
-	"github.com/billflow/billflow/contract"
-
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +10,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/documents"
 	"github.com/billflow/billflow/mail"
 	"github.com/billflow/billflow/money"

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/billflow/billflow/api"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/mail"
 	"github.com/billflow/billflow/workflows"
 )
@@ -58,7 +59,7 @@ func (s *stack) issuedMails(id string) int {
 }
 
 func (s *stack) workflowRunning(t *testing.T, id string) bool {
-	desc, err := s.Temporal.DescribeWorkflowExecution(context.Background(), workflows.InvoiceWorkflowID(id), "")
+	desc, err := s.Temporal.DescribeWorkflowExecution(context.Background(), contract.InvoiceWorkflowID(id), "")
 	var nf *serviceerror.NotFound
 	if err != nil && assert.ErrorAs(t, err, &nf) {
 		return false
@@ -114,11 +115,11 @@ func TestReconcilerStartsAnOrphanedInvoice(t *testing.T) {
 	require.NoError(t, s.Store.Pool.QueryRow(ctx, `SELECT id FROM invoices WHERE practice_id=$1`, pid).Scan(&id))
 	assert.False(t, s.workflowRunning(t, id), "the start failed")
 
-	run := func(name string) *workflows.ReconcileResult {
-		run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: name + id, TaskQueue: workflows.TaskQueue},
-			workflows.ReconcileWorkflow, &workflows.ReconcileInput{})
+	run := func(name string) *contract.ReconcileResult {
+		run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: name + id, TaskQueue: contract.TaskQueue},
+			workflows.ReconcileWorkflow, &contract.ReconcileInput{})
 		require.NoError(t, err)
-		var out workflows.ReconcileResult
+		var out contract.ReconcileResult
 		require.NoError(t, run.Get(ctx, &out))
 		return &out
 	}

@@ -278,12 +278,12 @@ func TestStatementRunOverHundredsOfClients(t *testing.T) {
 		DueDate: from, Items: []store.Item{{ServiceDate: from.AddDate(0, 0, -3), Description: "Session", Units: 1, UnitAmount: 9000}}})
 	require.NoError(t, err)
 
-	runOnce := func(tag string) *workflows.StatementRunResult {
+	runOnce := func(tag string) *contract.StatementRunResult {
 		start := time.Now()
 		run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("statement-run-e2e-%s-%d", tag, start.UnixNano()),
-			TaskQueue: workflows.TaskQueue}, workflows.StatementRunWorkflow, &workflows.StatementRunInput{Month: month, ContinueAfter: 200})
+			TaskQueue: contract.TaskQueue}, workflows.StatementRunWorkflow, &contract.StatementRunInput{Month: month, ContinueAfter: 200})
 		require.NoError(t, err)
-		var res workflows.StatementRunResult
+		var res contract.StatementRunResult
 		require.NoError(t, run.Get(ctx, &res))
 		t.Logf("%s run: %+v in %s", tag, res, time.Since(start).Round(time.Millisecond))
 		return &res
@@ -376,7 +376,7 @@ func TestStatementRunSchedule(t *testing.T) {
 	require.True(t, ok, "%T", sched.Action)
 	assert.Equal(t, contract.StatementRunID, action.ID)
 	assert.Equal(t, "StatementRunWorkflow", action.Workflow)
-	assert.Equal(t, workflows.TaskQueue, action.TaskQueue)
+	assert.Equal(t, contract.TaskQueue, action.TaskQueue)
 	assert.Equal(t, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, sched.Policy.Overlap)
 	// A multi-day outage over the 1st (server or every worker down) still
 	// sends the month's statements when it ends.
@@ -400,7 +400,7 @@ func TestStatementRunSchedule(t *testing.T) {
 		ra, ok := rd.Schedule.Action.(*client.ScheduleWorkflowAction)
 		require.True(t, ok, "%T", rd.Schedule.Action)
 		assert.Equal(t, "ReminderRunWorkflow", ra.Workflow)
-		assert.Equal(t, workflows.TaskQueue, ra.TaskQueue)
+		assert.Equal(t, contract.TaskQueue, ra.TaskQueue)
 		assert.Equal(t, enumspb.SCHEDULE_OVERLAP_POLICY_SKIP, rd.Schedule.Policy.Overlap)
 		require.Len(t, rd.Schedule.Spec.Calendars, 1)
 		assert.Equal(t, hour, rd.Schedule.Spec.Calendars[0].Hour[0].Start)

@@ -17,7 +17,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/billflow/billflow/contract"
-	"github.com/billflow/billflow/workflows"
 )
 
 // history fetches a workflow's events as the Temporal UI and replayer see them.
@@ -45,11 +44,11 @@ func countTasks(h *historypb.History) int {
 // waitIdle waits until the workflow owes nothing (every email and receipt done).
 func (s *stack) waitIdle(t *testing.T, invoiceID string, wantPayments int) {
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		v, err := s.Temporal.QueryWorkflow(context.Background(), workflows.InvoiceWorkflowID(invoiceID), "", workflows.StateQuery)
+		v, err := s.Temporal.QueryWorkflow(context.Background(), contract.InvoiceWorkflowID(invoiceID), "", contract.StateQuery)
 		if !assert.NoError(c, err) {
 			return
 		}
-		var st workflows.InvoiceState
+		var st contract.InvoiceState
 		assert.NoError(c, v.Get(&st))
 		assert.True(c, st.Issued)
 		assert.Empty(c, st.Pending)
@@ -84,7 +83,7 @@ func TestLifecycleHistories(t *testing.T) {
 		id     string
 		budget int
 	}{"full_payment": {full, 34}, "two_installments": {two, 56}} {
-		h := s.history(t, workflows.InvoiceWorkflowID(tc.id))
+		h := s.history(t, contract.InvoiceWorkflowID(tc.id))
 		t.Logf("%s lifecycle: %d history events, %d workflow tasks", name, len(h.Events), countTasks(h))
 		assert.LessOrEqual(t, len(h.Events), tc.budget, name)
 		if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
@@ -119,7 +118,7 @@ func TestReminderLifecycleHistory(t *testing.T) {
 	}, 30*time.Second, 100*time.Millisecond)
 	require.Equal(t, 200, s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 9000, "payment_method": "pm_card_visa"}).Status)
 	s.waitIdle(t, id, 1)
-	h := s.history(t, workflows.InvoiceWorkflowID(id))
+	h := s.history(t, contract.InvoiceWorkflowID(id))
 	t.Logf("reminder lifecycle: %d history events, %d workflow tasks", len(h.Events), countTasks(h))
 	if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
 		raw, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
@@ -149,7 +148,7 @@ func TestResendLifecycleHistory(t *testing.T) {
 	}, 30*time.Second, 100*time.Millisecond)
 	require.Equal(t, 200, s.do(t, "POST", "/v1/invoices/"+id+"/payments", s.Key, map[string]any{"amount": 9500, "payment_method": "pm_card_visa"}).Status)
 	s.waitIdle(t, id, 1)
-	h := s.history(t, workflows.InvoiceWorkflowID(id))
+	h := s.history(t, contract.InvoiceWorkflowID(id))
 	t.Logf("resend lifecycle: %d history events, %d workflow tasks", len(h.Events), countTasks(h))
 	if os.Getenv("BILLFLOW_RECORD_HISTORIES") != "" {
 		raw, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)

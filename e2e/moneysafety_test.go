@@ -13,6 +13,7 @@ import (
 	sdktemporal "go.temporal.io/sdk/temporal"
 
 	"github.com/billflow/billflow/app"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/mail"
 	"github.com/billflow/billflow/payments"
 	"github.com/billflow/billflow/store"
@@ -21,19 +22,19 @@ import (
 
 // payUpdate sends the pay Update straight to the invoice's workflow, as the
 // API does, but with an Update ID of the test's choosing.
-func (s *stack) payUpdate(t *testing.T, invoiceID, updateID string, in *workflows.PayInput) (*workflows.PayResult, error) {
+func (s *stack) payUpdate(t *testing.T, invoiceID, updateID string, in *contract.PayInput) (*contract.PayResult, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if in.RequestHash == "" {
 		in.RequestHash = in.Fingerprint()
 	}
-	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: workflows.InvoiceWorkflowID(invoiceID),
-		UpdateID: updateID, UpdateName: workflows.PayUpdate, Args: []any{in}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	h, err := s.Temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: contract.InvoiceWorkflowID(invoiceID),
+		UpdateID: updateID, UpdateName: contract.PayUpdate, Args: []any{in}, WaitForStage: client.WorkflowUpdateStageCompleted})
 	if err != nil {
 		return nil, err
 	}
-	var res workflows.PayResult
+	var res contract.PayResult
 	return &res, h.Get(ctx, &res)
 }
 
@@ -64,11 +65,11 @@ func (s *stack) ledgerBalance(t *testing.T, invoiceID string) int64 {
 func TestTextPostgresRefusesIsRefusedBeforeCharging(t *testing.T) {
 	s := getStack(t)
 	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 12000, nil).str("id")
-	_, err := s.payUpdate(t, id, "pay:nul-name", &workflows.PayInput{Amount: 12000, PaymentMethodID: "pm_card_visa",
+	_, err := s.payUpdate(t, id, "pay:nul-name", &contract.PayInput{Amount: 12000, PaymentMethodID: "pm_card_visa",
 		PayerName: "Ada\x00Lovelace", IdempotencyKey: "nul-name", Scope: "test"})
 	var appErr *sdktemporal.ApplicationError
 	require.ErrorAs(t, err, &appErr)
-	assert.Equal(t, workflows.ErrTypeInvalidPayment, appErr.Type())
+	assert.Equal(t, contract.ErrTypeInvalidPayment, appErr.Type())
 	assert.Empty(t, s.intentsFor(id), "nothing reached the processor")
 	assert.Equal(t, int64(12000), s.ledgerBalance(t, id))
 	assert.Equal(t, "open", s.do(t, "GET", "/v1/invoices/"+id, s.Key, nil).str("status"))
@@ -82,8 +83,8 @@ func TestSamePaymentRequestInALaterRunChargesOnce(t *testing.T) {
 	s := getStack(t)
 	id := s.newInvoice(t, s.Key, s.newClient(t, s.Key), 20000, map[string]any{
 		"partial_payments": map[string]any{"enabled": true, "max_installments": 3}}).str("id")
-	in := func(amount int64) *workflows.PayInput {
-		return &workflows.PayInput{Amount: amount, PaymentMethodID: "pm_card_visa", IdempotencyKey: "k-across-runs", Scope: "test"}
+	in := func(amount int64) *contract.PayInput {
+		return &contract.PayInput{Amount: amount, PaymentMethodID: "pm_card_visa", IdempotencyKey: "k-across-runs", Scope: "test"}
 	}
 	first, err := s.payUpdate(t, id, "pay:run-1", in(5000))
 	require.NoError(t, err)
@@ -100,13 +101,13 @@ func TestSamePaymentRequestInALaterRunChargesOnce(t *testing.T) {
 	_, err = s.payUpdate(t, id, "pay:run-3", in(6000))
 	var appErr *sdktemporal.ApplicationError
 	require.ErrorAs(t, err, &appErr)
-	assert.Equal(t, workflows.ErrTypeKeyReused, appErr.Type())
+	assert.Equal(t, contract.ErrTypeKeyReused, appErr.Type())
 	assert.Len(t, s.intentsFor(id), 1)
 
 	// The state Query shows the payment once.
-	v, err := s.Temporal.QueryWorkflow(context.Background(), workflows.InvoiceWorkflowID(id), "", workflows.StateQuery)
+	v, err := s.Temporal.QueryWorkflow(context.Background(), contract.InvoiceWorkflowID(id), "", contract.StateQuery)
 	require.NoError(t, err)
-	var st workflows.InvoiceState
+	var st contract.InvoiceState
 	require.NoError(t, v.Get(&st))
 	assert.Len(t, st.Payments, 1)
 	assert.Equal(t, int64(15000), st.AmountDue)
@@ -188,10 +189,10 @@ func TestReconcilerRecordsALostCharge(t *testing.T) {
 
 	_, err = s.Store.Pool.Exec(ctx, `UPDATE payment_attempts SET updated_at = now() - interval '10 minutes' WHERE id=$1`, att.ID)
 	require.NoError(t, err)
-	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reconcile-test-" + id, TaskQueue: workflows.TaskQueue},
-		workflows.ReconcileWorkflow, &workflows.ReconcileInput{})
+	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reconcile-test-" + id, TaskQueue: contract.TaskQueue},
+		workflows.ReconcileWorkflow, &contract.ReconcileInput{})
 	require.NoError(t, err)
-	var out workflows.ReconcileResult
+	var out contract.ReconcileResult
 	require.NoError(t, run.Get(ctx, &out))
 	assert.GreaterOrEqual(t, out.Settled, 1)
 	s.waitStatus(t, id, "paid")
@@ -199,8 +200,8 @@ func TestReconcilerRecordsALostCharge(t *testing.T) {
 	assert.Equal(t, int64(0), s.ledgerBalance(t, id))
 	s.waitMail(t, id, mail.KindPaymentReceived)
 	// A second run finds nothing more to do for it.
-	run, err = s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reconcile-test2-" + id, TaskQueue: workflows.TaskQueue},
-		workflows.ReconcileWorkflow, &workflows.ReconcileInput{AttemptID: att.ID})
+	run, err = s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reconcile-test2-" + id, TaskQueue: contract.TaskQueue},
+		workflows.ReconcileWorkflow, &contract.ReconcileInput{AttemptID: att.ID})
 	require.NoError(t, err)
 	require.NoError(t, run.Get(ctx, &out))
 	assert.Zero(t, out.Settled)
@@ -261,10 +262,10 @@ func TestReconcilerSettlesAPaymentWhoseWebhookNeverCame(t *testing.T) {
 	// Old enough that the reconciler no longer waits for its webhook.
 	_, err := s.Store.Pool.Exec(ctx, `UPDATE payment_attempts SET updated_at = now() - interval '1 hour' WHERE id=$1`, pay["id"])
 	require.NoError(t, err)
-	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reconcile-nowebhook-" + id, TaskQueue: workflows.TaskQueue},
-		workflows.ReconcileWorkflow, &workflows.ReconcileInput{})
+	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reconcile-nowebhook-" + id, TaskQueue: contract.TaskQueue},
+		workflows.ReconcileWorkflow, &contract.ReconcileInput{})
 	require.NoError(t, err)
-	var out workflows.ReconcileResult
+	var out contract.ReconcileResult
 	require.NoError(t, run.Get(ctx, &out))
 	assert.GreaterOrEqual(t, out.Settled, 1)
 	got := s.waitStatus(t, id, "paid")

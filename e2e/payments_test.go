@@ -17,8 +17,8 @@ import (
 
 	"github.com/billflow/billflow/api"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/internal/stripesandbox"
-	"github.com/billflow/billflow/workflows"
 )
 
 // intentsFor lists the sandbox PaymentIntents made for one invoice.
@@ -295,8 +295,8 @@ func TestWebhookSignatureAndDedup(t *testing.T) {
 	// The payment's outcome was already recorded, so the invoice's workflow
 	// is not woken for it (a payment still in 3-D Secure is: see
 	// TestThreeDSecureRequiresActionThenPaid).
-	for _, e := range s.history(t, workflows.InvoiceWorkflowID(id)).Events {
-		assert.NotEqual(t, workflows.PaymentEventSignal, e.GetWorkflowExecutionSignaledEventAttributes().GetSignalName(), "event %d", e.GetEventId())
+	for _, e := range s.history(t, contract.InvoiceWorkflowID(id)).Events {
+		assert.NotEqual(t, contract.PaymentEventSignal, e.GetWorkflowExecutionSignaledEventAttributes().GetSignalName(), "event %d", e.GetEventId())
 	}
 	// Delivered twice: applied once (the second is acknowledged as a duplicate).
 	again := s.postWebhook(t, payload, webhook.GenerateTestSignedPayload(&webhook.UnsignedPayload{Payload: payload, Secret: webhookSecret}).Header)
@@ -394,8 +394,8 @@ func TestWebhookMarkedOnlyAfterDelivery(t *testing.T) {
 	assert.Equal(t, 200, post(), "Stripe's retry is delivered")
 	assert.Equal(t, 1, marked())
 	delivered := 0
-	for _, e := range s.history(t, workflows.InvoiceWorkflowID(id)).Events {
-		if e.GetWorkflowExecutionSignaledEventAttributes().GetSignalName() == workflows.PaymentEventSignal {
+	for _, e := range s.history(t, contract.InvoiceWorkflowID(id)).Events {
+		if e.GetWorkflowExecutionSignaledEventAttributes().GetSignalName() == contract.PaymentEventSignal {
 			delivered++
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/billflow/billflow/workflows"
+	"github.com/billflow/billflow/contract"
 )
 
 // Temporal stores payloads encrypted; the codec endpoint decrypts them for a
@@ -35,7 +35,7 @@ func TestPayloadsEncryptedAndFreeOfHealthInfo(t *testing.T) {
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		history.Reset()
 		summaries = nil
-		it := plain.GetWorkflowHistory(context.Background(), workflows.InvoiceWorkflowID(id), "", false, 0)
+		it := plain.GetWorkflowHistory(context.Background(), contract.InvoiceWorkflowID(id), "", false, 0)
 		for it.HasNext() {
 			ev, err := it.Next()
 			if !assert.NoError(c, err) {

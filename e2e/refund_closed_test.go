@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	enumspb "go.temporal.io/api/enums/v1"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/store"
-	"github.com/billflow/billflow/workflows"
 )
 
 // Refund an overpayment after the invoice's lifecycle (refund window) ended.
@@ -44,7 +44,7 @@ func (s *stack) closedPaidInvoice(t *testing.T, amount int64) (id, key string) {
 	require.NoError(t, err)
 	id = s.newInvoice(t, key, s.newClient(t, key), amount, nil).str("id")
 	require.Equal(t, 200, s.do(t, "POST", "/v1/invoices/"+id+"/payments", key, map[string]any{"amount": amount, "payment_method": "pm_card_visa"}).Status)
-	s.waitCompleted(t, workflows.InvoiceWorkflowID(id), 30*time.Second)
+	s.waitCompleted(t, contract.InvoiceWorkflowID(id), 30*time.Second)
 	return id, key
 }
 

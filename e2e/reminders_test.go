@@ -9,18 +9,19 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/sdk/client"
 
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
 )
 
-func (s *stack) runReminders(t *testing.T, today time.Time) *workflows.ReminderRunResult {
+func (s *stack) runReminders(t *testing.T, today time.Time) *contract.ReminderRunResult {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: workflows.TaskQueue,
+	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: contract.TaskQueue,
 		ID: "reminder-run-test-" + today.Format(time.DateOnly) + "-" + time.Now().Format("150405.000")},
-		workflows.ReminderRunWorkflow, &workflows.ReminderRunInput{Today: today})
+		workflows.ReminderRunWorkflow, &contract.ReminderRunInput{Today: today})
 	require.NoError(t, err)
-	var res workflows.ReminderRunResult
+	var res contract.ReminderRunResult
 	require.NoError(t, run.Get(ctx, &res))
 	return &res
 }
@@ -70,9 +71,9 @@ func TestRemainingBalanceReminderOnce(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, sent, 1)
 
-	v, err := s.Temporal.QueryWorkflow(context.Background(), workflows.InvoiceWorkflowID(id), "", workflows.StateQuery)
+	v, err := s.Temporal.QueryWorkflow(context.Background(), contract.InvoiceWorkflowID(id), "", contract.StateQuery)
 	require.NoError(t, err)
-	var st workflows.InvoiceState
+	var st contract.InvoiceState
 	require.NoError(t, v.Get(&st))
 	require.NotNil(t, st.NextReminderAt)
 	assert.Equal(t, due.AddDate(0, 0, 7), *st.NextReminderAt)

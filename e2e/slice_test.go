@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.temporal.io/api/workflowservice/v1"
 
-	"github.com/billflow/billflow/workflows"
+	"github.com/billflow/billflow/contract"
 )
 
 func TestPayInFullWithVisa(t *testing.T) {
@@ -56,7 +56,7 @@ func TestPayInFullWithVisa(t *testing.T) {
 	// Visible in Temporal: a visibility query on the custom search attribute finds it.
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
 		res, err := s.Temporal.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf(`InvoiceStatus="paid" AND WorkflowId=%q`, workflows.InvoiceWorkflowID(id))})
+			Query: fmt.Sprintf(`InvoiceStatus="paid" AND WorkflowId=%q`, contract.InvoiceWorkflowID(id))})
 		if !assert.NoError(c, err) {
 			return
 		}
@@ -82,9 +82,9 @@ func TestPayInFullWithVisa(t *testing.T) {
 	}, 30*time.Second, 200*time.Millisecond)
 
 	// The state Query agrees.
-	v, err := s.Temporal.QueryWorkflow(context.Background(), workflows.InvoiceWorkflowID(id), "", workflows.StateQuery)
+	v, err := s.Temporal.QueryWorkflow(context.Background(), contract.InvoiceWorkflowID(id), "", contract.StateQuery)
 	require.NoError(t, err)
-	var st workflows.InvoiceState
+	var st contract.InvoiceState
 	require.NoError(t, v.Get(&st))
 	assert.Equal(t, "paid", string(st.Status))
 	assert.NotNil(t, st.ClosesAt)

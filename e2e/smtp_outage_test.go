@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/billflow/billflow/api"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/mail"
-	"github.com/billflow/billflow/workflows"
 )
 
 // TestSMTPOutageReminderDoesNotBlockPayment: with SMTP down, a reminder falls
@@ -42,7 +42,7 @@ func TestSMTPOutageReminderDoesNotBlockPayment(t *testing.T) {
 	res := s.runReminders(t, due)
 	require.GreaterOrEqual(t, res.Signalled, 1)
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		assert.GreaterOrEqual(c, s.pendingAttempts(c, workflows.InvoiceWorkflowID(id))["SendReminder"], int32(2),
+		assert.GreaterOrEqual(c, s.pendingAttempts(c, contract.InvoiceWorkflowID(id))["SendReminder"], int32(2),
 			"the reminder is retrying against the stopped SMTP server")
 	}, 30*time.Second, 200*time.Millisecond)
 
@@ -59,7 +59,7 @@ func TestSMTPOutageReminderDoesNotBlockPayment(t *testing.T) {
 		assert.Equal(c, 1, n)
 		assert.Len(c, ids, 1)
 	}, 30*time.Second, 100*time.Millisecond)
-	d, err := s.Temporal.DescribeWorkflowExecution(context.Background(), workflows.InvoiceWorkflowID(id), "")
+	d, err := s.Temporal.DescribeWorkflowExecution(context.Background(), contract.InvoiceWorkflowID(id), "")
 	require.NoError(t, err)
 	assert.Empty(t, d.GetPendingActivities())
 	ids, n := byKind("payment_received")
@@ -155,7 +155,7 @@ func TestSMTPOutageResendDoesNotBlockPayment(t *testing.T) {
 		resent <- answer{status, err}
 	}()
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		assert.GreaterOrEqual(c, s.pendingAttempts(c, workflows.InvoiceWorkflowID(id))["IssueInvoice"], int32(2),
+		assert.GreaterOrEqual(c, s.pendingAttempts(c, contract.InvoiceWorkflowID(id))["IssueInvoice"], int32(2),
 			"the resend is retrying against the stopped SMTP server")
 	}, 30*time.Second, 200*time.Millisecond)
 
@@ -176,7 +176,7 @@ func TestSMTPOutageResendDoesNotBlockPayment(t *testing.T) {
 		ids, n := count("payment_received")
 		assert.Equal(c, 1, n)
 		assert.Len(c, ids, 1)
-		assert.Empty(c, s.pendingAttempts(c, workflows.InvoiceWorkflowID(id)))
+		assert.Empty(c, s.pendingAttempts(c, contract.InvoiceWorkflowID(id)))
 	}, time.Minute, 200*time.Millisecond)
 	ids, n := count("invoice_issued")
 	assert.Equal(t, 1, n, "no bill after the payment: %v", ids)

@@ -18,8 +18,8 @@ import (
 
 	"github.com/billflow/billflow/api"
 	"github.com/billflow/billflow/cards"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/payments"
-	"github.com/billflow/billflow/workflows"
 )
 
 // summaries are the activity and timer summaries of an invoice's workflow,
@@ -27,7 +27,7 @@ import (
 func (s *stack) summaries(t *testing.T, invoiceID string) []string {
 	t.Helper()
 	var out []string
-	for _, ev := range s.history(t, workflows.InvoiceWorkflowID(invoiceID)).Events {
+	for _, ev := range s.history(t, contract.InvoiceWorkflowID(invoiceID)).Events {
 		if p := ev.GetUserMetadata().GetSummary(); p != nil {
 			var sum string
 			require.NoError(t, converter.GetDefaultDataConverter().FromPayload(p, &sum))
@@ -42,7 +42,7 @@ func (s *stack) summaries(t *testing.T, invoiceID string) []string {
 // never blocks before deciding) ran in it.
 func (s *stack) signalHandled(t *testing.T, invoiceID, name string) bool {
 	seen := false
-	for _, ev := range s.history(t, workflows.InvoiceWorkflowID(invoiceID)).Events {
+	for _, ev := range s.history(t, contract.InvoiceWorkflowID(invoiceID)).Events {
 		switch ev.GetEventType() {
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
 			seen = seen || ev.GetWorkflowExecutionSignaledEventAttributes().GetSignalName() == name
@@ -119,7 +119,7 @@ func TestWalkNoReminderOnIssueDay(t *testing.T) {
 
 	s.runReminders(t, issue)
 	require.EventuallyWithT(t, func(c *assert.CollectT) {
-		assert.True(c, s.signalHandled(t, id, workflows.ReminderSignal), "the issue-day run's signal was handled")
+		assert.True(c, s.signalHandled(t, id, contract.ReminderSignal), "the issue-day run's signal was handled")
 	}, 20*time.Second, 200*time.Millisecond)
 	s.waitIdle(t, id, 0) // a reminder owed would be sent by now
 	_, n := s.mailsByKind(id, "reminder")
@@ -243,7 +243,7 @@ func TestWalkFullyRefundedInvoiceCompletes(t *testing.T) {
 	ref := s.do(t, "POST", "/v1/invoices/"+id+"/refunds", s.Key, map[string]any{"amount": 9000})
 	require.Equal(t, 200, ref.Status, string(ref.Raw))
 	assert.Equal(t, "refunded", body(ref.Body, "invoice")["status"])
-	s.waitCompleted(t, workflows.InvoiceWorkflowID(id), 20*time.Second)
+	s.waitCompleted(t, contract.InvoiceWorkflowID(id), 20*time.Second)
 	_, n := s.mailsByKind(id, "refund_notice")
 	assert.Equal(t, 1, n, "the refund notice went out before it completed")
 

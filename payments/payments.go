@@ -10,11 +10,11 @@
 package payments
 
 import (
-	"github.com/billflow/billflow/contract"
-
 	"context"
 	"errors"
 	"fmt"
+
+	"github.com/billflow/billflow/contract"
 )
 
 // Status is the outcome of a charge as billflow sees it; Stripe's finer

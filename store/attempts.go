@@ -1,8 +1,6 @@
 package store
 
 import (
-	"github.com/billflow/billflow/contract"
-
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/billflow/billflow/contract"
 )
 
 // ErrKeyReused says an idempotency key already names a different payment

@@ -1,8 +1,6 @@
 package store
 
 import (
-	"github.com/billflow/billflow/contract"
-
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/billflow/billflow/contract"
 )
 
 // InvoiceStatus is an invoice's place in its lifecycle (contract's).

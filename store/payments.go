@@ -1,13 +1,13 @@
 package store
 
 import (
-	"github.com/billflow/billflow/contract"
-
 	"context"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/billflow/billflow/contract"
 )
 
 // Payment is one charge applied to one invoice.

@@ -1,8 +1,6 @@
 package worker
 
 import (
-	"github.com/billflow/billflow/contract"
-
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +9,8 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/billflow/billflow/contract"
 )
 
 // ScheduleOptions tune the Schedules the worker keeps.

@@ -3,8 +3,6 @@
 package worker
 
 import (
-	"github.com/billflow/billflow/contract"
-
 	"context"
 	"fmt"
 	"time"
@@ -15,6 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/tenancy"
 	"github.com/billflow/billflow/workflows"
 )

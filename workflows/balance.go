@@ -18,8 +18,8 @@ import (
 // The recorded Update answers once the charge is recorded (or refused) and
 // the invoices' workflows are told, so a request never waits on the receipt
 // email, which goes out whenever the mail server takes it.
-func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*BalancePaymentResult, error) {
-	rec := &recorded[BalancePaymentResult]{}
+func BalancePaymentWorkflow(ctx workflow.Context, in *contract.BalancePaymentInput) (*contract.BalancePaymentResult, error) {
+	rec := &recorded[contract.BalancePaymentResult]{}
 	if err := rec.register(ctx); err != nil {
 		return nil, err
 	}
@@ -28,7 +28,7 @@ func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*Bal
 		rec.set(nil, err)
 		return nil, rec.finish(ctx, err)
 	}
-	out := &BalancePaymentResult{BalancePaymentID: in.BalancePaymentID, Status: res.Status, Amount: in.Total, Currency: in.Currency,
+	out := &contract.BalancePaymentResult{BalancePaymentID: in.BalancePaymentID, Status: res.Status, Amount: in.Total, Currency: in.Currency,
 		FailureCode: res.FailureCode, DeclineCode: res.DeclineCode, FailureMessage: res.FailureMessage,
 		NextActionURL: res.NextActionURL, Allocations: res.Allocations}
 	if res.Status == contract.PaymentFailed {
@@ -51,13 +51,13 @@ func BalancePaymentWorkflow(ctx workflow.Context, in *BalancePaymentInput) (*Bal
 }
 
 // chargeBalance charges the balance once and records it.
-func chargeBalance(ctx workflow.Context, in *BalancePaymentInput) (*activities.ChargeBalanceResult, error) {
+func chargeBalance(ctx workflow.Context, in *contract.BalancePaymentInput) (*activities.ChargeBalanceResult, error) {
 	label := in.MethodLabel
 	if label == "" {
 		label = "card"
 	}
 	actx := chargeOptions(ctx, fmt.Sprintf("Charge balance %s to %s", money.Format(in.Total, in.Currency), label),
-		ErrTypeGateway, ErrTypeBalanceChanged)
+		contract.ErrTypeGateway, contract.ErrTypeBalanceChanged)
 	var res activities.ChargeBalanceResult
 	if err := workflow.ExecuteActivity(actx, acts.ChargeBalance, &activities.ChargeBalanceInput{
 		BalancePaymentID: in.BalancePaymentID, PracticeID: in.PracticeID, ClientID: in.ClientID, Currency: in.Currency,
@@ -78,7 +78,7 @@ func chargeBalance(ctx workflow.Context, in *BalancePaymentInput) (*activities.C
 // closed one has it recorded in Postgres all the same).
 func tellBalanceInvoices(ctx workflow.Context, res *activities.ChargeBalanceResult) {
 	for _, al := range res.Allocations {
-		err := workflow.SignalExternalWorkflow(ctx, contract.InvoiceWorkflowID(al.InvoiceID), "", PaymentAppliedSignal, &PaymentApplied{
+		err := workflow.SignalExternalWorkflow(ctx, contract.InvoiceWorkflowID(al.InvoiceID), "", contract.PaymentAppliedSignal, &contract.PaymentApplied{
 			PaymentID: al.PaymentID, IntentID: res.IntentID, Amount: al.Amount, Status: res.Status, MethodLabel: res.MethodLabel,
 		}).Get(ctx, nil)
 		if err != nil {
@@ -97,7 +97,7 @@ type recorded[T any] struct {
 }
 
 func (r *recorded[T]) register(ctx workflow.Context) error {
-	return workflow.SetUpdateHandler(ctx, RecordedUpdate, func(ctx workflow.Context) (*T, error) {
+	return workflow.SetUpdateHandler(ctx, contract.RecordedUpdate, func(ctx workflow.Context) (*T, error) {
 		if err := workflow.Await(ctx, func() bool { return r.done }); err != nil {
 			return nil, err
 		}

@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -24,15 +25,15 @@ func (s *invoiceSuite) TestBalancePaymentAcrossThreeInvoices() {
 		Allocations: allocs}, nil).Once()
 	var order []string
 	for _, a := range allocs {
-		env.OnSignalExternalWorkflow(mock.Anything, workflows.InvoiceWorkflowID(a.InvoiceID), "", workflows.PaymentAppliedSignal, mock.Anything).
+		env.OnSignalExternalWorkflow(mock.Anything, contract.InvoiceWorkflowID(a.InvoiceID), "", contract.PaymentAppliedSignal, mock.Anything).
 			Run(func(args mock.Arguments) { order = append(order, args.String(1)) }).Return(nil).Once()
 	}
 	env.OnActivity(acts.SendBalanceReceipt, mock.Anything, &activities.BalanceReceiptInput{BalancePaymentID: "bal_1", PracticeID: "p", ClientID: "c"}).
 		Return(&activities.NotifyResult{Emailed: true}, nil).Once()
-	env.ExecuteWorkflow(workflows.BalancePaymentWorkflow, &workflows.BalancePaymentInput{BalancePaymentID: "bal_1", PracticeID: "p",
+	env.ExecuteWorkflow(workflows.BalancePaymentWorkflow, &contract.BalancePaymentInput{BalancePaymentID: "bal_1", PracticeID: "p",
 		ClientID: "c", Currency: "usd", Total: 26000, InvoiceIDs: []string{"inv_a", "inv_b", "inv_c"}, PaymentMethodID: "pm_card_visa"})
 	s.NoError(env.GetWorkflowError())
-	var res workflows.BalancePaymentResult
+	var res contract.BalancePaymentResult
 	s.NoError(env.GetWorkflowResult(&res))
 	s.Equal("succeeded", string(res.Status))
 	s.Equal([]string{"invoice-inv_a", "invoice-inv_b", "invoice-inv_c"}, order, "oldest invoice first")
@@ -45,8 +46,8 @@ func (s *invoiceSuite) TestBalancePaymentDeclinedAppliesNothing() {
 	env.RegisterActivity(acts)
 	env.OnActivity(acts.ChargeBalance, mock.Anything, mock.Anything).Return(&activities.ChargeBalanceResult{
 		ChargeResult: activities.ChargeResult{Status: "failed", FailureCode: "card_declined"}}, nil).Once()
-	env.ExecuteWorkflow(workflows.BalancePaymentWorkflow, &workflows.BalancePaymentInput{BalancePaymentID: "bal_2", Total: 100, Currency: "usd"})
-	var res workflows.BalancePaymentResult
+	env.ExecuteWorkflow(workflows.BalancePaymentWorkflow, &contract.BalancePaymentInput{BalancePaymentID: "bal_2", Total: 100, Currency: "usd"})
+	var res contract.BalancePaymentResult
 	s.NoError(env.GetWorkflowResult(&res))
 	s.Equal("card_declined", res.FailureCode)
 	env.AssertExpectations(s.T())
@@ -63,7 +64,7 @@ func (s *invoiceSuite) TestPaymentAppliedByBalancePayment() {
 	s.env.OnActivity(acts.NotifyPayment, mock.Anything, &activities.NotifyInput{InvoiceID: "inv_abc", PaymentID: "bal_1_1", ReceiptOnly: true}).
 		Return(&activities.NotifyResult{DocumentID: "doc_r"}, nil).Once()
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(workflows.PaymentAppliedSignal, &workflows.PaymentApplied{PaymentID: "bal_1_1", Amount: 18000, Status: "succeeded"})
+		s.env.SignalWorkflow(contract.PaymentAppliedSignal, &contract.PaymentApplied{PaymentID: "bal_1_1", Amount: 18000, Status: "succeeded"})
 	}, 0)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
 	s.NoError(s.env.GetWorkflowError())
@@ -79,23 +80,23 @@ func (s *invoiceSuite) TestBalancePaymentRecordedBeforeReceipt() {
 	allocs := []activities.Allocation{{InvoiceID: "inv_a", PaymentID: "bal_3_1", Amount: 6000}}
 	env.OnActivity(acts.ChargeBalance, mock.Anything, mock.Anything).Return(&activities.ChargeBalanceResult{
 		ChargeResult: activities.ChargeResult{IntentID: "pi_3", Status: "succeeded"}, Allocations: allocs}, nil).Once()
-	env.OnSignalExternalWorkflow(mock.Anything, "invoice-inv_a", "", workflows.PaymentAppliedSignal, mock.Anything).Return(nil).Once()
+	env.OnSignalExternalWorkflow(mock.Anything, "invoice-inv_a", "", contract.PaymentAppliedSignal, mock.Anything).Return(nil).Once()
 	env.OnActivity(acts.SendBalanceReceipt, mock.Anything, mock.Anything).Return(nil, errors.New("smtp: connection refused")).Times(4)
 	var emailedAt time.Time
 	env.OnActivity(acts.SendBalanceReceipt, mock.Anything, mock.Anything).Run(func(mock.Arguments) { emailedAt = env.Now() }).
 		Return(&activities.NotifyResult{Emailed: true}, nil).Once()
 	var recordedAt time.Time
-	var got workflows.BalancePaymentResult
+	var got contract.BalancePaymentResult
 	env.RegisterDelayedCallback(func() {
-		env.UpdateWorkflow(workflows.RecordedUpdate, "recorded", &testsuite.TestUpdateCallback{
+		env.UpdateWorkflow(contract.RecordedUpdate, "recorded", &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { s.Fail("rejected", err.Error()) }, OnAccept: func() {},
 			OnComplete: func(v any, err error) {
 				s.Require().NoError(err)
-				got, recordedAt = *v.(*workflows.BalancePaymentResult), env.Now()
+				got, recordedAt = *v.(*contract.BalancePaymentResult), env.Now()
 			}})
 	}, 0)
 	start := env.Now()
-	env.ExecuteWorkflow(workflows.BalancePaymentWorkflow, &workflows.BalancePaymentInput{BalancePaymentID: "bal_3", PracticeID: "p",
+	env.ExecuteWorkflow(workflows.BalancePaymentWorkflow, &contract.BalancePaymentInput{BalancePaymentID: "bal_3", PracticeID: "p",
 		ClientID: "c", Currency: "usd", Total: 6000, InvoiceIDs: []string{"inv_a"}, PaymentMethodID: "pm_card_visa"})
 	s.NoError(env.GetWorkflowError())
 	s.Equal("succeeded", string(got.Status))
@@ -113,17 +114,17 @@ func (s *invoiceSuite) TestBalancePaymentRecordedRefusal() {
 	env.RegisterWorkflow(workflows.BalancePaymentWorkflow)
 	env.RegisterActivity(acts)
 	env.OnActivity(acts.ChargeBalance, mock.Anything, mock.Anything).Return(nil,
-		temporal.NewNonRetryableApplicationError("the balance changed", workflows.ErrTypeBalanceChanged, nil)).Once()
+		temporal.NewNonRetryableApplicationError("the balance changed", contract.ErrTypeBalanceChanged, nil)).Once()
 	var got error
 	env.RegisterDelayedCallback(func() {
-		env.UpdateWorkflow(workflows.RecordedUpdate, "recorded", &testsuite.TestUpdateCallback{
+		env.UpdateWorkflow(contract.RecordedUpdate, "recorded", &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { s.Fail("rejected", err.Error()) }, OnAccept: func() {},
 			OnComplete: func(_ any, err error) { got = err }})
 	}, 0)
-	env.ExecuteWorkflow(workflows.BalancePaymentWorkflow, &workflows.BalancePaymentInput{BalancePaymentID: "bal_4", Total: 100, Currency: "usd"})
+	env.ExecuteWorkflow(workflows.BalancePaymentWorkflow, &contract.BalancePaymentInput{BalancePaymentID: "bal_4", Total: 100, Currency: "usd"})
 	var appErr *temporal.ApplicationError
 	s.Require().ErrorAs(got, &appErr)
-	s.Equal(workflows.ErrTypeBalanceChanged, appErr.Type())
+	s.Equal(contract.ErrTypeBalanceChanged, appErr.Type())
 	s.Error(env.GetWorkflowError())
 }
 
@@ -140,17 +141,17 @@ func (s *invoiceSuite) TestRefundAfterCloseRecordedBeforeNotice() {
 	env.OnActivity(acts.NotifyRefund, mock.Anything, mock.Anything).Run(func(mock.Arguments) { emailedAt = env.Now() }).
 		Return(&activities.NotifyResult{Emailed: true}, nil).Once()
 	var recordedAt time.Time
-	var got workflows.RefundResult
+	var got contract.RefundResult
 	env.RegisterDelayedCallback(func() {
-		env.UpdateWorkflow(workflows.RecordedUpdate, "recorded", &testsuite.TestUpdateCallback{
+		env.UpdateWorkflow(contract.RecordedUpdate, "recorded", &testsuite.TestUpdateCallback{
 			OnReject: func(err error) { s.Fail("rejected", err.Error()) }, OnAccept: func() {},
 			OnComplete: func(v any, err error) {
 				s.Require().NoError(err)
-				got, recordedAt = *v.(*workflows.RefundResult), env.Now()
+				got, recordedAt = *v.(*contract.RefundResult), env.Now()
 			}})
 	}, 0)
 	start := env.Now()
-	env.ExecuteWorkflow(workflows.RefundAfterCloseWorkflow, &workflows.RefundAfterCloseInput{InvoiceID: "inv_a", PaymentID: "pay_a_1",
+	env.ExecuteWorkflow(workflows.RefundAfterCloseWorkflow, &contract.RefundAfterCloseInput{InvoiceID: "inv_a", PaymentID: "pay_a_1",
 		RefundID: "ref_1", Amount: 9000, Currency: "usd"})
 	s.NoError(env.GetWorkflowError())
 	s.Equal("succeeded", string(got.Status))
@@ -174,18 +175,18 @@ func (s *invoiceSuite) TestRefundOfABalancePaymentInHand() {
 		Return(&activities.InvoiceSnapshot{Status: "paid", AmountPaid: 18000}, nil).Once()
 	s.env.OnActivity(acts.Refund, mock.Anything, &activities.RefundInput{InvoiceID: "inv_abc", PaymentID: "bal_1_1", RefundID: "ref_abc_1", Amount: 13000}).
 		Return(&activities.RefundResult{RefundID: "ref_abc_1", Status: "succeeded", Invoice: activities.InvoiceSnapshot{Status: "partially_refunded", AmountPaid: 18000, AmountRefunded: 13000}}, nil).Once()
-	pay := s.sendUpdate(time.Minute, workflows.PayUpdate, "p", &workflows.PayInput{Amount: 5000, PaymentMethodID: "pm_card_visa"}, nil)
+	pay := s.sendUpdate(time.Minute, contract.PayUpdate, "p", &contract.PayInput{Amount: 5000, PaymentMethodID: "pm_card_visa"}, nil)
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(workflows.PaymentAppliedSignal, &workflows.PaymentApplied{PaymentID: "bal_1_1", Amount: 13000, Status: "succeeded"})
+		s.env.SignalWorkflow(contract.PaymentAppliedSignal, &contract.PaymentApplied{PaymentID: "bal_1_1", Amount: 13000, Status: "succeeded"})
 	}, 2*time.Minute)
-	r := s.sendUpdate(3*time.Minute, workflows.RefundUpdate, "r1", &workflows.RefundInput{Amount: 13000, PaymentID: "bal_1_1"}, nil)
-	unknown := s.sendUpdate(30*time.Minute, workflows.RefundUpdate, "r2", &workflows.RefundInput{Amount: 100, PaymentID: "pay_nope"}, nil)
+	r := s.sendUpdate(3*time.Minute, contract.RefundUpdate, "r1", &contract.RefundInput{Amount: 13000, PaymentID: "bal_1_1"}, nil)
+	unknown := s.sendUpdate(30*time.Minute, contract.RefundUpdate, "r2", &contract.RefundInput{Amount: 100, PaymentID: "pay_nope"}, nil)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(true))
 	s.NoError(pay.err)
 	s.True(r.done)
 	s.NoError(r.rejected)
 	s.NoError(r.err)
-	s.Equal("partially_refunded", string(r.value.(*workflows.RefundResult).Invoice.Status))
+	s.Equal("partially_refunded", string(r.value.(*contract.RefundResult).Invoice.Status))
 	s.True(unknown.done)
-	s.Equal(workflows.ErrTypeInvalidRefund, appType(errors.Join(unknown.rejected, unknown.err)))
+	s.Equal(contract.ErrTypeInvalidRefund, appType(errors.Join(unknown.rejected, unknown.err)))
 }

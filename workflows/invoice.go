@@ -20,8 +20,8 @@ const DefaultRefundWindow = 180 * 24 * time.Hour
 const maxHistoryEvents = 2000
 
 type invoiceWF struct {
-	in    *InvoiceInput
-	st    *InvoiceState
+	in    *contract.InvoiceInput
+	st    *contract.InvoiceState
 	lock  workflow.Mutex
 	dirty bool // a handler changed the state; run() re-evaluates
 	// chargeLocal: charges run as local activities (chargeLocalChange ≥ 1).
@@ -45,10 +45,10 @@ type invoiceWF struct {
 
 // InvoiceWorkflow is one invoice's whole life: issue, payments, reminders,
 // receipt, refunds, void. Read run() top to bottom; it follows DESIGN.md.
-func InvoiceWorkflow(ctx workflow.Context, in *InvoiceInput) error {
+func InvoiceWorkflow(ctx workflow.Context, in *contract.InvoiceInput) error {
 	w := &invoiceWF{in: in, st: in.State}
 	if w.st == nil {
-		w.st = &InvoiceState{
+		w.st = &contract.InvoiceState{
 			InvoiceID: in.InvoiceID, Number: in.Number, Status: contract.InvoiceOpen, Currency: in.Currency,
 			Total: in.Total, AmountDue: in.Total, DueDate: in.DueDate,
 		}
@@ -75,28 +75,28 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 	v := workflow.GetVersion(ctx, chargeLocalChange, workflow.DefaultVersion, 3)
 	w.chargeLocal, w.drainSignals, w.bufferSignals = v >= 1, v >= 2, v >= 3
 	w.lock = workflow.NewMutex(ctx)
-	for _, name := range []string{PaymentEventSignal, PaymentAppliedSignal, ReminderSignal} {
+	for _, name := range []string{contract.PaymentEventSignal, contract.PaymentAppliedSignal, contract.ReminderSignal} {
 		w.signals = append(w.signals, workflow.GetSignalChannel(ctx, name))
 	}
-	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (*InvoiceState, error) { return w.st, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, contract.StateQuery, func() (*contract.InvoiceState, error) { return w.st, nil }); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, PayUpdate, w.pay, workflow.UpdateHandlerOptions{Validator: w.validatePay}); err != nil {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.PayUpdate, w.pay, workflow.UpdateHandlerOptions{Validator: w.validatePay}); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, RefundUpdate, w.refund, workflow.UpdateHandlerOptions{Validator: w.validateRefund}); err != nil {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.RefundUpdate, w.refund, workflow.UpdateHandlerOptions{Validator: w.validateRefund}); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, VoidUpdate, w.void, workflow.UpdateHandlerOptions{Validator: w.validateVoid}); err != nil {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.VoidUpdate, w.void, workflow.UpdateHandlerOptions{Validator: w.validateVoid}); err != nil {
 		return err
 	}
-	if err := workflow.SetUpdateHandlerWithOptions(ctx, ResendUpdate, w.resend, workflow.UpdateHandlerOptions{Validator: w.validateResend}); err != nil {
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, contract.ResendUpdate, w.resend, workflow.UpdateHandlerOptions{Validator: w.validateResend}); err != nil {
 		return err
 	}
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		ch := workflow.GetSignalChannel(ctx, PaymentEventSignal)
+		ch := workflow.GetSignalChannel(ctx, contract.PaymentEventSignal)
 		for {
-			var ev PaymentEvent
+			var ev contract.PaymentEvent
 			if !w.receive(ctx, ch, &ev) {
 				return
 			}
@@ -106,9 +106,9 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 		}
 	})
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		ch := workflow.GetSignalChannel(ctx, PaymentAppliedSignal)
+		ch := workflow.GetSignalChannel(ctx, contract.PaymentAppliedSignal)
 		for {
-			var pa PaymentApplied
+			var pa contract.PaymentApplied
 			if !w.receive(ctx, ch, &pa) {
 				return
 			}
@@ -118,9 +118,9 @@ func (w *invoiceWF) setup(ctx workflow.Context) error {
 		}
 	})
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		ch := workflow.GetSignalChannel(ctx, ReminderSignal)
+		ch := workflow.GetSignalChannel(ctx, contract.ReminderSignal)
 		for {
-			var r ReminderDue
+			var r contract.ReminderDue
 			if !w.receive(ctx, ch, &r) {
 				return
 			}
@@ -275,7 +275,7 @@ func trimPrefix(id string) string {
 }
 
 // apply mirrors the recorded invoice into state and the search attributes.
-func (w *invoiceWF) apply(ctx workflow.Context, snap *InvoiceSnapshot) {
+func (w *invoiceWF) apply(ctx workflow.Context, snap *contract.InvoiceSnapshot) {
 	st := w.st
 	changed := st.Status != snap.Status || st.AmountDue != snap.AmountDue
 	st.Status, st.AmountPaid, st.AmountRefunded = snap.Status, snap.AmountPaid, snap.AmountRefunded
@@ -289,7 +289,7 @@ func (w *invoiceWF) apply(ctx workflow.Context, snap *InvoiceSnapshot) {
 	w.dirty = true
 	w.planNextReminder(workflow.Now(ctx))
 	if changed {
-		if err := workflow.UpsertTypedSearchAttributes(ctx, InvoiceStatusKey.ValueSet(string(st.Status)), AmountDueKey.ValueSet(st.AmountDue)); err != nil {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, contract.InvoiceStatusKey.ValueSet(string(st.Status)), contract.AmountDueKey.ValueSet(st.AmountDue)); err != nil {
 			workflow.GetLogger(ctx).Error("upsert search attributes", "error", err)
 		}
 	}

@@ -12,8 +12,8 @@ import (
 )
 
 // onPaymentEvent settles a processing or requires_action payment from a webhook.
-func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
-	idx := slices.IndexFunc(w.st.Payments, func(p PaymentState) bool {
+func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *contract.PaymentEvent) {
+	idx := slices.IndexFunc(w.st.Payments, func(p contract.PaymentState) bool {
 		return (ev.PaymentID != "" && p.ID == ev.PaymentID) || (ev.IntentID != "" && p.IntentID == ev.IntentID)
 	})
 	if idx < 0 {
@@ -44,12 +44,12 @@ func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
 	w.apply(ctx, &res.Invoice)
 	switch res.Status {
 	case contract.PaymentSucceeded:
-		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePayment, PaymentID: p.ID, Amount: p.Amount, Final: res.Invoice.AmountDue == 0})
+		w.st.Pending = append(w.st.Pending, contract.Notice{Kind: contract.NoticePayment, PaymentID: p.ID, Amount: p.Amount, Final: res.Invoice.AmountDue == 0})
 	case contract.PaymentFailed:
 		// A canceled intent was replaced by a later payment before its 3-D
 		// Secure was finished (billflow cancels no other): nothing to tell.
 		if res.FailureCode != canceledIntent {
-			w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePaymentFailed, PaymentID: p.ID, Amount: p.Amount})
+			w.st.Pending = append(w.st.Pending, contract.Notice{Kind: contract.NoticePaymentFailed, PaymentID: p.ID, Amount: p.Amount})
 		}
 	}
 }
@@ -59,7 +59,7 @@ func (w *invoiceWF) onPaymentEvent(ctx workflow.Context, ev *PaymentEvent) {
 const canceledIntent = "payment_intent_canceled"
 
 // onPaymentApplied takes in a payment a balance payment recorded on this invoice.
-func (w *invoiceWF) onPaymentApplied(ctx workflow.Context, pa *PaymentApplied) {
+func (w *invoiceWF) onPaymentApplied(ctx workflow.Context, pa *contract.PaymentApplied) {
 	if w.hasPayment(pa.PaymentID) {
 		return
 	}
@@ -70,10 +70,10 @@ func (w *invoiceWF) onPaymentApplied(ctx workflow.Context, pa *PaymentApplied) {
 	if w.hasPayment(pa.PaymentID) {
 		return // the payment's own charge took it in while this waited
 	}
-	w.st.Payments = append(w.st.Payments, PaymentState{ID: pa.PaymentID, Amount: pa.Amount, Status: pa.Status,
+	w.st.Payments = append(w.st.Payments, contract.PaymentState{ID: pa.PaymentID, Amount: pa.Amount, Status: pa.Status,
 		IntentID: pa.IntentID, MethodLabel: pa.MethodLabel, CreatedAt: workflow.Now(ctx)})
 	actx := ledgerOptions(ctx, "Apply balance payment "+money.Format(pa.Amount, w.st.Currency))
-	var snap InvoiceSnapshot
+	var snap contract.InvoiceSnapshot
 	if err := workflow.ExecuteActivity(actx, acts.RefreshInvoice, &activities.InvoiceRef{InvoiceID: w.in.InvoiceID}).Get(ctx, &snap); err != nil {
 		workflow.GetLogger(ctx).Error("refresh after balance payment", "error", err)
 		return
@@ -81,8 +81,8 @@ func (w *invoiceWF) onPaymentApplied(ctx workflow.Context, pa *PaymentApplied) {
 	w.apply(ctx, &snap)
 	switch {
 	case pa.Status == contract.PaymentSucceeded && pa.Notify:
-		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePayment, PaymentID: pa.PaymentID, Amount: pa.Amount, Final: snap.AmountDue == 0})
+		w.st.Pending = append(w.st.Pending, contract.Notice{Kind: contract.NoticePayment, PaymentID: pa.PaymentID, Amount: pa.Amount, Final: snap.AmountDue == 0})
 	case pa.Status == contract.PaymentSucceeded && snap.AmountDue == 0:
-		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePayment, PaymentID: pa.PaymentID, Amount: pa.Amount, Final: true, Silent: true})
+		w.st.Pending = append(w.st.Pending, contract.Notice{Kind: contract.NoticePayment, PaymentID: pa.PaymentID, Amount: pa.Amount, Final: true, Silent: true})
 	}
 }

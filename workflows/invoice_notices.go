@@ -19,7 +19,7 @@ func (w *invoiceWF) issue(ctx workflow.Context) {
 }
 
 // notify sends one owed notification.
-func (w *invoiceWF) notify(ctx workflow.Context, n Notice) {
+func (w *invoiceWF) notify(ctx workflow.Context, n contract.Notice) {
 	var err error
 	var res activities.NotifyResult
 	switch n.Kind {

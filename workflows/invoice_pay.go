@@ -16,11 +16,11 @@ import (
 // ---- pay ----
 
 // validatePay rejects bad payments before they reach history.
-func (w *invoiceWF) validatePay(ctx workflow.Context, in *PayInput) error {
+func (w *invoiceWF) validatePay(ctx workflow.Context, in *contract.PayInput) error {
 	return w.checkPay(in)
 }
 
-func (w *invoiceWF) checkPay(in *PayInput) error {
+func (w *invoiceWF) checkPay(in *contract.PayInput) error {
 	st := w.st
 	cur := st.Currency
 	switch {
@@ -73,17 +73,17 @@ func (w *invoiceWF) minimum() int64 {
 }
 
 func payErr(msg string) error {
-	return temporal.NewNonRetryableApplicationError(msg, ErrTypeInvalidPayment, nil)
+	return temporal.NewNonRetryableApplicationError(msg, contract.ErrTypeInvalidPayment, nil)
 }
 
 func stateErr(msg string) error {
-	return temporal.NewNonRetryableApplicationError(msg, ErrTypeInvalidState, nil)
+	return temporal.NewNonRetryableApplicationError(msg, contract.ErrTypeInvalidState, nil)
 }
 
 // pay charges once and records it. Payments on one invoice run one at a time
 // and are re-validated under the lock, so two concurrent payers can never
 // together pay more than is due.
-func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) {
+func (w *invoiceWF) pay(ctx workflow.Context, in *contract.PayInput) (*contract.PayResult, error) {
 	if err := w.lock.Lock(ctx); err != nil {
 		return nil, err
 	}
@@ -112,16 +112,16 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 	// instead of two and one. A charge re-run after a worker crash finds its
 	// payment attempt in Postgres and asks the processor before charging.
 	if w.chargeLocal {
-		lctx := chargeLocalOptions(ctx, summary, ErrTypeCardDeclined, ErrTypeGateway)
+		lctx := chargeLocalOptions(ctx, summary, contract.ErrTypeCardDeclined, contract.ErrTypeGateway)
 		err = workflow.ExecuteLocalActivity(lctx, acts.Charge, charge).Get(ctx, &res)
 	} else {
-		actx := chargeOptions(ctx, summary, ErrTypeCardDeclined, ErrTypeGateway)
+		actx := chargeOptions(ctx, summary, contract.ErrTypeCardDeclined, contract.ErrTypeGateway)
 		err = workflow.ExecuteActivity(actx, acts.Charge, charge).Get(ctx, &res)
 	}
 	if err != nil {
 		var appErr *temporal.ApplicationError
-		if errors.As(err, &appErr) && appErr.Type() == ErrTypeGateway {
-			return nil, temporal.NewNonRetryableApplicationError(appErr.Message(), ErrTypeInvalidPayment, nil)
+		if errors.As(err, &appErr) && appErr.Type() == contract.ErrTypeGateway {
+			return nil, temporal.NewNonRetryableApplicationError(appErr.Message(), contract.ErrTypeInvalidPayment, nil)
 		}
 		return nil, err
 	}
@@ -135,17 +135,17 @@ func (w *invoiceWF) pay(ctx workflow.Context, in *PayInput) (*PayResult, error) 
 	}
 	known := w.hasPayment(paymentID)
 	if res.Status != contract.PaymentFailed && !known {
-		w.st.Payments = append(w.st.Payments, PaymentState{ID: paymentID, Amount: in.Amount, Status: res.Status,
+		w.st.Payments = append(w.st.Payments, contract.PaymentState{ID: paymentID, Amount: in.Amount, Status: res.Status,
 			IntentID: res.IntentID, MethodLabel: label, CreatedAt: workflow.Now(ctx)})
 	}
 	w.apply(ctx, &res.Invoice)
 	if res.Status == contract.PaymentSucceeded && !known {
-		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticePayment, PaymentID: paymentID, Amount: in.Amount, Final: res.Invoice.AmountDue == 0})
+		w.st.Pending = append(w.st.Pending, contract.Notice{Kind: contract.NoticePayment, PaymentID: paymentID, Amount: in.Amount, Final: res.Invoice.AmountDue == 0})
 	}
-	return &PayResult{PaymentID: paymentID, Amount: in.Amount, Status: res.Status, FailureCode: res.FailureCode,
+	return &contract.PayResult{PaymentID: paymentID, Amount: in.Amount, Status: res.Status, FailureCode: res.FailureCode,
 		DeclineCode: res.DeclineCode, FailureMessage: res.FailureMessage, NextActionURL: res.NextActionURL, Invoice: res.Invoice}, nil
 }
 
 func (w *invoiceWF) hasPayment(id string) bool {
-	return slices.ContainsFunc(w.st.Payments, func(p PaymentState) bool { return p.ID == id })
+	return slices.ContainsFunc(w.st.Payments, func(p contract.PaymentState) bool { return p.ID == id })
 }

@@ -14,7 +14,7 @@ import (
 
 // ---- refund ----
 
-func (w *invoiceWF) validateRefund(ctx workflow.Context, in *RefundInput) error {
+func (w *invoiceWF) validateRefund(ctx workflow.Context, in *contract.RefundInput) error {
 	_, err := w.refundTarget(in)
 	if err != nil && in != nil && in.Amount > 0 && in.PaymentID != "" && !w.signalsIdle() {
 		// The payment may be in a signal in hand: a balance payment's
@@ -26,15 +26,15 @@ func (w *invoiceWF) validateRefund(ctx workflow.Context, in *RefundInput) error 
 	return err
 }
 
-func (w *invoiceWF) refundTarget(in *RefundInput) (*PaymentState, error) {
+func (w *invoiceWF) refundTarget(in *contract.RefundInput) (*contract.PaymentState, error) {
 	bad := func(msg string) error {
-		return temporal.NewNonRetryableApplicationError(msg, ErrTypeInvalidRefund, nil)
+		return temporal.NewNonRetryableApplicationError(msg, contract.ErrTypeInvalidRefund, nil)
 	}
 	if in == nil || in.Amount <= 0 {
 		return nil, bad("refund amount must be greater than zero")
 	}
 	cur := w.st.Currency
-	var target *PaymentState
+	var target *contract.PaymentState
 	for i := len(w.st.Payments) - 1; i >= 0; i-- {
 		p := &w.st.Payments[i]
 		if p.Status != contract.PaymentSucceeded {
@@ -57,7 +57,7 @@ func (w *invoiceWF) refundTarget(in *RefundInput) (*PaymentState, error) {
 	return target, nil
 }
 
-func (w *invoiceWF) refund(ctx workflow.Context, in *RefundInput) (*RefundResult, error) {
+func (w *invoiceWF) refund(ctx workflow.Context, in *contract.RefundInput) (*contract.RefundResult, error) {
 	if _, err := w.refundTarget(in); err != nil {
 		// Accepted only with signals in hand (see validateRefund); histories
 		// from before never reach here, so nothing they replay changes.
@@ -81,12 +81,12 @@ func (w *invoiceWF) refund(ctx workflow.Context, in *RefundInput) (*RefundResult
 		PaymentID: target.ID, RefundID: refundID, Amount: in.Amount, Reason: in.Reason}).Get(ctx, &res); err != nil {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) {
-			return nil, temporal.NewNonRetryableApplicationError(appErr.Message(), ErrTypeInvalidRefund, nil)
+			return nil, temporal.NewNonRetryableApplicationError(appErr.Message(), contract.ErrTypeInvalidRefund, nil)
 		}
 		return nil, err
 	}
 	target.Refunded += in.Amount
 	w.apply(ctx, &res.Invoice)
-	w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticeRefund, RefundID: refundID, Amount: in.Amount})
-	return &RefundResult{RefundID: refundID, PaymentID: target.ID, Amount: in.Amount, Status: res.Status, Invoice: res.Invoice}, nil
+	w.st.Pending = append(w.st.Pending, contract.Notice{Kind: contract.NoticeRefund, RefundID: refundID, Amount: in.Amount})
+	return &contract.RefundResult{RefundID: refundID, PaymentID: target.ID, Amount: in.Amount, Status: res.Status, Invoice: res.Invoice}, nil
 }

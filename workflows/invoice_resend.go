@@ -28,7 +28,7 @@ const resendOutsideLockChange = "resend-outside-lock"
 // resend emails the invoice again with a fresh pay link, once per request.
 // The sequence is taken under the payment lock; the email, which waits out
 // an SMTP outage, goes out holding none, so payments never wait for it.
-func (w *invoiceWF) resend(ctx workflow.Context) (*ResendResult, error) {
+func (w *invoiceWF) resend(ctx workflow.Context) (*contract.ResendResult, error) {
 	if err := w.lock.Lock(ctx); err != nil {
 		return nil, err
 	}
@@ -53,5 +53,5 @@ func (w *invoiceWF) resend(ctx workflow.Context) (*ResendResult, error) {
 		return nil, err
 	}
 	w.st.Issued = true
-	return &ResendResult{Sequence: seq, Emailed: res.Emailed}, nil
+	return &contract.ResendResult{Sequence: seq, Emailed: res.Emailed}, nil
 }

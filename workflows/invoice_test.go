@@ -39,10 +39,10 @@ func (s *invoiceSuite) SetupTest() {
 
 func (s *invoiceSuite) TearDownTest() { s.env.AssertExpectations(s.T()) }
 
-func input(partial bool) *workflows.InvoiceInput {
-	return &workflows.InvoiceInput{InvoiceID: "inv_abc", Number: "INV-0001", PracticeID: "prac_1", ClientID: "cli_1",
+func input(partial bool) *contract.InvoiceInput {
+	return &contract.InvoiceInput{InvoiceID: "inv_abc", Number: "INV-0001", PracticeID: "prac_1", ClientID: "cli_1",
 		Currency: "usd", Total: 18000, DueDate: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
-		Partial:      workflows.PartialTerms{Enabled: partial, MinimumAmount: 5000, MaxInstallments: 2},
+		Partial:      contract.PartialTerms{Enabled: partial, MinimumAmount: 5000, MaxInstallments: 2},
 		RefundWindow: 24 * time.Hour}
 }
 
@@ -81,10 +81,10 @@ func (s *invoiceSuite) TestFullPaymentThenWindowCloses() {
 		return in.Amount == 18000 && in.PaymentID == "pay_abc_1" && in.PaymentMethodID == "pm_card_visa"
 	})).Return(&activities.ChargeResult{PaymentID: "pay_abc_1", IntentID: "pi_1", Status: "succeeded", MethodLabel: "Visa •••• 4242",
 		Invoice: activities.InvoiceSnapshot{Status: "paid", AmountPaid: 18000}}, nil).Once()
-	r := s.sendUpdate(time.Minute, workflows.PayUpdate, "k1", &workflows.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
-	var st *workflows.InvoiceState
+	r := s.sendUpdate(time.Minute, contract.PayUpdate, "k1", &contract.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
+	var st *contract.InvoiceState
 	s.env.RegisterDelayedCallback(func() {
-		v, err := s.env.QueryWorkflow(workflows.StateQuery)
+		v, err := s.env.QueryWorkflow(contract.StateQuery)
 		s.Require().NoError(err)
 		s.Require().NoError(v.Get(&st))
 	}, 2*time.Minute)
@@ -103,19 +103,19 @@ func (s *invoiceSuite) TestValidationRules() {
 	cases := []struct {
 		name    string
 		partial bool
-		in      *workflows.PayInput
+		in      *contract.PayInput
 		errType string
 	}{
-		{"zero", true, &workflows.PayInput{Amount: 0, PaymentMethodID: "pm_card_visa"}, workflows.ErrTypeInvalidPayment},
-		{"over due", true, &workflows.PayInput{Amount: 18001, PaymentMethodID: "pm_card_visa"}, workflows.ErrTypeInvalidPayment},
-		{"partial not enabled", false, &workflows.PayInput{Amount: 9000, PaymentMethodID: "pm_card_visa"}, workflows.ErrTypeInvalidPayment},
-		{"below minimum", true, &workflows.PayInput{Amount: 4999, PaymentMethodID: "pm_card_visa"}, workflows.ErrTypeInvalidPayment},
-		{"no method", true, &workflows.PayInput{Amount: 18000}, workflows.ErrTypeInvalidPayment},
+		{"zero", true, &contract.PayInput{Amount: 0, PaymentMethodID: "pm_card_visa"}, contract.ErrTypeInvalidPayment},
+		{"over due", true, &contract.PayInput{Amount: 18001, PaymentMethodID: "pm_card_visa"}, contract.ErrTypeInvalidPayment},
+		{"partial not enabled", false, &contract.PayInput{Amount: 9000, PaymentMethodID: "pm_card_visa"}, contract.ErrTypeInvalidPayment},
+		{"below minimum", true, &contract.PayInput{Amount: 4999, PaymentMethodID: "pm_card_visa"}, contract.ErrTypeInvalidPayment},
+		{"no method", true, &contract.PayInput{Amount: 18000}, contract.ErrTypeInvalidPayment},
 	}
 	for _, c := range cases {
 		s.Run(c.name, func() {
 			s.SetupTest()
-			r := s.sendUpdate(time.Minute, workflows.PayUpdate, "k", c.in, nil)
+			r := s.sendUpdate(time.Minute, contract.PayUpdate, "k", c.in, nil)
 			s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, time.Hour)
 			s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(c.partial))
 			s.Require().True(r.done)
@@ -129,10 +129,10 @@ func (s *invoiceSuite) TestDeclineChangesNothing() {
 	s.env.OnActivity(acts.Charge, mock.Anything, mock.Anything).Return(&activities.ChargeResult{PaymentID: "pay_abc_1", Status: "failed",
 		FailureCode: "card_declined", DeclineCode: "generic_decline", FailureMessage: "Your card was declined.",
 		Invoice: activities.InvoiceSnapshot{Status: "open", AmountDue: 18000}}, nil).Once()
-	r := s.sendUpdate(time.Minute, workflows.PayUpdate, "k1", &workflows.PayInput{Amount: 18000, PaymentMethodID: "pm_card_chargeDeclined"}, nil)
-	var st workflows.InvoiceState
+	r := s.sendUpdate(time.Minute, contract.PayUpdate, "k1", &contract.PayInput{Amount: 18000, PaymentMethodID: "pm_card_chargeDeclined"}, nil)
+	var st contract.InvoiceState
 	s.env.RegisterDelayedCallback(func() {
-		v, err := s.env.QueryWorkflow(workflows.StateQuery)
+		v, err := s.env.QueryWorkflow(contract.StateQuery)
 		s.Require().NoError(err)
 		s.Require().NoError(v.Get(&st))
 		s.env.CancelWorkflow()
@@ -140,7 +140,7 @@ func (s *invoiceSuite) TestDeclineChangesNothing() {
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
 	s.Require().True(r.done)
 	s.Require().NoError(r.err)
-	res := r.value.(*workflows.PayResult)
+	res := r.value.(*contract.PayResult)
 	s.Equal("failed", string(res.Status))
 	s.Equal("card_declined", res.FailureCode)
 	s.Equal("open", string(st.Status))
@@ -152,28 +152,28 @@ func (s *invoiceSuite) TestTwoInstallmentsAndThirdRejected() {
 	s.env.OnActivity(acts.Charge, mock.Anything, mock.MatchedBy(func(in *activities.ChargeInput) bool { return in.PaymentID == "pay_abc_1" })).
 		Return(&activities.ChargeResult{PaymentID: "pay_abc_1", Status: "succeeded",
 			Invoice: activities.InvoiceSnapshot{Status: "partially_paid", AmountPaid: 6000, AmountDue: 12000}}, nil).Once()
-	first := s.sendUpdate(time.Minute, workflows.PayUpdate, "k1", &workflows.PayInput{Amount: 6000, PaymentMethodID: "pm_card_visa"}, nil)
+	first := s.sendUpdate(time.Minute, contract.PayUpdate, "k1", &contract.PayInput{Amount: 6000, PaymentMethodID: "pm_card_visa"}, nil)
 	// With max 2 installments, a second partial payment is refused: it must pay the rest.
-	second := s.sendUpdate(2*time.Minute, workflows.PayUpdate, "k2", &workflows.PayInput{Amount: 6000, PaymentMethodID: "pm_card_mastercard"}, nil)
+	second := s.sendUpdate(2*time.Minute, contract.PayUpdate, "k2", &contract.PayInput{Amount: 6000, PaymentMethodID: "pm_card_mastercard"}, nil)
 	s.env.OnActivity(acts.Charge, mock.Anything, mock.MatchedBy(func(in *activities.ChargeInput) bool { return in.PaymentID == "pay_abc_2" })).
 		Return(&activities.ChargeResult{PaymentID: "pay_abc_2", Status: "succeeded",
 			Invoice: activities.InvoiceSnapshot{Status: "paid", AmountPaid: 18000, AmountDue: 0}}, nil).Once()
-	third := s.sendUpdate(3*time.Minute, workflows.PayUpdate, "k3", &workflows.PayInput{Amount: 12000, PaymentMethodID: "pm_card_mastercard"}, nil)
+	third := s.sendUpdate(3*time.Minute, contract.PayUpdate, "k3", &contract.PayInput{Amount: 12000, PaymentMethodID: "pm_card_mastercard"}, nil)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(true))
 	s.NoError(first.err)
-	s.Equal(workflows.ErrTypeInvalidPayment, appType(second.rejected))
+	s.Equal(contract.ErrTypeInvalidPayment, appType(second.rejected))
 	s.NoError(third.err)
-	s.Equal("paid", string(third.value.(*workflows.PayResult).Invoice.Status))
+	s.Equal("paid", string(third.value.(*contract.PayResult).Invoice.Status))
 	s.True(s.env.IsWorkflowCompleted())
 }
 
 func (s *invoiceSuite) TestPaidInvoiceRejectsPayment() {
 	s.env.OnActivity(acts.Charge, mock.Anything, mock.Anything).Return(&activities.ChargeResult{Status: "succeeded",
 		Invoice: activities.InvoiceSnapshot{Status: "paid", AmountPaid: 18000}}, nil).Once()
-	s.sendUpdate(time.Minute, workflows.PayUpdate, "k1", &workflows.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
-	again := s.sendUpdate(2*time.Minute, workflows.PayUpdate, "k2", &workflows.PayInput{Amount: 100, PaymentMethodID: "pm_card_visa"}, nil)
+	s.sendUpdate(time.Minute, contract.PayUpdate, "k1", &contract.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
+	again := s.sendUpdate(2*time.Minute, contract.PayUpdate, "k2", &contract.PayInput{Amount: 100, PaymentMethodID: "pm_card_visa"}, nil)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
-	s.Equal(workflows.ErrTypeInvalidState, appType(again.rejected))
+	s.Equal(contract.ErrTypeInvalidState, appType(again.rejected))
 }
 
 func (s *invoiceSuite) TestProcessingThenWebhookSucceeds() {
@@ -181,12 +181,12 @@ func (s *invoiceSuite) TestProcessingThenWebhookSucceeds() {
 		Status: "processing", Invoice: activities.InvoiceSnapshot{Status: "processing", AmountProcessing: 18000}}, nil).Once()
 	s.env.OnActivity(acts.SyncPayment, mock.Anything, &activities.SyncPaymentInput{InvoiceID: "inv_abc", PaymentID: "pay_abc_1", IntentID: "pi_b"}).
 		Return(&activities.ChargeResult{PaymentID: "pay_abc_1", Status: "succeeded", Invoice: activities.InvoiceSnapshot{Status: "paid", AmountPaid: 18000}}, nil).Once()
-	r := s.sendUpdate(time.Minute, workflows.PayUpdate, "k1", &workflows.PayInput{Amount: 18000, PaymentMethodID: "pm_usBankAccount"}, nil)
-	var during workflows.InvoiceState
+	r := s.sendUpdate(time.Minute, contract.PayUpdate, "k1", &contract.PayInput{Amount: 18000, PaymentMethodID: "pm_usBankAccount"}, nil)
+	var during contract.InvoiceState
 	s.env.RegisterDelayedCallback(func() {
-		v, _ := s.env.QueryWorkflow(workflows.StateQuery)
+		v, _ := s.env.QueryWorkflow(contract.StateQuery)
 		s.Require().NoError(v.Get(&during))
-		s.env.SignalWorkflow(workflows.PaymentEventSignal, &workflows.PaymentEvent{EventID: "evt_1", Type: "payment_intent.succeeded", IntentID: "pi_b"})
+		s.env.SignalWorkflow(contract.PaymentEventSignal, &contract.PaymentEvent{EventID: "evt_1", Type: "payment_intent.succeeded", IntentID: "pi_b"})
 	}, time.Hour)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
 	s.NoError(r.err)
@@ -200,19 +200,19 @@ func (s *invoiceSuite) TestRefundAndOverRefund() {
 		MethodLabel: "Visa •••• 4242", Invoice: activities.InvoiceSnapshot{Status: "paid", AmountPaid: 18000}}, nil).Once()
 	s.env.OnActivity(acts.Refund, mock.Anything, &activities.RefundInput{InvoiceID: "inv_abc", PaymentID: "pay_abc_1", RefundID: "ref_abc_1", Amount: 5000, Reason: "duplicate session"}).
 		Return(&activities.RefundResult{RefundID: "ref_abc_1", Status: "succeeded", Invoice: activities.InvoiceSnapshot{Status: "partially_refunded", AmountPaid: 18000, AmountRefunded: 5000}}, nil).Once()
-	s.sendUpdate(time.Minute, workflows.PayUpdate, "p", &workflows.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
-	ok := s.sendUpdate(2*time.Minute, workflows.RefundUpdate, "r1", &workflows.RefundInput{Amount: 5000, Reason: "duplicate session"}, nil)
-	over := s.sendUpdate(3*time.Minute, workflows.RefundUpdate, "r2", &workflows.RefundInput{Amount: 13001, PaymentID: "pay_abc_1"}, nil)
+	s.sendUpdate(time.Minute, contract.PayUpdate, "p", &contract.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
+	ok := s.sendUpdate(2*time.Minute, contract.RefundUpdate, "r1", &contract.RefundInput{Amount: 5000, Reason: "duplicate session"}, nil)
+	over := s.sendUpdate(3*time.Minute, contract.RefundUpdate, "r2", &contract.RefundInput{Amount: 13001, PaymentID: "pay_abc_1"}, nil)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
 	s.NoError(ok.err)
-	s.Equal("partially_refunded", string(ok.value.(*workflows.RefundResult).Invoice.Status))
-	s.Equal(workflows.ErrTypeInvalidRefund, appType(over.rejected))
+	s.Equal("partially_refunded", string(ok.value.(*contract.RefundResult).Invoice.Status))
+	s.Equal(contract.ErrTypeInvalidRefund, appType(over.rejected))
 }
 
 func (s *invoiceSuite) TestVoidClosesAndRejectsPayment() {
 	s.env.OnActivity(acts.VoidInvoice, mock.Anything, &activities.InvoiceRef{InvoiceID: "inv_abc"}).
 		Return(&activities.InvoiceSnapshot{Status: "void"}, nil).Once()
-	v := s.sendUpdate(time.Minute, workflows.VoidUpdate, "v", nil, nil)
+	v := s.sendUpdate(time.Minute, contract.VoidUpdate, "v", nil, nil)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
 	s.Require().True(v.done)
 	s.NoError(v.err)
@@ -220,7 +220,7 @@ func (s *invoiceSuite) TestVoidClosesAndRejectsPayment() {
 }
 
 func TestWorkflowIDRoundTrip(t *testing.T) {
-	id, ok := contract.InvoiceIDFromWorkflowID(workflows.InvoiceWorkflowID("inv_x1"))
+	id, ok := contract.InvoiceIDFromWorkflowID(contract.InvoiceWorkflowID("inv_x1"))
 	require.True(t, ok)
 	require.Equal(t, "inv_x1", id)
 	_, ok = contract.InvoiceIDFromWorkflowID("statement-run")
@@ -232,18 +232,18 @@ func (s *invoiceSuite) TestContinueAsNewCarriesState() {
 	in.MaxHistoryEvents = 20
 	s.env.OnActivity(acts.Charge, mock.Anything, mock.Anything).Return(&activities.ChargeResult{Status: "succeeded",
 		Invoice: activities.InvoiceSnapshot{Status: "partially_paid", AmountPaid: 6000, AmountDue: 12000}}, nil).Once()
-	s.sendUpdate(time.Minute, workflows.PayUpdate, "k1", &workflows.PayInput{Amount: 6000, PaymentMethodID: "pm_card_visa"}, nil)
+	s.sendUpdate(time.Minute, contract.PayUpdate, "k1", &contract.PayInput{Amount: 6000, PaymentMethodID: "pm_card_visa"}, nil)
 	// The history grows past the run's limit; the next wake-up continues as new.
 	s.env.RegisterDelayedCallback(func() { s.env.SetCurrentHistoryLength(25) }, 2*time.Minute)
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(workflows.ReminderSignal, &workflows.ReminderDue{Today: day("2026-11-01")})
+		s.env.SignalWorkflow(contract.ReminderSignal, &contract.ReminderDue{Today: day("2026-11-01")})
 	}, 3*time.Minute)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, in)
 	s.True(s.env.IsWorkflowCompleted())
 	err := s.env.GetWorkflowError()
 	var can *workflow.ContinueAsNewError
 	s.Require().ErrorAs(err, &can)
-	var next workflows.InvoiceInput
+	var next contract.InvoiceInput
 	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	s.Require().NotNil(next.State, "state travels into the next run")
 	s.Equal("partially_paid", string(next.State.Status))
@@ -261,23 +261,23 @@ func (s *invoiceSuite) TestContinueAsNewWaitsForASignalInHand() {
 	in.MaxHistoryEvents = 20
 	s.env.OnActivity(acts.Charge, mock.Anything, mock.Anything).Return(&activities.ChargeResult{Status: "processing", IntentID: "pi_1",
 		Invoice: activities.InvoiceSnapshot{Status: "processing", AmountDue: 0}}, nil).Once()
-	s.sendUpdate(time.Minute, workflows.PayUpdate, "k1", &workflows.PayInput{Amount: 18000, PaymentMethodID: "pm_usBankAccount"}, nil)
+	s.sendUpdate(time.Minute, contract.PayUpdate, "k1", &contract.PayInput{Amount: 18000, PaymentMethodID: "pm_usBankAccount"}, nil)
 	// The bank confirms; asking the processor takes a while.
 	s.env.OnActivity(acts.SyncPayment, mock.Anything, mock.Anything).After(time.Minute).Return(&activities.ChargeResult{Status: "succeeded",
 		Invoice: activities.InvoiceSnapshot{Status: "paid", AmountPaid: 18000, AmountDue: 0}}, nil).Once()
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(workflows.PaymentEventSignal, &workflows.PaymentEvent{Type: "payment_intent.succeeded", IntentID: "pi_1", PaymentID: "pay_abc_1"})
+		s.env.SignalWorkflow(contract.PaymentEventSignal, &contract.PaymentEvent{Type: "payment_intent.succeeded", IntentID: "pi_1", PaymentID: "pay_abc_1"})
 	}, 2*time.Minute)
 	// Meanwhile the history outgrows the run, and a reminder wakes it.
 	s.env.RegisterDelayedCallback(func() { s.env.SetCurrentHistoryLength(25) }, 2*time.Minute+time.Second)
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(workflows.ReminderSignal, &workflows.ReminderDue{Today: day("2026-11-01")})
+		s.env.SignalWorkflow(contract.ReminderSignal, &contract.ReminderDue{Today: day("2026-11-01")})
 	}, 2*time.Minute+2*time.Second)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, in)
 	s.True(s.env.IsWorkflowCompleted())
 	var can *workflow.ContinueAsNewError
 	s.Require().ErrorAs(s.env.GetWorkflowError(), &can)
-	var next workflows.InvoiceInput
+	var next contract.InvoiceInput
 	s.Require().NoError(converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 	s.Require().NotNil(next.State)
 	s.Require().Len(next.State.Payments, 1)

@@ -19,7 +19,7 @@ func (w *invoiceWF) validateVoid(ctx workflow.Context) error {
 	return nil
 }
 
-func (w *invoiceWF) void(ctx workflow.Context) (*InvoiceSnapshot, error) {
+func (w *invoiceWF) void(ctx workflow.Context) (*contract.InvoiceSnapshot, error) {
 	if err := w.lock.Lock(ctx); err != nil {
 		return nil, err
 	}
@@ -28,7 +28,7 @@ func (w *invoiceWF) void(ctx workflow.Context) (*InvoiceSnapshot, error) {
 		return nil, err
 	}
 	actx := voidOptions(ctx, "Void invoice "+w.st.Number)
-	var snap InvoiceSnapshot
+	var snap contract.InvoiceSnapshot
 	if err := workflow.ExecuteActivity(actx, acts.VoidInvoice, &activities.InvoiceRef{InvoiceID: w.in.InvoiceID}).Get(ctx, &snap); err != nil {
 		return nil, err
 	}

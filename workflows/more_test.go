@@ -9,6 +9,7 @@ import (
 	"go.temporal.io/sdk/converter"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -17,12 +18,12 @@ func (s *invoiceSuite) TestProcessingThenWebhookFailsReopens() {
 		Status: "processing", Invoice: activities.InvoiceSnapshot{Status: "processing", AmountProcessing: 18000}}, nil).Once()
 	s.env.OnActivity(acts.SyncPayment, mock.Anything, mock.Anything).Return(&activities.ChargeResult{PaymentID: "pay_abc_1",
 		Status: "failed", FailureCode: "insufficient_funds", Invoice: activities.InvoiceSnapshot{Status: "open", AmountDue: 18000}}, nil).Once()
-	s.sendUpdate(time.Minute, workflows.PayUpdate, "k1", &workflows.PayInput{Amount: 18000, PaymentMethodID: "pm_usBankAccount_insufficientFunds"}, nil)
+	s.sendUpdate(time.Minute, contract.PayUpdate, "k1", &contract.PayInput{Amount: 18000, PaymentMethodID: "pm_usBankAccount_insufficientFunds"}, nil)
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(workflows.PaymentEventSignal, &workflows.PaymentEvent{EventID: "evt_f", Type: "payment_intent.payment_failed", IntentID: "pi_f"})
+		s.env.SignalWorkflow(contract.PaymentEventSignal, &contract.PaymentEvent{EventID: "evt_f", Type: "payment_intent.payment_failed", IntentID: "pi_f"})
 	}, time.Hour)
 	// The amount is open again: a card payment now goes through.
-	retry := s.sendUpdate(2*time.Hour, workflows.PayUpdate, "k2", &workflows.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
+	retry := s.sendUpdate(2*time.Hour, contract.PayUpdate, "k2", &contract.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
 	s.env.OnActivity(acts.Charge, mock.Anything, mock.MatchedBy(func(in *activities.ChargeInput) bool { return in.PaymentID == "pay_abc_2" })).
 		Return(&activities.ChargeResult{PaymentID: "pay_abc_2", Status: "succeeded", Invoice: activities.InvoiceSnapshot{Status: "paid", AmountPaid: 18000}}, nil).Once()
 	failedNotices := 0
@@ -32,7 +33,7 @@ func (s *invoiceSuite) TestProcessingThenWebhookFailsReopens() {
 			failedNotices++
 		}
 	})
-	var st workflows.InvoiceState
+	var st contract.InvoiceState
 	s.stateAt(90*time.Minute, &st)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
 	s.Equal(1, failedNotices, "the client is told once that the debit failed")
@@ -52,9 +53,9 @@ func (s *invoiceSuite) TestRefundAfterCloseWorkflow() {
 		Return(&activities.RefundResult{RefundID: "ref_1_cx", Status: "succeeded", Invoice: activities.InvoiceSnapshot{Status: "partially_refunded"}}, nil).Once()
 	env.OnActivity(acts.NotifyRefund, mock.Anything, &activities.NotifyInput{InvoiceID: "inv_1", RefundID: "ref_1_cx"}).
 		Return(&activities.NotifyResult{Emailed: true}, nil).Once()
-	env.ExecuteWorkflow(workflows.RefundAfterCloseWorkflow, &workflows.RefundAfterCloseInput{InvoiceID: "inv_1", PaymentID: "pay_1",
+	env.ExecuteWorkflow(workflows.RefundAfterCloseWorkflow, &contract.RefundAfterCloseInput{InvoiceID: "inv_1", PaymentID: "pay_1",
 		RefundID: "ref_1_cx", Amount: 500, Currency: "usd", Reason: "duplicate"})
-	var res workflows.RefundResult
+	var res contract.RefundResult
 	s.NoError(env.GetWorkflowResult(&res))
 	s.Equal("partially_refunded", string(res.Invoice.Status))
 	env.AssertExpectations(s.T())
@@ -70,15 +71,15 @@ func (s *invoiceSuite) TestResendEmailsOncePerRequestNeverWhenPaid() {
 	})
 	s.env.OnActivity(acts.Charge, mock.Anything, mock.Anything).Return(&activities.ChargeResult{PaymentID: "pay_abc_1", Status: "succeeded",
 		Invoice: activities.InvoiceSnapshot{Status: "paid", AmountPaid: 18000}}, nil).Once()
-	r1 := s.sendUpdate(time.Minute, workflows.ResendUpdate, "r1", nil, nil)
-	r2 := s.sendUpdate(2*time.Minute, workflows.ResendUpdate, "r2", nil, nil)
-	s.sendUpdate(3*time.Minute, workflows.PayUpdate, "p", &workflows.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
-	paid := s.sendUpdate(4*time.Minute, workflows.ResendUpdate, "r3", nil, nil)
+	r1 := s.sendUpdate(time.Minute, contract.ResendUpdate, "r1", nil, nil)
+	r2 := s.sendUpdate(2*time.Minute, contract.ResendUpdate, "r2", nil, nil)
+	s.sendUpdate(3*time.Minute, contract.PayUpdate, "p", &contract.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
+	paid := s.sendUpdate(4*time.Minute, contract.ResendUpdate, "r3", nil, nil)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
 	s.NoError(r1.rejected)
 	s.NoError(r1.err)
-	s.Equal(1, r1.value.(*workflows.ResendResult).Sequence)
-	s.Equal(2, r2.value.(*workflows.ResendResult).Sequence)
-	s.Equal(workflows.ErrTypeInvalidState, appType(paid.rejected))
+	s.Equal(1, r1.value.(*contract.ResendResult).Sequence)
+	s.Equal(2, r2.value.(*contract.ResendResult).Sequence)
+	s.Equal(contract.ErrTypeInvalidState, appType(paid.rejected))
 	s.Equal([]int{0, 1, 2}, resends, "the first email, then one per resend")
 }

@@ -5,6 +5,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
+
+	"github.com/billflow/billflow/contract"
 )
 
 // Activity options, one place per kind of activity. Each workflow picks the
@@ -50,7 +52,7 @@ func refundOptions(ctx workflow.Context, summary string) workflow.Context {
 	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    30 * time.Second,
 		ScheduleToCloseTimeout: 2 * time.Hour,
-		RetryPolicy:            chargeRetry(ErrTypeGateway, ErrTypeInvalidRefund),
+		RetryPolicy:            chargeRetry(contract.ErrTypeGateway, contract.ErrTypeInvalidRefund),
 		Summary:                summary,
 	})
 }
@@ -86,7 +88,7 @@ func notifyOptions(ctx workflow.Context, summary string) workflow.Context {
 		StartToCloseTimeout: 2 * time.Minute,
 		RetryPolicy:         emailRetry,
 		Summary:             summary,
-		TaskQueue:           DocumentsTaskQueue,
+		TaskQueue:           contract.DocumentsTaskQueue,
 	})
 }
 
@@ -109,7 +111,7 @@ func statementEmailOptions(ctx workflow.Context, summary string) workflow.Contex
 		ScheduleToCloseTimeout: 6 * time.Hour,
 		RetryPolicy:            emailRetry,
 		Summary:                summary,
-		TaskQueue:              DocumentsTaskQueue,
+		TaskQueue:              contract.DocumentsTaskQueue,
 	})
 }
 
@@ -120,7 +122,7 @@ func documentOptions(ctx workflow.Context, summary string) workflow.Context {
 		ScheduleToCloseTimeout: 3 * time.Minute,
 		RetryPolicy:            &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 10 * time.Second, MaximumAttempts: 5},
 		Summary:                summary,
-		TaskQueue:              DocumentsTaskQueue,
+		TaskQueue:              contract.DocumentsTaskQueue,
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 )
 
 // StartInvoicesAfter is how old an invoice with no confirmed workflow start
@@ -21,11 +22,11 @@ const maxReconcilePages = 20
 // follows); a status that moved is a payment event. It never charges. A
 // full run (no AttemptID) first starts the workflows of invoices whose
 // creating request wrote the row but never got the start through.
-func ReconcileWorkflow(ctx workflow.Context, in *ReconcileInput) (*ReconcileResult, error) {
+func ReconcileWorkflow(ctx workflow.Context, in *contract.ReconcileInput) (*contract.ReconcileResult, error) {
 	if in == nil {
-		in = &ReconcileInput{}
+		in = &contract.ReconcileInput{}
 	}
-	out := &ReconcileResult{}
+	out := &contract.ReconcileResult{}
 	if in.AttemptID == "" && workflow.GetVersion(ctx, "start-unstarted-invoices", workflow.DefaultVersion, 1) == 1 {
 		startUnstartedInvoices(ctx, in, out)
 	}
@@ -51,7 +52,7 @@ func ReconcileWorkflow(ctx workflow.Context, in *ReconcileInput) (*ReconcileResu
 // startUnstartedInvoices starts the workflows of invoices left without one.
 // A failure is logged and counted, not returned: payments are still
 // reconciled, and the next run (2 minutes later) tries the invoices again.
-func startUnstartedInvoices(ctx workflow.Context, in *ReconcileInput, out *ReconcileResult) {
+func startUnstartedInvoices(ctx workflow.Context, in *contract.ReconcileInput, out *contract.ReconcileResult) {
 	for page := 0; page < maxReconcilePages; page++ {
 		actx := reconcileOptions(ctx, fmt.Sprintf("Start invoice workflows their requests never started, page %d", page+1), 5)
 		var res activities.StartInvoicesResult
@@ -71,14 +72,14 @@ func startUnstartedInvoices(ctx workflow.Context, in *ReconcileInput, out *Recon
 // tellInvoices signals each invoice a settled attempt paid.
 func tellInvoices(ctx workflow.Context, s *activities.SettledPayment) {
 	for _, al := range s.Allocations {
-		var sig any = &PaymentEvent{Type: "reconciled", IntentID: s.IntentID, PaymentID: al.PaymentID}
-		name := PaymentEventSignal
+		var sig any = &contract.PaymentEvent{Type: "reconciled", IntentID: s.IntentID, PaymentID: al.PaymentID}
+		name := contract.PaymentEventSignal
 		if s.NewPayments {
-			name = PaymentAppliedSignal
-			sig = &PaymentApplied{PaymentID: al.PaymentID, IntentID: s.IntentID, Amount: al.Amount, Status: s.Status,
+			name = contract.PaymentAppliedSignal
+			sig = &contract.PaymentApplied{PaymentID: al.PaymentID, IntentID: s.IntentID, Amount: al.Amount, Status: s.Status,
 				MethodLabel: s.MethodLabel, Notify: true}
 		}
-		if err := workflow.SignalExternalWorkflow(ctx, InvoiceWorkflowID(al.InvoiceID), "", name, sig).Get(ctx, nil); err != nil {
+		if err := workflow.SignalExternalWorkflow(ctx, contract.InvoiceWorkflowID(al.InvoiceID), "", name, sig).Get(ctx, nil); err != nil {
 			// The invoice's workflow has ended: the payment is recorded in Postgres all the same.
 			workflow.GetLogger(ctx).Warn("could not tell invoice workflow", "invoice", al.InvoiceID, "error", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"github.com/stretchr/testify/mock"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -18,9 +19,9 @@ func (s *invoiceSuite) TestReconcileStartsUnstartedInvoices() {
 	env.OnActivity(acts.StartUnstartedInvoices, mock.Anything, &activities.StartInvoicesInput{}).
 		Return(&activities.StartInvoicesResult{Checked: 3, Started: 2, Errors: 1}, nil).Once()
 	env.OnActivity(acts.ReconcilePayments, mock.Anything, mock.Anything).Return(&activities.ReconcileResult{Checked: 1}, nil).Once()
-	env.ExecuteWorkflow(workflows.ReconcileWorkflow, &workflows.ReconcileInput{})
+	env.ExecuteWorkflow(workflows.ReconcileWorkflow, &contract.ReconcileInput{})
 	s.NoError(env.GetWorkflowError())
-	var out workflows.ReconcileResult
+	var out contract.ReconcileResult
 	s.NoError(env.GetWorkflowResult(&out))
 	s.Equal(102, out.InvoicesStarted)
 	s.Equal(1, out.Errors)
@@ -31,7 +32,7 @@ func (s *invoiceSuite) TestReconcileStartsUnstartedInvoices() {
 	one.RegisterWorkflow(workflows.ReconcileWorkflow)
 	one.RegisterActivity(acts)
 	one.OnActivity(acts.ReconcilePayments, mock.Anything, mock.Anything).Return(&activities.ReconcileResult{Checked: 1}, nil).Once()
-	one.ExecuteWorkflow(workflows.ReconcileWorkflow, &workflows.ReconcileInput{AttemptID: "pay_1"})
+	one.ExecuteWorkflow(workflows.ReconcileWorkflow, &contract.ReconcileInput{AttemptID: "pay_1"})
 	s.NoError(one.GetWorkflowError())
 	one.AssertExpectations(s.T())
 	one.AssertNotCalled(s.T(), "StartUnstartedInvoices", mock.Anything, mock.Anything)

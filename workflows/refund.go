@@ -8,6 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/money"
 )
 
@@ -15,8 +16,8 @@ import (
 // and notice as a refund through the invoice workflow. Its recorded Update
 // answers once the refund is recorded; the notice follows whenever the mail
 // server takes it.
-func RefundAfterCloseWorkflow(ctx workflow.Context, in *RefundAfterCloseInput) (*RefundResult, error) {
-	rec := &recorded[RefundResult]{}
+func RefundAfterCloseWorkflow(ctx workflow.Context, in *contract.RefundAfterCloseInput) (*contract.RefundResult, error) {
+	rec := &recorded[contract.RefundResult]{}
 	if err := rec.register(ctx); err != nil {
 		return nil, err
 	}
@@ -33,16 +34,16 @@ func RefundAfterCloseWorkflow(ctx workflow.Context, in *RefundAfterCloseInput) (
 }
 
 // refundAfterClose refunds once and records it.
-func refundAfterClose(ctx workflow.Context, in *RefundAfterCloseInput) (*RefundResult, error) {
+func refundAfterClose(ctx workflow.Context, in *contract.RefundAfterCloseInput) (*contract.RefundResult, error) {
 	actx := refundOptions(ctx, fmt.Sprintf("Refund %s", money.Format(in.Amount, in.Currency)))
 	var res activities.RefundResult
 	if err := workflow.ExecuteActivity(actx, acts.Refund, &activities.RefundInput{InvoiceID: in.InvoiceID, PaymentID: in.PaymentID,
 		RefundID: in.RefundID, Amount: in.Amount, Reason: in.Reason}).Get(ctx, &res); err != nil {
 		var appErr *temporal.ApplicationError
 		if errors.As(err, &appErr) {
-			return nil, temporal.NewNonRetryableApplicationError(appErr.Message(), ErrTypeInvalidRefund, nil)
+			return nil, temporal.NewNonRetryableApplicationError(appErr.Message(), contract.ErrTypeInvalidRefund, nil)
 		}
 		return nil, err
 	}
-	return &RefundResult{RefundID: in.RefundID, PaymentID: in.PaymentID, Amount: in.Amount, Status: res.Status, Invoice: res.Invoice}, nil
+	return &contract.RefundResult{RefundID: in.RefundID, PaymentID: in.PaymentID, Amount: in.Amount, Status: res.Status, Invoice: res.Invoice}, nil
 }

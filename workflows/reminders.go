@@ -126,7 +126,7 @@ const reminderOutsideLockChange = "reminder-outside-lock"
 
 // onReminderDue decides, under the payment lock, whether a reminder is due
 // today and records it as owed, once per step.
-func (w *invoiceWF) onReminderDue(ctx workflow.Context, r *ReminderDue) {
+func (w *invoiceWF) onReminderDue(ctx workflow.Context, r *contract.ReminderDue) {
 	today := r.Today
 	if today.IsZero() {
 		today = workflow.Now(ctx)
@@ -149,7 +149,7 @@ func (w *invoiceWF) onReminderDue(ctx workflow.Context, r *ReminderDue) {
 	// Asked only when a step is due, so a run that had never sent a
 	// reminder before this code takes the new path.
 	if workflow.GetVersion(ctx, reminderOutsideLockChange, workflow.DefaultVersion, 1) == 1 {
-		w.st.Pending = append(w.st.Pending, Notice{Kind: contract.NoticeReminder, Step: step, Steps: steps, Today: dateOnly(today)})
+		w.st.Pending = append(w.st.Pending, contract.Notice{Kind: contract.NoticeReminder, Step: step, Steps: steps, Today: dateOnly(today)})
 		return
 	}
 	err := workflow.ExecuteActivity(reminderOptions(ctx, w.reminderSummary(step, steps)), acts.SendReminder, &activities.ReminderInput{InvoiceID: w.in.InvoiceID, Step: step,
@@ -171,7 +171,7 @@ func (w *invoiceWF) reminderSummary(step, steps int) string {
 // payment during an SMTP outage goes through while this retries. A payment
 // or void that leaves nothing to chase cancels it, so the reminder never
 // reaches a client who has paid and the receipt behind it is not held up.
-func (w *invoiceWF) sendReminder(ctx workflow.Context, n Notice) {
+func (w *invoiceWF) sendReminder(ctx workflow.Context, n contract.Notice) {
 	if !w.remindable() {
 		return
 	}
@@ -201,20 +201,20 @@ const reminderPageSize = 500
 // ReminderRunWorkflow is the daily `reminder-run` Schedule's action: it pages
 // through open invoices with a balance in Postgres and signals each invoice
 // workflow; the workflow decides whether a step is due and sends it once.
-func ReminderRunWorkflow(ctx workflow.Context, in *ReminderRunInput) (*ReminderRunResult, error) {
+func ReminderRunWorkflow(ctx workflow.Context, in *contract.ReminderRunInput) (*contract.ReminderRunResult, error) {
 	if in == nil {
-		in = &ReminderRunInput{}
+		in = &contract.ReminderRunInput{}
 	}
 	today := in.Today
 	if today.IsZero() {
 		today = dateOnly(localNow(ctx, in.TimeZone))
 	}
-	res := &ReminderRunResult{}
+	res := &contract.ReminderRunResult{}
 	cursor := in.AfterID
 	for page := 0; ; page++ {
 		if page >= 40 {
 			// Keep the history small on very large runs.
-			return nil, workflow.NewContinueAsNewError(ctx, ReminderRunWorkflow, &ReminderRunInput{Today: today, AfterID: cursor, Pages: in.Pages + page,
+			return nil, workflow.NewContinueAsNewError(ctx, ReminderRunWorkflow, &contract.ReminderRunInput{Today: today, AfterID: cursor, Pages: in.Pages + page,
 				TimeZone: in.TimeZone})
 		}
 		var out activities.SignalRemindersResult

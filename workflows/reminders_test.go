@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/mock"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -15,7 +16,7 @@ func day(s string) time.Time { t, _ := time.Parse(time.DateOnly, s); return t }
 
 func (s *invoiceSuite) remind(at time.Duration, today string) {
 	s.env.RegisterDelayedCallback(func() {
-		s.env.SignalWorkflow(workflows.ReminderSignal, &workflows.ReminderDue{Today: day(today)})
+		s.env.SignalWorkflow(contract.ReminderSignal, &contract.ReminderDue{Today: day(today)})
 	}, at)
 }
 
@@ -25,9 +26,9 @@ func (s *invoiceSuite) expectReminder(step int) {
 	})).Return(&activities.NotifyResult{Emailed: true}, nil).Once()
 }
 
-func (s *invoiceSuite) stateAt(at time.Duration, st *workflows.InvoiceState) {
+func (s *invoiceSuite) stateAt(at time.Duration, st *contract.InvoiceState) {
 	s.env.RegisterDelayedCallback(func() {
-		v, err := s.env.QueryWorkflow(workflows.StateQuery)
+		v, err := s.env.QueryWorkflow(contract.StateQuery)
 		s.Require().NoError(err)
 		s.Require().NoError(v.Get(st))
 	}, at)
@@ -44,7 +45,7 @@ func (s *invoiceSuite) TestRemindersAtEachOffsetNeverTwice() {
 	s.remind(5*time.Hour, "2026-12-08") // +7: step 3
 	s.remind(6*time.Hour, "2026-12-15") // +14: step 4
 	s.remind(7*time.Hour, "2026-12-30") // nothing after the last step
-	var mid, end workflows.InvoiceState
+	var mid, end contract.InvoiceState
 	s.stateAt(150*time.Minute, &mid)
 	s.stateAt(8*time.Hour, &end)
 	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 9*time.Hour)
@@ -61,7 +62,7 @@ func (s *invoiceSuite) TestReminderAfterDowntimeSendsOnlyLatest() {
 	s.expectReminder(3)
 	s.remind(time.Hour, "2026-12-09") // the first run after a week down: only step 3
 	s.remind(2*time.Hour, "2026-12-10")
-	var st workflows.InvoiceState
+	var st contract.InvoiceState
 	s.stateAt(3*time.Hour, &st)
 	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 4*time.Hour)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
@@ -72,14 +73,14 @@ func (s *invoiceSuite) TestReminderAfterDowntimeSendsOnlyLatest() {
 func (s *invoiceSuite) TestNoRemindersForPaidOrVoid() {
 	s.env.OnActivity(acts.Charge, mock.Anything, mock.Anything).Return(&activities.ChargeResult{Status: "succeeded",
 		Invoice: activities.InvoiceSnapshot{Status: "paid", AmountPaid: 18000}}, nil).Once()
-	s.sendUpdate(time.Minute, workflows.PayUpdate, "k", &workflows.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
+	s.sendUpdate(time.Minute, contract.PayUpdate, "k", &contract.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
 	s.remind(time.Hour, "2026-12-08")
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
 	s.env.AssertNotCalled(s.T(), "SendReminder", mock.Anything, mock.Anything)
 
 	s.SetupTest()
 	s.env.OnActivity(acts.VoidInvoice, mock.Anything, mock.Anything).Return(&activities.InvoiceSnapshot{Status: "void"}, nil).Once()
-	s.sendUpdate(time.Minute, workflows.VoidUpdate, "v", nil, nil)
+	s.sendUpdate(time.Minute, contract.VoidUpdate, "v", nil, nil)
 	s.remind(time.Hour, "2026-12-08")
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
 	s.env.AssertNotCalled(s.T(), "SendReminder", mock.Anything, mock.Anything)
@@ -88,7 +89,7 @@ func (s *invoiceSuite) TestNoRemindersForPaidOrVoid() {
 func (s *invoiceSuite) TestReminderAfterPartialPaymentChasesRemainder() {
 	s.env.OnActivity(acts.Charge, mock.Anything, mock.Anything).Return(&activities.ChargeResult{Status: "succeeded",
 		Invoice: activities.InvoiceSnapshot{Status: "partially_paid", AmountPaid: 6000, AmountDue: 12000}}, nil).Once()
-	s.sendUpdate(time.Minute, workflows.PayUpdate, "k", &workflows.PayInput{Amount: 6000, PaymentMethodID: "pm_card_visa"}, nil)
+	s.sendUpdate(time.Minute, contract.PayUpdate, "k", &contract.PayInput{Amount: 6000, PaymentMethodID: "pm_card_visa"}, nil)
 	s.expectReminder(2)
 	s.remind(time.Hour, "2026-12-01")
 	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 2*time.Hour)
@@ -103,9 +104,9 @@ func (s *invoiceSuite) TestReminderRunPages() {
 		Return(&activities.SignalRemindersResult{Count: 500, Signalled: 498, LastID: "inv_500"}, nil).Once()
 	env.OnActivity(acts.SignalReminders, mock.Anything, mock.MatchedBy(func(in *activities.SignalRemindersInput) bool { return in.AfterID == "inv_500" })).
 		Return(&activities.SignalRemindersResult{Count: 12, Signalled: 12, LastID: "inv_512"}, nil).Once()
-	env.ExecuteWorkflow(workflows.ReminderRunWorkflow, &workflows.ReminderRunInput{Today: day("2026-12-01")})
+	env.ExecuteWorkflow(workflows.ReminderRunWorkflow, &contract.ReminderRunInput{Today: day("2026-12-01")})
 	s.NoError(env.GetWorkflowError())
-	var res workflows.ReminderRunResult
+	var res contract.ReminderRunResult
 	s.NoError(env.GetWorkflowResult(&res))
 	s.Equal(510, res.Signalled)
 	env.AssertExpectations(s.T())
@@ -126,7 +127,7 @@ func (s *invoiceSuite) TestReminderRunDatesTodayInThePracticeTimeZone() {
 				got = in.Today
 				return &activities.SignalRemindersResult{}, nil
 			}).Once()
-		env.ExecuteWorkflow(workflows.ReminderRunWorkflow, &workflows.ReminderRunInput{TimeZone: tz})
+		env.ExecuteWorkflow(workflows.ReminderRunWorkflow, &contract.ReminderRunInput{TimeZone: tz})
 		s.NoError(env.GetWorkflowError())
 		s.Equal(day(want), got, "time zone %q", tz)
 	}

@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/workflows"
 )
 
@@ -46,20 +47,20 @@ func (s *invoiceSuite) TestReminderRetryingDoesNotBlockPayment() {
 	s.remind(time.Hour, "2026-12-01") // the due date: step 2, SMTP down
 	// The test environment gives up on an activity after 10 attempts
 	// (about 13 minutes of this backoff): the outage ends before that.
-	pay := s.sendUpdate(time.Hour+5*time.Minute, workflows.PayUpdate, "k", &workflows.PayInput{Amount: 6000, PaymentMethodID: "pm_card_visa"}, nil)
+	pay := s.sendUpdate(time.Hour+5*time.Minute, contract.PayUpdate, "k", &contract.PayInput{Amount: 6000, PaymentMethodID: "pm_card_visa"}, nil)
 	s.remind(time.Hour+5*time.Minute+30*time.Second, "2026-12-01") // the run triggered again during the outage
-	var during workflows.InvoiceState
+	var during contract.InvoiceState
 	paidDuringOutage, attemptsBeforePay := false, 0
 	s.env.RegisterDelayedCallback(func() { attemptsBeforePay = m.attempts }, time.Hour+4*time.Minute)
 	s.env.RegisterDelayedCallback(func() {
 		paidDuringOutage = pay.done && len(m.sent) == 0
-		v, err := s.env.QueryWorkflow(workflows.StateQuery)
+		v, err := s.env.QueryWorkflow(contract.StateQuery)
 		s.Require().NoError(err)
 		s.Require().NoError(v.Get(&during))
 		m.up = true
 	}, time.Hour+6*time.Minute)
 	s.remind(3*time.Hour, "2026-12-01") // and again after it
-	var end workflows.InvoiceState
+	var end contract.InvoiceState
 	s.stateAt(4*time.Hour, &end)
 	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 5*time.Hour)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(true))
@@ -95,9 +96,9 @@ func (s *invoiceSuite) TestReminderOwedWhenPaidInFullIsDropped() {
 		}
 	})
 	s.remind(time.Hour, "2026-12-08")
-	pay := s.sendUpdate(time.Hour+5*time.Minute, workflows.PayUpdate, "k", &workflows.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
+	pay := s.sendUpdate(time.Hour+5*time.Minute, contract.PayUpdate, "k", &contract.PayInput{Amount: 18000, PaymentMethodID: "pm_card_visa"}, nil)
 	s.env.RegisterDelayedCallback(func() { m.up = true }, time.Hour+6*time.Minute)
-	var end workflows.InvoiceState
+	var end contract.InvoiceState
 	s.stateAt(3*time.Hour, &end)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, input(false))
 
@@ -118,11 +119,11 @@ func (s *invoiceSuite) TestOwedReminderSurvivesContinueAsNew() {
 	m := s.reminderSMTP()
 	m.up = true
 	in := input(false)
-	in.State = &workflows.InvoiceState{InvoiceID: in.InvoiceID, Number: in.Number, Status: "open", Currency: "usd", Total: 18000,
+	in.State = &contract.InvoiceState{InvoiceID: in.InvoiceID, Number: in.Number, Status: "open", Currency: "usd", Total: 18000,
 		AmountDue: 18000, DueDate: in.DueDate, Issued: true, RemindersSent: []int{1},
-		Pending: []workflows.Notice{{Kind: "reminder", Step: 2, Steps: 4, Today: day("2026-12-01")}}}
+		Pending: []contract.Notice{{Kind: "reminder", Step: 2, Steps: 4, Today: day("2026-12-01")}}}
 	s.remind(time.Hour, "2026-12-01") // the same day's run again: already owed
-	var end workflows.InvoiceState
+	var end contract.InvoiceState
 	s.stateAt(2*time.Hour, &end)
 	s.env.RegisterDelayedCallback(func() { s.env.CancelWorkflow() }, 3*time.Hour)
 	s.env.ExecuteWorkflow(workflows.InvoiceWorkflow, in)
@@ -158,9 +159,9 @@ func (s *invoiceSuite) TestResendRetryingDoesNotBlockPayment() {
 		return &testsuite.TestUpdateCallback{OnReject: func(err error) { r.rejected, r.done = err, true }, OnAccept: func() {},
 			OnComplete: func(v any, err error) { r.value, r.err, r.done = v, err, true }}
 	}
-	env.RegisterDelayedCallback(func() { env.UpdateWorkflow(workflows.ResendUpdate, "r", callback(&resend)) }, time.Hour)
+	env.RegisterDelayedCallback(func() { env.UpdateWorkflow(contract.ResendUpdate, "r", callback(&resend)) }, time.Hour)
 	env.RegisterDelayedCallback(func() {
-		env.UpdateWorkflow(workflows.PayUpdate, "p", callback(&pay), &workflows.PayInput{Amount: 6000, PaymentMethodID: "pm_card_visa"})
+		env.UpdateWorkflow(contract.PayUpdate, "p", callback(&pay), &contract.PayInput{Amount: 6000, PaymentMethodID: "pm_card_visa"})
 	}, time.Hour+5*time.Minute)
 	paidDuringOutage := false
 	env.RegisterDelayedCallback(func() {
@@ -174,7 +175,7 @@ func (s *invoiceSuite) TestResendRetryingDoesNotBlockPayment() {
 	s.NoError(pay.err)
 	s.Require().True(resend.done)
 	s.NoError(resend.err)
-	s.Equal(1, resend.value.(*workflows.ResendResult).Sequence)
+	s.Equal(1, resend.value.(*contract.ResendResult).Sequence)
 	s.Equal(1, resent)
 	env.AssertExpectations(s.T())
 }

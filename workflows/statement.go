@@ -1,8 +1,6 @@
 package workflows
 
 import (
-	"github.com/billflow/billflow/contract"
-
 	"fmt"
 	"strings"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/billflow/billflow/activities"
+	"github.com/billflow/billflow/contract"
 )
 
 // Statement run defaults: clients per page, clients per run before it
@@ -28,9 +27,9 @@ const (
 // resumes where it stopped. It is idempotent: a statement's PDF is stored once
 // (same data, same bytes) and its email goes out once per client and month
 // (the Message-ID is claimed in Postgres), so running it again sends nothing new.
-func StatementRunWorkflow(ctx workflow.Context, in *StatementRunInput) (*StatementRunResult, error) {
+func StatementRunWorkflow(ctx workflow.Context, in *contract.StatementRunInput) (*contract.StatementRunResult, error) {
 	if in == nil {
-		in = &StatementRunInput{}
+		in = &contract.StatementRunInput{}
 	}
 	var from time.Time
 	if in.Month == "" {
@@ -39,7 +38,7 @@ func StatementRunWorkflow(ctx workflow.Context, in *StatementRunInput) (*Stateme
 	} else {
 		m, err := time.Parse("2006-01", in.Month)
 		if err != nil {
-			return nil, temporal.NewNonRetryableApplicationError("month must be YYYY-MM, got "+in.Month, ErrTypeInvalidState, err)
+			return nil, temporal.NewNonRetryableApplicationError("month must be YYYY-MM, got "+in.Month, contract.ErrTypeInvalidState, err)
 		}
 		from = m
 	}
@@ -49,12 +48,12 @@ func StatementRunWorkflow(ctx workflow.Context, in *StatementRunInput) (*Stateme
 	continueAfter := positiveOr(in.ContinueAfter, DefaultStatementContinueAfter)
 	parallelism := positiveOr(in.Parallelism, DefaultStatementParallelism)
 
-	res := &StatementRunResult{}
+	res := &contract.StatementRunResult{}
 	if in.Totals != nil {
 		*res = *in.Totals
 	}
 	res.Month, res.Cursor = month, in.AfterClientID
-	if err := workflow.SetQueryHandler(ctx, contract.StatementRunProgressQuery, func() (*StatementRunResult, error) { return res, nil }); err != nil {
+	if err := workflow.SetQueryHandler(ctx, contract.StatementRunProgressQuery, func() (*contract.StatementRunResult, error) { return res, nil }); err != nil {
 		return nil, err
 	}
 	logger := workflow.GetLogger(ctx)
@@ -119,7 +118,7 @@ func StatementRunWorkflow(ctx workflow.Context, in *StatementRunInput) (*Stateme
 		if handled >= continueAfter || workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
 			drain(0)
 			totals := *res
-			return nil, workflow.NewContinueAsNewError(ctx, StatementRunWorkflow, &StatementRunInput{Month: month,
+			return nil, workflow.NewContinueAsNewError(ctx, StatementRunWorkflow, &contract.StatementRunInput{Month: month,
 				AfterClientID: res.Cursor, Totals: &totals, PageSize: in.PageSize, ContinueAfter: in.ContinueAfter,
 				Parallelism: in.Parallelism})
 		}
@@ -135,9 +134,9 @@ func positiveOr(v, def int) int {
 
 // DocumentWorkflow renders a statement or superbill on the worker (where
 // Chromium runs) for the API, which waits for its result.
-func DocumentWorkflow(ctx workflow.Context, in *DocumentInput) (*DocumentResult, error) {
+func DocumentWorkflow(ctx workflow.Context, in *contract.DocumentInput) (*contract.DocumentResult, error) {
 	if in.Kind != contract.DocumentStatement && in.Kind != contract.DocumentSuperbill {
-		return nil, temporal.NewNonRetryableApplicationError("unknown document kind "+string(in.Kind), ErrTypeInvalidState, nil)
+		return nil, temporal.NewNonRetryableApplicationError("unknown document kind "+string(in.Kind), contract.ErrTypeInvalidState, nil)
 	}
 	actx := documentOptions(ctx, fmt.Sprintf("%s for %s %s – %s", strings.ToUpper(string(in.Kind[:1]))+string(in.Kind[1:]), in.ClientID,
 		in.From.Format(time.DateOnly), in.To.Format(time.DateOnly)))
@@ -154,5 +153,5 @@ func DocumentWorkflow(ctx workflow.Context, in *DocumentInput) (*DocumentResult,
 	if err != nil {
 		return nil, err
 	}
-	return &DocumentResult{DocumentID: r.DocumentID}, nil
+	return &contract.DocumentResult{DocumentID: r.DocumentID}, nil
 }

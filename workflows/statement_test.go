@@ -88,7 +88,7 @@ func (f *fakeAccounts) render(_ context.Context, in *activities.StatementInput) 
 
 // runStatement runs one StatementRunWorkflow execution on a fresh test
 // environment and returns its result, or the input of the run it continued as.
-func runStatement(t *testing.T, f *fakeAccounts, in *workflows.StatementRunInput) (*workflows.StatementRunResult, *workflows.StatementRunInput) {
+func runStatement(t *testing.T, f *fakeAccounts, in *contract.StatementRunInput) (*contract.StatementRunResult, *contract.StatementRunInput) {
 	t.Helper()
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
@@ -102,12 +102,12 @@ func runStatement(t *testing.T, f *fakeAccounts, in *workflows.StatementRunInput
 	err := env.GetWorkflowError()
 	var can *workflow.ContinueAsNewError
 	if errors.As(err, &can) {
-		var next workflows.StatementRunInput
+		var next contract.StatementRunInput
 		require.NoError(t, converter.GetDefaultDataConverter().FromPayloads(can.Input, &next))
 		return nil, &next
 	}
 	require.NoError(t, err)
-	var res workflows.StatementRunResult
+	var res contract.StatementRunResult
 	require.NoError(t, env.GetWorkflowResult(&res))
 	return &res, nil
 }
@@ -115,12 +115,12 @@ func runStatement(t *testing.T, f *fakeAccounts, in *workflows.StatementRunInput
 func TestStatementRunPagesAndContinuesAsNew(t *testing.T) {
 	f := newFakeAccounts(1234)
 	f.multi["cli_00007"] = true
-	in := &workflows.StatementRunInput{}
-	var res *workflows.StatementRunResult
+	in := &contract.StatementRunInput{}
+	var res *contract.StatementRunResult
 	var cursors []string
 	for runs := 0; res == nil; runs++ {
 		require.Less(t, runs, 10, "the run never finished")
-		var next *workflows.StatementRunInput
+		var next *contract.StatementRunInput
 		res, next = runStatement(t, f, in)
 		if next != nil {
 			require.Equal(t, "2026-10", next.Month, "the month is fixed when the first run starts")
@@ -149,7 +149,7 @@ func TestStatementRunPagesAndContinuesAsNew(t *testing.T) {
 func TestStatementRunCountsFailuresAndGoesOn(t *testing.T) {
 	f := newFakeAccounts(30)
 	f.failFor = "cli_00003"
-	res, next := runStatement(t, f, &workflows.StatementRunInput{Month: "2025-02", PageSize: 10, Parallelism: 3})
+	res, next := runStatement(t, f, &contract.StatementRunInput{Month: "2025-02", PageSize: 10, Parallelism: 3})
 	require.Nil(t, next)
 	require.Equal(t, 30, res.Clients)
 	require.Equal(t, 29, res.Statements)
@@ -163,7 +163,7 @@ func TestStatementRunRejectsABadMonth(t *testing.T) {
 	var ts testsuite.WorkflowTestSuite
 	env := ts.NewTestWorkflowEnvironment()
 	env.RegisterActivity(stActs)
-	env.ExecuteWorkflow(workflows.StatementRunWorkflow, &workflows.StatementRunInput{Month: "October"})
+	env.ExecuteWorkflow(workflows.StatementRunWorkflow, &contract.StatementRunInput{Month: "October"})
 	var appErr *temporal.ApplicationError
 	require.ErrorAs(t, env.GetWorkflowError(), &appErr)
 	require.Contains(t, appErr.Error(), "YYYY-MM")
@@ -177,10 +177,10 @@ func TestDocumentWorkflow(t *testing.T) {
 		env.RegisterActivity(stActs)
 		env.OnActivity(stActs.RenderSuperbill, mock.Anything, &activities.SuperbillInput{PracticeID: "prc_1", ClientID: "cli_1",
 			From: from, To: to}).Return(&activities.DocumentResult{DocumentID: "doc_1", Kind: "superbill"}, nil).Once()
-		env.ExecuteWorkflow(workflows.DocumentWorkflow, &workflows.DocumentInput{PracticeID: "prc_1", ClientID: "cli_1",
+		env.ExecuteWorkflow(workflows.DocumentWorkflow, &contract.DocumentInput{PracticeID: "prc_1", ClientID: "cli_1",
 			Kind: contract.DocumentSuperbill, From: from, To: to})
 		require.NoError(t, env.GetWorkflowError())
-		var res workflows.DocumentResult
+		var res contract.DocumentResult
 		require.NoError(t, env.GetWorkflowResult(&res))
 		require.Equal(t, "doc_1", res.DocumentID)
 		env.AssertExpectations(t)
@@ -192,7 +192,7 @@ func TestDocumentWorkflow(t *testing.T) {
 		env.OnActivity(stActs.RenderStatement, mock.Anything, mock.MatchedBy(func(in *activities.StatementInput) bool {
 			return !in.Email && in.ClientID == "cli_1" && in.From.Equal(from) && in.To.Equal(to)
 		})).Return(&activities.DocumentResult{DocumentID: "doc_2"}, nil).Once()
-		env.ExecuteWorkflow(workflows.DocumentWorkflow, &workflows.DocumentInput{PracticeID: "prc_1", ClientID: "cli_1",
+		env.ExecuteWorkflow(workflows.DocumentWorkflow, &contract.DocumentInput{PracticeID: "prc_1", ClientID: "cli_1",
 			Kind: contract.DocumentStatement, From: from, To: to})
 		require.NoError(t, env.GetWorkflowError())
 		env.AssertExpectations(t)
@@ -202,17 +202,17 @@ func TestDocumentWorkflow(t *testing.T) {
 		env := ts.NewTestWorkflowEnvironment()
 		env.RegisterActivity(stActs)
 		env.OnActivity(stActs.RenderSuperbill, mock.Anything, mock.Anything).Return(nil,
-			temporal.NewNonRetryableApplicationError("none", workflows.ErrTypeNothingToRender, nil)).Once()
-		env.ExecuteWorkflow(workflows.DocumentWorkflow, &workflows.DocumentInput{ClientID: "cli_1", Kind: contract.DocumentSuperbill, From: from, To: to})
+			temporal.NewNonRetryableApplicationError("none", contract.ErrTypeNothingToRender, nil)).Once()
+		env.ExecuteWorkflow(workflows.DocumentWorkflow, &contract.DocumentInput{ClientID: "cli_1", Kind: contract.DocumentSuperbill, From: from, To: to})
 		var appErr *temporal.ApplicationError
 		require.ErrorAs(t, env.GetWorkflowError(), &appErr)
-		require.Equal(t, workflows.ErrTypeNothingToRender, appErr.Type())
+		require.Equal(t, contract.ErrTypeNothingToRender, appErr.Type())
 	})
 	t.Run("unknown kind", func(t *testing.T) {
 		var ts testsuite.WorkflowTestSuite
 		env := ts.NewTestWorkflowEnvironment()
 		env.RegisterActivity(stActs)
-		env.ExecuteWorkflow(workflows.DocumentWorkflow, &workflows.DocumentInput{ClientID: "cli_1", Kind: "invoice"})
+		env.ExecuteWorkflow(workflows.DocumentWorkflow, &contract.DocumentInput{ClientID: "cli_1", Kind: "invoice"})
 		require.Error(t, env.GetWorkflowError())
 	})
 	require.Equal(t, "document-cli_1-superbill-2026-01-01-2026-03-31", contract.DocumentWorkflowID("cli_1", "superbill", from, to))

@@ -11,7 +11,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/billflow/billflow/workflows"
+	"github.com/billflow/billflow/contract"
 )
 
 // saveHistories writes every invoice workflow's history (as stored:
@@ -24,7 +24,7 @@ func (w *world) saveHistories(ctx context.Context, tc client.Client, outs []*out
 	}
 	for _, o := range outs {
 		for _, id := range o.invoices {
-			wid := workflows.InvoiceWorkflowID(id)
+			wid := contract.InvoiceWorkflowID(id)
 			h := &historypb.History{}
 			it := tc.GetWorkflowHistory(ctx, wid, "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 			for it.HasNext() {

@@ -37,6 +37,7 @@ import (
 
 	"github.com/billflow/billflow/app"
 	"github.com/billflow/billflow/config"
+	"github.com/billflow/billflow/contract"
 	"github.com/billflow/billflow/internal/devkeys"
 	"github.com/billflow/billflow/store"
 	"github.com/billflow/billflow/workflows"
@@ -451,14 +452,14 @@ func (l *loader) remindRun(ctx context.Context, db *pgxpool.Pool, ids []string, 
 	}()
 	runStart := time.Now()
 	wr, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "reminder-run-load-" + strconv.FormatInt(time.Now().Unix(), 10),
-		TaskQueue: workflows.TaskQueue}, workflows.ReminderRunWorkflow,
+		TaskQueue: contract.TaskQueue}, workflows.ReminderRunWorkflow,
 		// The day after: no reminder goes out on an invoice's issue day, and
 		// these were issued today; the due-date step is still the one due.
-		&workflows.ReminderRunInput{Today: due.AddDate(0, 0, 1)})
+		&contract.ReminderRunInput{Today: due.AddDate(0, 0, 1)})
 	if err != nil {
 		return err
 	}
-	var res workflows.ReminderRunResult
+	var res contract.ReminderRunResult
 	if err := wr.Get(ctx, &res); err != nil {
 		return err
 	}
